@@ -1,0 +1,82 @@
+/**
+ * What the orchestration (instance/lifecycle) needs from a hypervisor. A driver launches,
+ * inspects and stops its VM and declares what it can do; it never decides policy.
+ */
+export type Accel = 'kvm' | 'hvf' | 'tcg';
+export type AccelChoice = Accel | 'auto';
+export type HostArch = 'x86_64' | 'aarch64';
+
+export interface DriverCapabilities {
+  readonly rosetta: boolean;
+  readonly storeShare: '9p' | 'virtiofs';
+  readonly network: 'user-hostfwd' | 'nat';
+  readonly gracefulStop: boolean;
+  readonly vsock: boolean;
+}
+
+export interface AccelDecision {
+  readonly accel: Accel;
+  /** One line saying why, e.g. "/dev/kvm is not usable: the CPU has no vmx/svm". */
+  readonly reason: string;
+}
+
+/** A kernel ready to boot, as the driver prepared it (e.g. vmlinux extracted for PVH). */
+export interface BootKernel {
+  readonly path: string;
+  readonly format: 'vmlinux-pvh' | 'bzImage' | 'image';
+}
+
+/** A read-only directory shared with the guest. */
+export interface Share {
+  readonly tag: string;
+  readonly hostPath: string;
+}
+
+export interface LaunchPlan {
+  /** Instance name; also the VM's name in process listings. */
+  readonly name: string;
+  readonly hostArch: HostArch;
+  readonly accel: Accel;
+  readonly cores: number;
+  readonly memoryMiB: number;
+  readonly kernel: BootKernel;
+  readonly initrd: string;
+  /** Guest kernel arguments; the driver adds its console and machine-specific ones. */
+  readonly kernelArgs: readonly string[];
+  readonly shares: readonly Share[];
+  /** Host TCP port on 127.0.0.1 forwarded to the guest's port 22. */
+  readonly sshPort: number;
+  /** Host TSC frequency, passed to microvm guests so TCG boots never hang calibrating it. */
+  readonly tscKhz: number | undefined;
+  readonly consoleLog: string;
+  readonly qmpSocket: string;
+  readonly pidFile: string;
+}
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
+export interface RunningVm {
+  readonly pid: number;
+  /** Resolves when the process exits; only for a VM this process launched. */
+  readonly exited: Promise<ExitInfo>;
+  /** Where the hypervisor's own stdout/stderr go. */
+  readonly processLog: string;
+}
+
+export interface Driver {
+  readonly name: 'qemu' | 'vfkit';
+  readonly capabilities: DriverCapabilities;
+  /** Decides the accelerator for a request; throws a UserError when an explicit one cannot work. */
+  chooseAccel(requested: AccelChoice): Promise<AccelDecision>;
+  /** Turns a distribution kernel into what this driver boots fastest; cached under cacheDir. */
+  prepareKernel(kernelImage: string, cacheDir: string): Promise<BootKernel>;
+  /** Spawns the VM detached from this process; does not wait for SSH. */
+  launch(plan: LaunchPlan): Promise<RunningVm>;
+  /** True when pid is this instance's VM process (not a recycled pid of another program). */
+  ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean>;
+  /** Stops hard: the hypervisor's own quit, then SIGKILL; resolves when the process is gone. */
+  forceStop(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>, timeoutMs: number): Promise<void>;
+}

@@ -1,0 +1,115 @@
+/**
+ * Every file of an instance is named here, and only here.
+ *
+ * Linux: state in $XDG_STATE_HOME/linux-builder/<name>/, cache in $XDG_CACHE_HOME/linux-builder/,
+ * sockets in a short runtime dir ($XDG_RUNTIME_DIR/linux-builder/<name>/ or
+ * /tmp/linux-builder-<uid>/<name>/). As root without XDG variables: /var/lib/linux-builder.
+ * macOS: ~/Library/Application Support/linux-builder and ~/Library/Caches/linux-builder.
+ */
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { badInput } from '../errors.js';
+
+/** Node truncates longer unix socket paths silently; we refuse them instead. */
+export const maxSocketPathBytes = 103;
+
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/;
+
+export function validateInstanceName(name: string): string {
+  if (!namePattern.test(name)) {
+    throw badInput(
+      `instance name must be a plain word of letters, digits, "-" and "_" (got ${JSON.stringify(name)})`,
+      'for example: --name default, --name big-builds',
+    );
+  }
+  return name;
+}
+
+export interface Roots {
+  readonly state: string;
+  readonly cache: string;
+  readonly runtime: string;
+}
+
+export function roots(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): Roots {
+  const home = env.HOME ?? homedir();
+  const uid = process.getuid?.() ?? 0;
+  const runtime = env.XDG_RUNTIME_DIR
+    ? join(env.XDG_RUNTIME_DIR, 'linux-builder')
+    : join(platform === 'darwin' ? tmpdir() : '/tmp', `linux-builder-${uid}`);
+  if (platform === 'darwin') {
+    return {
+      state: join(env.XDG_STATE_HOME ?? join(home, 'Library', 'Application Support'), 'linux-builder'),
+      cache: join(env.XDG_CACHE_HOME ?? join(home, 'Library', 'Caches'), 'linux-builder'),
+      runtime,
+    };
+  }
+  const systemWide = uid === 0 && !env.XDG_STATE_HOME;
+  return {
+    state: env.XDG_STATE_HOME
+      ? join(env.XDG_STATE_HOME, 'linux-builder')
+      : systemWide
+        ? '/var/lib/linux-builder'
+        : join(home, '.local', 'state', 'linux-builder'),
+    cache: join(env.XDG_CACHE_HOME ?? (systemWide ? '/var/cache' : join(home, '.cache')), 'linux-builder'),
+    runtime,
+  };
+}
+
+export interface InstancePaths {
+  readonly name: string;
+  readonly stateDir: string;
+  /** Remembered settings (cores, memory, accel, kernel, ssh port). */
+  readonly config: string;
+  /** What is running: pid, boot time, accel actually used. */
+  readonly state: string;
+  readonly lock: string;
+  readonly consoleLog: string;
+  readonly processLog: string;
+  /** The client's private key; never leaves the host. */
+  readonly clientKey: string;
+  readonly clientKeyPub: string;
+  readonly knownHosts: string;
+  readonly sshConfig: string;
+  /** 0700 directory shared read-only with the guest: its host key, authorized key, config. */
+  readonly guestShare: string;
+  readonly runtimeDir: string;
+  readonly qmpSocket: string;
+  readonly pidFile: string;
+  readonly cacheDir: string;
+}
+
+export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
+  validateInstanceName(name);
+  const stateDir = join(r.state, name);
+  const runtimeDir = join(r.runtime, name);
+  return {
+    name,
+    stateDir,
+    config: join(stateDir, 'config.json'),
+    state: join(stateDir, 'state.json'),
+    lock: join(stateDir, 'lock'),
+    consoleLog: join(stateDir, 'console.log'),
+    processLog: join(stateDir, 'vm.log'),
+    clientKey: join(stateDir, 'id_ed25519'),
+    clientKeyPub: join(stateDir, 'id_ed25519.pub'),
+    knownHosts: join(stateDir, 'known_hosts'),
+    sshConfig: join(stateDir, 'ssh_config'),
+    guestShare: join(stateDir, 'guest-share'),
+    runtimeDir,
+    qmpSocket: join(runtimeDir, 'qmp.sock'),
+    pidFile: join(runtimeDir, 'vm.pid'),
+    cacheDir: r.cache,
+  };
+}
+
+/** Refuses socket paths Node would silently truncate. */
+export function checkSocketPath(path: string): void {
+  const bytes = Buffer.byteLength(path);
+  if (bytes > maxSocketPathBytes) {
+    throw badInput(
+      `socket path is ${bytes} bytes, over the ${maxSocketPathBytes}-byte limit of unix sockets: ${path}`,
+      'set XDG_RUNTIME_DIR to a shorter directory, or use a shorter --name',
+    );
+  }
+}
