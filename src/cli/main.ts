@@ -1,0 +1,77 @@
+/** The entry point: parses argv, runs one command, maps errors to exit codes. Only here exits. */
+import { Command, CommanderError, Option } from 'commander';
+import { validateInstanceName } from '../instance/paths.js';
+import { printError } from './output.js';
+import { startCommand } from './start.js';
+import { stopCommand } from './stop.js';
+import { statusCommand } from './status.js';
+import { sshCommand } from './ssh.js';
+import { logsCommand } from './logs.js';
+
+function program(): Command {
+  let exitCode = 0;
+  const cli = new Command('linux-builder')
+    .description('A Linux builder VM for Nix: QEMU on Linux, started on demand, reachable over pinned SSH.')
+    .option('--name <name>', 'instance name (a plain word); every instance is independent', 'default')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `linux-builder: ${text}` : text) });
+  const name = (): string => validateInstanceName(cli.opts<{ name: string }>().name);
+
+  cli
+    .command('start')
+    .description('start the builder VM and wait until SSH works (already running: says so)')
+    .option('--cores <n>', 'virtual CPUs (remembered)')
+    .option('--memory <size>', 'guest memory, e.g. 2048 or 4G (remembered)')
+    .addOption(new Option('--accel <accel>', 'accelerator (remembered)').choices(['auto', 'kvm', 'hvf', 'tcg']))
+    .option('--kernel <path>', 'boot this kernel image instead of the host\'s or the distribution\'s (remembered)')
+    .option('--boot-timeout <duration>', 'give up when not ready after this long, e.g. 60s, 2m (remembered; default 120s)')
+    .option('--verbose', 'show what is done and why')
+    .action(async (options) => startCommand(name(), options));
+  cli
+    .command('stop')
+    .description('power the guest off (at most 30 s), then kill it; already stopped: exit 0')
+    .option('--force', 'kill the VM at once')
+    .option('--verbose', 'show what is done')
+    .action(async (options) => stopCommand(name(), options));
+  cli
+    .command('status')
+    .description('show whether the builder is stopped, starting, running or broken, and why')
+    .option('--json', 'print machine-readable JSON (schema in the README)')
+    .action(async (options) => {
+      exitCode = await statusCommand(name(), options);
+    });
+  cli
+    .command('ssh')
+    .description('open a shell in the guest, or run a command: linux-builder ssh -- uname -m')
+    .argument('[command...]', 'command to run in the guest')
+    .allowExcessArguments()
+    .action(async (command: string[]) => {
+      exitCode = await sshCommand(name(), command);
+    });
+  cli
+    .command('logs')
+    .description("print the guest's console")
+    .option('-f, --follow', 'keep printing new lines')
+    .action(async (options) => logsCommand(name(), options));
+
+  cli.hook('postAction', () => {
+    process.exitCode = exitCode;
+  });
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+      return 2;
+    }
+    return printError(error);
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,29 @@
+import { start, type StartResult } from '../instance/lifecycle.js';
+import { terminalReporter } from './output.js';
+
+export interface StartOptions {
+  cores?: string;
+  memory?: string;
+  accel?: string;
+  kernel?: string;
+  bootTimeout?: string;
+  verbose?: boolean;
+}
+
+export async function startCommand(name: string, options: StartOptions): Promise<void> {
+  const reporter = terminalReporter({ verbose: options.verbose ?? false });
+  const result: StartResult = await start(
+    name,
+    { cores: options.cores, memory: options.memory, accel: options.accel, kernel: options.kernel, bootTimeout: options.bootTimeout },
+    reporter,
+  );
+  const { status } = result;
+  if (result.alreadyRunning) {
+    console.log(`builder "${name}" is already running (pid ${status.pid}, ssh port ${status.ssh?.port})`);
+    if (result.pendingSettings) console.log('new settings saved; they take effect at the next start');
+    return;
+  }
+  console.log(
+    `builder "${name}" is running: booted in ${status.bootSeconds?.toFixed(1)} s (${status.accel}, ${status.cores} cores, ${status.memoryMiB} MiB, ssh port ${status.ssh?.port})`,
+  );
+}

@@ -1,0 +1,18 @@
+import { status } from '../instance/lifecycle.js';
+
+export async function statusCommand(name: string, options: { json?: boolean }): Promise<number> {
+  const s = await status(name);
+  if (options.json) {
+    console.log(JSON.stringify(s, null, 2));
+  } else {
+    console.log(`${s.name}: ${s.state}`);
+    if (s.pid !== null) console.log(`  pid        ${s.pid}`);
+    if (s.accel) console.log(`  driver     ${s.driver} (${s.accel}), ${s.cores} cores, ${s.memoryMiB} MiB`);
+    if (s.systems.length > 0) console.log(`  systems    ${s.systems.join(', ')}`);
+    if (s.ssh) console.log(`  ssh        ${s.ssh.user}@${s.ssh.host}:${s.ssh.port} (host key alias ${s.ssh.hostKeyAlias})`);
+    if (s.bootSeconds !== null) console.log(`  booted in  ${s.bootSeconds} s at ${s.startedAt}`);
+    console.log(`  state dir  ${s.stateDir}`);
+    for (const reason of s.reasons) console.log(`  note       ${reason}`);
+  }
+  return s.state === 'broken' ? 1 : 0;
+}

@@ -1,0 +1,87 @@
+/**
+ * An instance's remembered settings (config.json): what `start` was told once and keeps.
+ * Parsed with zod; a file that does not parse is reported, never silently replaced.
+ */
+import { availableParallelism, totalmem } from 'node:os';
+import { z } from 'zod';
+import { failed } from '../errors.js';
+import { parseAccel, parseCount, parseDurationMs, parseSizeMiB } from './values.js';
+import type { AccelChoice } from '../drivers/driver.js';
+
+export const settingsVersion = 1;
+
+export const settingsSchema = z.object({
+  version: z.literal(settingsVersion),
+  cores: z.number().int().min(1).max(256),
+  memoryMiB: z.number().int().min(256).max(16 * 1024 * 1024),
+  accel: z.enum(['auto', 'kvm', 'hvf', 'tcg']),
+  /** An explicit kernel image; absent: the host's or the distribution's. */
+  kernel: z.string().min(1).optional(),
+  /** Chosen free at the first start and kept, so an installed ssh_config stays valid. */
+  sshPort: z.number().int().min(1024).max(65535).optional(),
+  bootTimeoutMs: z.number().int().min(1000).max(3_600_000),
+});
+export type Settings = z.infer<typeof settingsSchema>;
+
+export function hostLimits(): { cores: number; memoryMiB: number } {
+  return { cores: availableParallelism(), memoryMiB: Math.floor(totalmem() / 1024 / 1024) };
+}
+
+export function defaultSettings(host = hostLimits()): Settings {
+  return {
+    version: settingsVersion,
+    cores: Math.min(host.cores, 8),
+    memoryMiB: Math.min(2048, Math.max(256, Math.floor(host.memoryMiB / 4))),
+    accel: 'auto',
+    bootTimeoutMs: 120_000,
+  };
+}
+
+/** What the user may pass to `start`, as typed. */
+export interface SettingsFlags {
+  cores?: string;
+  memory?: string;
+  accel?: string;
+  kernel?: string;
+  bootTimeout?: string;
+}
+
+/** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
+export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimits()): Settings {
+  const next: Settings = { ...base };
+  if (flags.cores !== undefined) {
+    next.cores = parseCount('--cores', flags.cores, { min: 1, max: host.cores, hint: `this host has ${host.cores} cores` });
+  }
+  if (flags.memory !== undefined) {
+    next.memoryMiB = parseSizeMiB('--memory', flags.memory, {
+      min: 256,
+      max: host.memoryMiB,
+      hint: 'the guest needs at least 256 MiB; 2G or more for real builds',
+    });
+  }
+  if (flags.accel !== undefined) next.accel = parseAccel(flags.accel) satisfies AccelChoice;
+  if (flags.kernel !== undefined) next.kernel = flags.kernel;
+  if (flags.bootTimeout !== undefined) {
+    next.bootTimeoutMs = parseDurationMs('--boot-timeout', flags.bootTimeout, { min: 1000, max: 3_600_000 });
+  }
+  return next;
+}
+
+/** Parses config.json text; a corrupt file is a failed operation that names the file to fix or remove. */
+export function parseSettings(text: string, path: string): Settings {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw failed(`${path} is not valid JSON`, `fix it, or remove it to start over with defaults: rm ${path}`);
+  }
+  const result = settingsSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw failed(
+      `${path} is invalid: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown problem'}`,
+      `fix it, or remove it to start over with defaults: rm ${path}`,
+    );
+  }
+  return result.data;
+}

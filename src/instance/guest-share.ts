@@ -1,0 +1,32 @@
+/**
+ * The per-instance directory shared read-only with the guest (0700): the guest's host key,
+ * the client's public key, and the guest's nix.conf and binfmt lines. The client's private key
+ * is never here.
+ */
+import { guestShareFiles } from '../guest/layout.js';
+import { join } from 'node:path';
+import { ensurePrivateDir, writeFileAtomic } from './files.js';
+import { rm } from 'node:fs/promises';
+
+export interface GuestShareContent {
+  readonly hostKey: string;
+  readonly hostKeyPub: string;
+  readonly authorizedKeys: string;
+  readonly nixConf: string;
+  readonly binfmt: readonly string[];
+  readonly hostname: string;
+}
+
+export async function writeGuestShare(dir: string, content: GuestShareContent): Promise<void> {
+  await ensurePrivateDir(dir);
+  const files: [string, string][] = [
+    [guestShareFiles.hostKey, content.hostKey],
+    [guestShareFiles.hostKeyPub, content.hostKeyPub],
+    [guestShareFiles.authorizedKeys, content.authorizedKeys],
+    [guestShareFiles.nixConf, content.nixConf],
+    [guestShareFiles.hostname, `${content.hostname}\n`],
+  ];
+  if (content.binfmt.length > 0) files.push([guestShareFiles.binfmt, `${content.binfmt.join('\n')}\n`]);
+  else await rm(join(dir, guestShareFiles.binfmt), { force: true });
+  await Promise.all(files.map(([name, text]) => writeFileAtomic(join(dir, name), text, 0o600)));
+}

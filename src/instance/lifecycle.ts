@@ -1,0 +1,438 @@
+/**
+ * The one orchestration path for every driver: lock, state check, kernel and image, launch,
+ * readiness, rollback; stop; status. Drivers only launch, inspect and kill their hypervisor.
+ */
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { failed, badInput, UserError } from '../errors.js';
+import { applyFlags, defaultSettings, parseSettings, settingsVersion, type Settings, type SettingsFlags } from '../config/settings.js';
+import { selectDriver } from '../drivers/index.js';
+import type { Driver, LaunchPlan, RunningVm } from '../drivers/driver.js';
+import { isAlive, waitForExit } from '../drivers/process.js';
+import { locateKernel } from '../guest/kernel-source.js';
+import { ensureGuestImage } from '../guest/image.js';
+import { shareTags } from '../guest/layout.js';
+import { hostArch } from '../platform/host.js';
+import { ensureKeyPair, publicKeyBlob } from '../ssh/keys.js';
+import { hostAlias, knownHostsLine, sshConfigBlock } from '../ssh/config.js';
+import { sshExec, type SshTarget } from '../ssh/client.js';
+import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
+import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from './files.js';
+import { writeGuestShare } from './guest-share.js';
+import { acquireLock, lockHolder } from './lock.js';
+import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
+import { describePortHolder, isPortFree, pickFreePort } from './ports.js';
+import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
+import { guestNixConf } from './guest-nix-conf.js';
+
+export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH';
+
+export interface Reporter {
+  /** A new phase of a long operation began. */
+  phase(phase: Phase): void;
+  /** A line the user should see (e.g. why TCG was chosen). */
+  info(line: string): void;
+  /** Detail shown with --verbose. */
+  detail(line: string): void;
+}
+
+export const silentReporter: Reporter = { phase() {}, info() {}, detail() {} };
+
+export const guestUser = 'root';
+const consoleTailLines = 20;
+const gracefulStopMs = 30_000;
+
+export function hostSystem(): string {
+  return `${hostArch()}-linux`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// settings
+
+export async function loadSettings(paths: InstancePaths): Promise<Settings> {
+  const text = await readTextIfExists(paths.config);
+  return text === undefined ? defaultSettings() : parseSettings(text, paths.config);
+}
+
+async function saveSettings(paths: InstancePaths, settings: Settings): Promise<void> {
+  await writeFileAtomic(paths.config, `${JSON.stringify({ ...settings, version: settingsVersion }, null, 2)}\n`);
+}
+
+async function checkKernelFlag(path: string | undefined): Promise<void> {
+  if (path === undefined) return;
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile()) {
+    throw badInput(`--kernel ${path}: no such file`, 'give the path of a Linux kernel image (bzImage/vmlinuz or vmlinux)');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+export type InstanceState = 'stopped' | 'starting' | 'running' | 'broken';
+
+export interface InstanceStatus {
+  name: string;
+  state: InstanceState;
+  pid: number | null;
+  driver: string;
+  accel: string | null;
+  cores: number | null;
+  memoryMiB: number | null;
+  systems: string[];
+  ssh: { host: string; port: number; user: string; hostKeyAlias: string } | null;
+  startedAt: string | null;
+  bootSeconds: number | null;
+  stateDir: string;
+  reasons: string[];
+}
+
+interface Observed {
+  status: InstanceStatus;
+  run: RunState | undefined;
+  /** The VM process of this instance is alive. */
+  owned: boolean;
+}
+
+async function observe(paths: InstancePaths, driver: Driver): Promise<Observed> {
+  const reasons: string[] = [];
+  let settings: Settings | undefined;
+  try {
+    settings = await loadSettings(paths);
+  } catch (error) {
+    reasons.push(error instanceof UserError ? error.message : String(error));
+  }
+  const base: InstanceStatus = {
+    name: paths.name,
+    state: 'stopped',
+    pid: null,
+    driver: driver.name,
+    accel: null,
+    cores: settings?.cores ?? null,
+    memoryMiB: settings?.memoryMiB ?? null,
+    systems: [],
+    ssh: settings?.sshPort
+      ? { host: '127.0.0.1', port: settings.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) }
+      : null,
+    startedAt: null,
+    bootSeconds: null,
+    stateDir: paths.stateDir,
+    reasons,
+  };
+  const read = await readRunState(paths.state);
+  const starter = await lockHolder(paths.lock);
+  if (read.kind === 'corrupt') {
+    reasons.push(`${read.reason}; stop it with "linux-builder --name ${paths.name} stop --force"`);
+    return { status: { ...base, state: 'broken' }, run: undefined, owned: false };
+  }
+  if (read.kind === 'missing') {
+    if (starter !== undefined) return { status: { ...base, state: 'starting', reasons: [...reasons, `start in progress (pid ${starter})`] }, run: undefined, owned: false };
+    return { status: { ...base, state: settings ? 'stopped' : 'broken' }, run: undefined, owned: false };
+  }
+  const run = read.value;
+  const filled: InstanceStatus = {
+    ...base,
+    pid: run.pid,
+    accel: run.accel,
+    cores: run.cores,
+    memoryMiB: run.memoryMiB,
+    systems: run.systems,
+    ssh: { host: '127.0.0.1', port: run.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) },
+    startedAt: run.startedAt,
+    bootSeconds: run.bootSeconds,
+  };
+  const owned = (await isAlive(run.pid)) && (await driver.ownsProcess(run.pid, paths).catch(() => false));
+  if (!owned) {
+    const why = (await isAlive(run.pid))
+      ? `stale pid ${run.pid} now belongs to another program`
+      : run.phase === 'running'
+        ? `the VM (pid ${run.pid}) exited without "stop"; its console: ${paths.consoleLog}`
+        : `a start was interrupted (pid ${run.pid} is gone)`;
+    return { status: { ...filled, state: 'stopped', pid: null, reasons: [...reasons, why] }, run, owned: false };
+  }
+  if (run.phase === 'starting') {
+    if (starter !== undefined) return { status: { ...filled, state: 'starting' }, run, owned };
+    return {
+      status: { ...filled, state: 'broken', reasons: [...reasons, `the start that launched pid ${run.pid} died before it was ready; run "linux-builder --name ${paths.name} stop"`] },
+      run,
+      owned,
+    };
+  }
+  return { status: { ...filled, state: 'running' }, run, owned };
+}
+
+/** Never throws: whatever is wrong becomes state "broken" with reasons. */
+export async function status(name: string): Promise<InstanceStatus> {
+  const paths = instancePaths(name);
+  const driver = selectDriver();
+  try {
+    return (await observe(paths, driver)).status;
+  } catch (error) {
+    return {
+      name,
+      state: 'broken',
+      pid: null,
+      driver: driver.name,
+      accel: null,
+      cores: null,
+      memoryMiB: null,
+      systems: [],
+      ssh: null,
+      startedAt: null,
+      bootSeconds: null,
+      stateDir: paths.stateDir,
+      reasons: [`cannot read the instance's state: ${(error as Error).message}`],
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// start
+
+export interface StartResult {
+  readonly alreadyRunning: boolean;
+  readonly status: InstanceStatus;
+  /** Settings changed while running: they apply at the next start. */
+  readonly pendingSettings: boolean;
+}
+
+export class BootFailure extends UserError {
+  constructor(
+    readonly rung: Rung,
+    detail: string,
+    readonly consoleTail: string[],
+    consoleLog: string,
+  ) {
+    super(`the guest did not become ready: ${rungDescriptions[rung]} — failed (${detail})`, {
+      exitCode: 1,
+      hint: `last ${consoleTail.length} console lines (full console: ${consoleLog}):\n${consoleTail.map((l) => `  | ${l}`).join('\n')}`,
+    });
+  }
+}
+
+export async function consoleTail(path: string, lines = consoleTailLines): Promise<string[]> {
+  const text = await readFile(path, 'latin1').catch(() => '');
+  return text
+    .replace(/\r/g, '')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .slice(-lines);
+}
+
+export async function sshTarget(paths: InstancePaths, port: number): Promise<SshTarget> {
+  const [privateKey, hostKeyPub] = await Promise.all([
+    readFile(paths.clientKey, 'utf8'),
+    readFile(join(paths.guestShare, 'ssh_host_ed25519_key.pub'), 'utf8'),
+  ]);
+  return { host: '127.0.0.1', port, user: guestUser, privateKey, hostKeyBlob: publicKeyBlob(hostKeyPub) };
+}
+
+async function preparePort(paths: InstancePaths, settings: Settings): Promise<number> {
+  if (settings.sshPort === undefined) return pickFreePort();
+  if (await isPortFree(settings.sshPort)) return settings.sshPort;
+  const holder = await describePortHolder(settings.sshPort);
+  throw failed(
+    `port ${settings.sshPort} on 127.0.0.1, kept for instance "${paths.name}", is taken by ${holder ?? 'another program'}`,
+    `stop that program, or delete "sshPort" from ${paths.config} to pick a new port (then reinstall any ssh/nix config)`,
+  );
+}
+
+async function writeClientFiles(paths: InstancePaths, port: number): Promise<void> {
+  const alias = hostAlias(paths.name);
+  const [, hostKey] = await Promise.all([
+    ensureKeyPair(paths.clientKey, paths.clientKeyPub, `linux-builder-${paths.name}-client`),
+    ensureKeyPair(join(paths.guestShare, 'ssh_host_ed25519_key'), join(paths.guestShare, 'ssh_host_ed25519_key.pub'), alias),
+  ]);
+  await writeFileAtomic(paths.knownHosts, knownHostsLine(alias, hostKey.publicKey));
+  await writeFileAtomic(
+    paths.sshConfig,
+    sshConfigBlock({ alias, host: '127.0.0.1', port, user: guestUser, identityFile: paths.clientKey, knownHostsFile: paths.knownHosts }),
+  );
+}
+
+export async function start(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter): Promise<StartResult> {
+  const paths = instancePaths(name);
+  checkSocketPath(paths.qmpSocket);
+  const driver = selectDriver();
+  // Validate everything the user typed before writing anything.
+  const remembered = await loadSettings(paths);
+  const settings = applyFlags(remembered, flags);
+  await checkKernelFlag(flags.kernel);
+
+  await ensurePrivateDir(paths.stateDir);
+  await ensurePrivateDir(paths.runtimeDir);
+  const lock = await acquireLock(paths.lock, {
+    timeoutMs: settings.bootTimeoutMs + 120_000,
+    onWait: () => reporter.phase('waiting for another start'),
+  });
+  try {
+    const seen = await observe(paths, driver);
+    if (seen.owned) {
+      const pending = JSON.stringify(settings) !== JSON.stringify(remembered);
+      if (pending) await saveSettings(paths, settings);
+      return { alreadyRunning: true, status: seen.status, pendingSettings: pending };
+    }
+    await clearRunFiles(paths);
+    return await boot(paths, driver, settings, reporter);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function boot(paths: InstancePaths, driver: Driver, settings: Settings, reporter: Reporter): Promise<StartResult> {
+  const t0 = Date.now();
+  const port = await preparePort(paths, settings);
+  const accel = await driver.chooseAccel(settings.accel);
+  if (accel.accel === 'tcg' || settings.accel === 'auto') reporter.info(accel.reason);
+  await saveSettings(paths, { ...settings, sshPort: port });
+
+  reporter.phase('preparing kernel');
+  const arch = hostArch();
+  const kernel = await locateKernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: reporter.detail });
+  const bootKernel = await driver.prepareKernel(kernel.image, paths.cacheDir);
+  reporter.detail(`kernel ${kernel.version} (${kernel.source}): ${bootKernel.path} [${bootKernel.format}]`);
+
+  reporter.phase('building image');
+  await writeClientFiles(paths, port);
+  const systems = [hostSystem()];
+  const hostKeyDir = paths.guestShare;
+  await writeGuestShare(hostKeyDir, {
+    hostKey: await readFile(join(hostKeyDir, 'ssh_host_ed25519_key'), 'utf8'),
+    hostKeyPub: await readFile(join(hostKeyDir, 'ssh_host_ed25519_key.pub'), 'utf8'),
+    authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
+    nixConf: guestNixConf({ cores: settings.cores, extraPlatforms: [] }),
+    binfmt: [],
+    hostname: `linux-builder-${paths.name}`,
+  });
+  const image = await ensureGuestImage({
+    modulesDir: kernel.modulesDir,
+    kernelVersion: kernel.version,
+    hostArch: arch,
+    cacheDir: paths.cacheDir,
+    log: reporter.detail,
+  });
+  reporter.detail(`initramfs ${image.built ? 'built' : 'cached'}: ${image.path}`);
+
+  reporter.phase('booting');
+  const plan: LaunchPlan = {
+    name: paths.name,
+    hostArch: arch,
+    accel: accel.accel,
+    cores: settings.cores,
+    memoryMiB: settings.memoryMiB,
+    kernel: bootKernel,
+    initrd: image.path,
+    kernelArgs: ['panic=-1', 'quiet'],
+    shares: [
+      { tag: shareTags.usr, hostPath: '/usr' },
+      { tag: shareTags.store, hostPath: '/nix/store' },
+      { tag: shareTags.config, hostPath: paths.guestShare },
+    ],
+    sshPort: port,
+    tscKhz: undefined,
+    consoleLog: paths.consoleLog,
+    qmpSocket: paths.qmpSocket,
+    pidFile: paths.pidFile,
+  };
+  const launchStarted = Date.now();
+  const vm = await driver.launch(plan);
+  const run: RunState = {
+    version: runStateVersion,
+    phase: 'starting',
+    pid: vm.pid,
+    driver: driver.name,
+    accel: accel.accel,
+    accelReason: accel.reason,
+    cores: settings.cores,
+    memoryMiB: settings.memoryMiB,
+    systems,
+    sshPort: port,
+    startedAt: new Date(launchStarted).toISOString(),
+    bootSeconds: null,
+    kernel: bootKernel.path,
+    initrd: image.path,
+  };
+  const rollback = (): void => {
+    try {
+      process.kill(vm.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  process.once('exit', rollback);
+  try {
+    await writeRunState(paths.state, run);
+    reporter.phase('waiting for SSH');
+    await waitForReady(paths, vm, port, launchStarted + settings.bootTimeoutMs, reporter);
+  } catch (error) {
+    await driver.forceStop(vm.pid, plan, 10_000).catch(() => rollback());
+    await clearRunFiles(paths);
+    if (error instanceof NotReady) {
+      throw new BootFailure(error.rung, error.message, await bootDiagnostics(paths), paths.consoleLog);
+    }
+    throw error;
+  } finally {
+    process.removeListener('exit', rollback);
+  }
+  const bootSeconds = Math.round((Date.now() - launchStarted) / 10) / 100;
+  await writeRunState(paths.state, { ...run, phase: 'running', bootSeconds });
+  reporter.detail(`total start time ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+  const seen = await observe(paths, driver);
+  return { alreadyRunning: false, status: seen.status, pendingSettings: false };
+}
+
+async function waitForReady(paths: InstancePaths, vm: RunningVm, port: number, deadline: number, reporter: Reporter): Promise<void> {
+  const target = await sshTarget(paths, port);
+  await waitUntilReady({ target, deadline, exited: vm.exited, onRung: (rung) => reporter.detail(`ready rung: ${rung}`) });
+}
+
+/** The console tail, and the hypervisor's own complaints when it wrote any. */
+async function bootDiagnostics(paths: InstancePaths): Promise<string[]> {
+  const consoleLines = await consoleTail(paths.consoleLog);
+  const vmLines = await consoleTail(paths.processLog, 5);
+  return vmLines.length > 0 ? [...consoleLines, ...vmLines.map((line) => `[vm] ${line}`)] : consoleLines;
+}
+
+async function clearRunFiles(paths: InstancePaths): Promise<void> {
+  await Promise.all([paths.state, paths.pidFile, paths.qmpSocket].map((file) => rm(file, { force: true })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// stop
+
+export interface StopResult {
+  readonly wasRunning: boolean;
+  readonly graceful: boolean;
+}
+
+export async function stop(name: string, options: { force: boolean }, reporter: Reporter = silentReporter): Promise<StopResult> {
+  const paths = instancePaths(name);
+  const driver = selectDriver();
+  const seen = await observe(paths, driver);
+  if (!seen.owned || !seen.run) {
+    await clearRunFiles(paths);
+    return { wasRunning: false, graceful: false };
+  }
+  const { pid, sshPort } = seen.run;
+  let graceful = false;
+  if (!options.force) {
+    reporter.detail('asking the guest to power off over SSH');
+    try {
+      const target = await sshTarget(paths, sshPort);
+      // poweroff may cut the connection before it reports; only the process exit counts.
+      await sshExec(target, 'poweroff', 5000).catch(() => undefined);
+      graceful = await waitForExit(pid, gracefulStopMs);
+    } catch (error) {
+      reporter.detail(`graceful stop failed: ${(error as Error).message}`);
+    }
+  }
+  if (!graceful) {
+    reporter.detail(options.force ? 'killing the VM' : 'the guest did not power off in time; killing the VM');
+    await driver.forceStop(pid, paths, 10_000);
+  }
+  if ((await isAlive(pid)) && (await driver.ownsProcess(pid, paths).catch(() => false))) {
+    throw failed(`the VM (pid ${pid}) is still running after stop`, `kill it: kill -9 ${pid}`);
+  }
+  await clearRunFiles(paths);
+  return { wasRunning: true, graceful };
+}

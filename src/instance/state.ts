@@ -1,0 +1,54 @@
+/**
+ * state.json: what is running now. Written when a VM is launched, updated when it is ready,
+ * removed when it is stopped. Versioned and written atomically.
+ */
+import { z } from 'zod';
+import { writeFileAtomic, readTextIfExists } from './files.js';
+
+export const runStateVersion = 1;
+
+export const runStateSchema = z.object({
+  version: z.literal(runStateVersion),
+  phase: z.enum(['starting', 'running']),
+  pid: z.number().int().positive(),
+  driver: z.enum(['qemu', 'vfkit']),
+  accel: z.enum(['kvm', 'hvf', 'tcg']),
+  accelReason: z.string(),
+  cores: z.number().int().positive(),
+  memoryMiB: z.number().int().positive(),
+  systems: z.array(z.string()),
+  sshPort: z.number().int().min(1).max(65535),
+  startedAt: z.string(),
+  bootSeconds: z.number().nullable(),
+  kernel: z.string(),
+  initrd: z.string(),
+});
+export type RunState = z.infer<typeof runStateSchema>;
+
+export type ReadResult<T> = { kind: 'missing' } | { kind: 'ok'; value: T } | { kind: 'corrupt'; reason: string };
+
+export async function readRunState(path: string): Promise<ReadResult<RunState>> {
+  let text: string | undefined;
+  try {
+    text = await readTextIfExists(path);
+  } catch (error) {
+    return { kind: 'corrupt', reason: `cannot read ${path}: ${(error as Error).message}` };
+  }
+  if (text === undefined) return { kind: 'missing' };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { kind: 'corrupt', reason: `${path} is not valid JSON` };
+  }
+  const parsed = runStateSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { kind: 'corrupt', reason: `${path} is invalid (${issue?.path.join('.') ?? ''}: ${issue?.message ?? '?'})` };
+  }
+  return { kind: 'ok', value: parsed.data };
+}
+
+export async function writeRunState(path: string, state: RunState): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
+}

@@ -1,0 +1,114 @@
+/**
+ * The readiness ladder: the VM process is alive → its SSH port accepts → sshd sends its banner
+ * → a command runs over SSH with the pinned host key. All under one deadline; a failure names
+ * the highest rung that never succeeded.
+ */
+import { connect } from 'node:net';
+import { HostKeyMismatch, sshExec, type SshTarget } from './client.js';
+
+export type Rung = 'process' | 'port' | 'ssh-banner' | 'ssh-exec';
+
+export const rungDescriptions: Record<Rung, string> = {
+  process: 'the VM process stayed alive',
+  port: "the SSH port accepted a connection",
+  'ssh-banner': 'sshd in the guest answered with its banner',
+  'ssh-exec': 'a command ran over SSH',
+};
+
+export class NotReady extends Error {
+  constructor(
+    readonly rung: Rung,
+    detail: string,
+  ) {
+    super(detail);
+    this.name = 'NotReady';
+  }
+}
+
+export interface ReadinessOptions {
+  readonly target: SshTarget;
+  /** Absolute time (ms since epoch) after which the ladder gives up. */
+  readonly deadline: number;
+  /** Rejects or resolves when the VM process exits: the ladder then fails at rung "process". */
+  readonly exited: Promise<unknown>;
+  readonly command?: string;
+  readonly onRung?: (rung: Rung) => void;
+  readonly now?: () => number;
+  readonly pollMs?: number;
+}
+
+type Probe = 'refused' | 'no-banner' | 'banner';
+
+/** One TCP attempt: does the port accept, and does an SSH banner come back within timeoutMs? */
+function probeBanner(host: string, port: number, timeoutMs: number): Promise<Probe> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    let received = '';
+    let accepted = false;
+    const done = (result: Probe): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done(accepted ? 'no-banner' : 'refused'), timeoutMs);
+    socket.on('connect', () => (accepted = true));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.startsWith('SSH-') && received.includes('\n')) done('banner');
+      else if (received.length > 255) done('no-banner');
+    });
+    socket.on('error', () => done(accepted ? 'no-banner' : 'refused'));
+    socket.on('close', () => done(accepted ? 'no-banner' : 'refused'));
+  });
+}
+
+export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
+  const now = options.now ?? Date.now;
+  const pollMs = options.pollMs ?? 100;
+  const { target } = options;
+  let exitedWith: string | undefined;
+  options.exited.then(
+    (info) => (exitedWith = `the VM process exited (${JSON.stringify(info)})`),
+    (error: unknown) => (exitedWith = `the VM process failed: ${String(error)}`),
+  );
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let reached: Rung = 'process';
+  const climb = (rung: Rung): void => {
+    if (reached !== rung) {
+      reached = rung;
+      options.onRung?.(rung);
+    }
+  };
+  options.onRung?.('process');
+  let lastError = '';
+  while (now() < options.deadline) {
+    if (exitedWith) throw new NotReady('process', exitedWith);
+    const left = options.deadline - now();
+    const probe = await probeBanner(target.host, target.port, Math.min(2000, Math.max(100, left)));
+    if (exitedWith) throw new NotReady('process', exitedWith);
+    if (probe === 'refused') {
+      await sleep(pollMs);
+      continue;
+    }
+    climb('port');
+    if (probe === 'no-banner') {
+      await sleep(pollMs);
+      continue;
+    }
+    climb('ssh-banner');
+    try {
+      const result = await sshExec(target, options.command ?? 'true', Math.max(1000, Math.min(30_000, options.deadline - now())));
+      if (result.code === 0) {
+        climb('ssh-exec');
+        return;
+      }
+      lastError = `readiness command exited ${result.code}: ${result.stderr.trim().slice(0, 200)}`;
+    } catch (error) {
+      if (error instanceof HostKeyMismatch) throw new NotReady('ssh-exec', error.message);
+      lastError = (error as Error).message;
+    }
+    await sleep(pollMs);
+  }
+  const next: Rung = reached === 'process' ? 'port' : reached === 'port' ? 'ssh-banner' : 'ssh-exec';
+  throw new NotReady(next, `${rungDescriptions[next]}: not within the deadline${lastError ? ` (${lastError})` : ''}`);
+}

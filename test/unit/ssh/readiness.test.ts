@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:net';
+import ssh2 from 'ssh2';
+import { NotReady, waitUntilReady } from '../../../src/ssh/readiness.js';
+import { generateKeyPair, publicKeyBlob } from '../../../src/ssh/keys.js';
+
+const client = generateKeyPair('client');
+const pinned = generateKeyPair('pinned');
+
+function listen(server: Server | ssh2.Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : 0);
+    });
+  });
+}
+
+const never = new Promise<never>(() => {});
+
+test('a port that accepts and closes (slirp before sshd is up) fails at the banner rung', async () => {
+  const server = createServer((socket) => socket.destroy());
+  const port = await listen(server);
+  const rungs: string[] = [];
+  await assert.rejects(
+    waitUntilReady({
+      target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      deadline: Date.now() + 800,
+      exited: never,
+      onRung: (rung) => rungs.push(rung),
+      pollMs: 20,
+    }),
+    (error: unknown) => error instanceof NotReady && error.rung === 'ssh-banner',
+  );
+  assert.deepEqual(rungs, ['process', 'port']);
+  server.close();
+});
+
+test('a VM process that exits fails at the process rung at once', async () => {
+  const started = Date.now();
+  await assert.rejects(
+    waitUntilReady({
+      target: { host: '127.0.0.1', port: 1, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      deadline: Date.now() + 30_000,
+      exited: Promise.resolve({ code: 1, signal: null }),
+    }),
+    (error: unknown) => error instanceof NotReady && error.rung === 'process' && /exited/.test(error.message),
+  );
+  assert.ok(Date.now() - started < 10_000);
+});
+
+test('an sshd with another host key fails with a host key mismatch, and no command is sent', async () => {
+  const impostor = generateKeyPair('impostor');
+  let commandsReceived = 0;
+  let authAttempts = 0;
+  const server = new ssh2.Server({ hostKeys: [impostor.privateKey] }, (connection) => {
+    connection.on('authentication', (ctx) => {
+      authAttempts++;
+      ctx.accept();
+    });
+    connection.on('session', (accept) => {
+      accept().on('exec', () => commandsReceived++);
+    });
+    connection.on('error', () => {});
+  });
+  const port = await listen(server);
+  await assert.rejects(
+    waitUntilReady({
+      target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      deadline: Date.now() + 10_000,
+      exited: never,
+    }),
+    (error: unknown) => error instanceof NotReady && error.rung === 'ssh-exec' && /host key mismatch/.test(error.message),
+  );
+  assert.equal(authAttempts, 0);
+  assert.equal(commandsReceived, 0);
+  server.close();
+});
+
+test('an sshd with the pinned key that runs the command makes the ladder succeed', async () => {
+  const server = new ssh2.Server({ hostKeys: [pinned.privateKey] }, (connection) => {
+    connection.on('authentication', (ctx) => (ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey'])));
+    connection.on('session', (accept) => {
+      accept().on('exec', (acceptExec) => {
+        const stream = acceptExec();
+        stream.exit(0);
+        stream.end();
+      });
+    });
+    connection.on('error', () => {});
+  });
+  const port = await listen(server);
+  const rungs: string[] = [];
+  await waitUntilReady({
+    target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+    deadline: Date.now() + 10_000,
+    exited: never,
+    onRung: (rung) => rungs.push(rung),
+  });
+  assert.deepEqual(rungs, ['process', 'port', 'ssh-banner', 'ssh-exec']);
+  server.close();
+});
