@@ -12,7 +12,8 @@ import { isAlive, waitForExit } from '../drivers/process.js';
 import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
 import { shareTags } from '../guest/layout.js';
-import { hostArch } from '../platform/host.js';
+import { guestPaths } from '../guest/init.js';
+import { hostArch, hostTscKhz } from '../platform/host.js';
 import { ensureKeyPair, publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias, knownHostsLine, sshConfigBlock } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
@@ -239,6 +240,7 @@ async function preparePort(paths: InstancePaths, settings: Settings): Promise<nu
 
 async function writeClientFiles(paths: InstancePaths, port: number): Promise<void> {
   const alias = hostAlias(paths.name);
+  await ensurePrivateDir(paths.guestShare);
   const [, hostKey] = await Promise.all([
     ensureKeyPair(paths.clientKey, paths.clientKeyPub, `linux-builder-${paths.name}-client`),
     ensureKeyPair(join(paths.guestShare, 'ssh_host_ed25519_key'), join(paths.guestShare, 'ssh_host_ed25519_key.pub'), alias),
@@ -291,6 +293,12 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
   const kernel = await locateKernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: reporter.detail });
   const bootKernel = await driver.prepareKernel(kernel.image, paths.cacheDir);
   reporter.detail(`kernel ${kernel.version} (${kernel.source}): ${bootKernel.path} [${bootKernel.format}]`);
+  if (kernel.modulesDir === undefined) {
+    throw failed(
+      `no kernel modules found for kernel ${kernel.version} (${kernel.image})`,
+      `the guest needs its virtio, 9p and overlay modules: install them under /lib/modules/${kernel.version}, or use another --kernel`,
+    );
+  }
 
   reporter.phase('building image');
   await writeClientFiles(paths, port);
@@ -329,7 +337,7 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
       { tag: shareTags.config, hostPath: paths.guestShare },
     ],
     sshPort: port,
-    tscKhz: undefined,
+    tscKhz: arch === 'x86_64' ? await hostTscKhz() : undefined,
     consoleLog: paths.consoleLog,
     qmpSocket: paths.qmpSocket,
     pidFile: paths.pidFile,
@@ -419,8 +427,9 @@ export async function stop(name: string, options: { force: boolean }, reporter: 
     reporter.detail('asking the guest to power off over SSH');
     try {
       const target = await sshTarget(paths, sshPort);
-      // poweroff may cut the connection before it reports; only the process exit counts.
-      await sshExec(target, 'poweroff', 5000).catch(() => undefined);
+      // busybox's poweroff (the host /usr's would call systemctl); it may cut the connection
+      // before it reports, so only the process exit counts.
+      await sshExec(target, `${guestPaths.busyboxDir}/poweroff`, 5000).catch(() => undefined);
       graceful = await waitForExit(pid, gracefulStopMs);
     } catch (error) {
       reporter.detail(`graceful stop failed: ${(error as Error).message}`);

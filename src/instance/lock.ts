@@ -4,25 +4,18 @@
  */
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { errnoCode, failed } from '../errors.js';
+import { isAlive } from '../drivers/process.js';
 
 export interface Lock {
   release(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
-  }
-}
 
 /** The live pid holding the lock, if any. */
 export async function lockHolder(path: string): Promise<number | undefined> {
   try {
     const pid = Number.parseInt(await readFile(path, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
+    return Number.isInteger(pid) && pid > 0 && (await isAlive(pid)) ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -57,7 +50,7 @@ export async function acquireLock(
       // Stale: its owner died. Remove it only if it still names a dead owner (another waiter may have won).
       const again = await readFile(path, 'utf8').catch(() => undefined);
       const pid = again === undefined ? NaN : Number.parseInt(again, 10);
-      if (again !== undefined && !(Number.isInteger(pid) && alive(pid))) await rm(path, { force: true });
+      if (again !== undefined && !(Number.isInteger(pid) && (await isAlive(pid)))) await rm(path, { force: true });
       continue;
     }
     if (!told) {

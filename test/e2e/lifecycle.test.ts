@@ -1,0 +1,176 @@
+/**
+ * The real thing: QEMU (TCG here), our guest, real sshd, the host's Nix store.
+ * One instance goes through start → status → ssh → store → stop; others prove the lock,
+ * the boot-failure path, bad input and stale pids.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync, copyFileSync, truncateSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { nixStoreAdd, processesMatching, sandbox } from '../support/cli.js';
+
+const memory = '1G';
+
+test('start → status → ssh → the guest sees the host store → stop leaves no process', async (t) => {
+  const box = sandbox();
+  const qmp = join(box.runtimeDir, 'linux-builder', 'e2e', 'qmp.sock');
+  t.after(async () => {
+    await box.run(['--name', 'e2e', 'stop', '--force']);
+  });
+
+  const started = await box.run(['--name', 'e2e', 'start', '--memory', memory, '--verbose']);
+  assert.equal(started.code, 0, started.stderr);
+  assert.match(started.stdout, /builder "e2e" is running: booted in [\d.]+ s \(tcg/);
+  assert.match(started.stderr, /TCG|tcg/, 'says why TCG was chosen');
+
+  const status = await box.run(['--name', 'e2e', 'status', '--json']);
+  assert.equal(status.code, 0);
+  const s = JSON.parse(status.stdout);
+  assert.equal(s.state, 'running');
+  assert.equal(s.name, 'e2e');
+  assert.equal(s.driver, 'qemu');
+  assert.equal(s.accel, 'tcg');
+  assert.equal(s.memoryMiB, 1024);
+  assert.ok(s.pid > 0);
+  assert.deepEqual(Object.keys(s.ssh).sort(), ['host', 'hostKeyAlias', 'port', 'user']);
+  assert.equal(s.ssh.host, '127.0.0.1');
+  assert.ok(s.bootSeconds > 0);
+  assert.deepEqual(s.reasons, []);
+  assert.deepEqual(processesMatching(qmp), [s.pid]);
+
+  const uname = await box.run(['--name', 'e2e', 'ssh', '--', 'uname', '-m']);
+  assert.equal(uname.code, 0, uname.stderr);
+  assert.equal(uname.stdout.trim(), 'x86_64');
+
+  // A store path the host has is visible in the guest through the read-only share.
+  const dir = mkdtempSync(join(tmpdir(), 'lb-store-'));
+  const file = join(dir, `hello-${Date.now()}.txt`);
+  writeFileSync(file, 'from the host\n');
+  const storePath = nixStoreAdd(file);
+  const cat = await box.run(['--name', 'e2e', 'ssh', '--', 'cat', storePath]);
+  assert.equal(cat.code, 0, cat.stderr);
+  assert.equal(cat.stdout, 'from the host\n');
+
+  const again = await box.run(['--name', 'e2e', 'start']);
+  assert.equal(again.code, 0);
+  assert.match(again.stdout, /already running/);
+
+  const stopped = await box.run(['--name', 'e2e', 'stop']);
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(stopped.stdout, /stopped/);
+  assert.deepEqual(processesMatching(qmp), []);
+  const after = JSON.parse((await box.run(['--name', 'e2e', 'status', '--json'])).stdout);
+  assert.equal(after.state, 'stopped');
+
+  const twice = await box.run(['--name', 'e2e', 'stop']);
+  assert.equal(twice.code, 0);
+  assert.match(twice.stdout, /not running/);
+});
+
+test('two starts at once boot exactly one VM', async (t) => {
+  const box = sandbox();
+  const qmp = join(box.runtimeDir, 'linux-builder', 'twice', 'qmp.sock');
+  t.after(async () => {
+    await box.run(['--name', 'twice', 'stop', '--force']);
+  });
+  const [a, b] = await Promise.all([
+    box.run(['--name', 'twice', 'start', '--memory', memory]),
+    box.run(['--name', 'twice', 'start', '--memory', memory]),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const outputs = [a.stdout, b.stdout];
+  assert.equal(outputs.filter((o) => /already running/.test(o)).length, 1, outputs.join('\n'));
+  assert.equal(processesMatching(qmp).length, 1);
+  const stopped = await box.run(['--name', 'twice', 'stop', '--force']);
+  assert.equal(stopped.code, 0);
+  assert.deepEqual(processesMatching(qmp), []);
+});
+
+function findKernelImage(): string {
+  const cache = join(process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? '/root', '.cache'), 'linux-builder', 'kernels');
+  const candidates: string[] = [];
+  for (const dir of ['/boot', ...(existsSync(cache) ? readdirSync(cache).map((d) => join(cache, d, 'boot')) : [])]) {
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir)) if (f.startsWith('vmlinuz-')) candidates.push(join(dir, f));
+  }
+  const found = candidates.find((p) => statSync(p).size > 1_000_000);
+  assert.ok(found, 'a kernel image exists after the first start');
+  return found;
+}
+
+test('a kernel that cannot boot fails within its deadline, names the rung, shows the console, leaves nothing', async (t) => {
+  const box = sandbox();
+  const qmp = join(box.runtimeDir, 'linux-builder', 'broken', 'qmp.sock');
+  t.after(async () => {
+    await box.run(['--name', 'broken', 'stop', '--force']);
+  });
+  // Half a kernel: the header loads, the decompressor fails.
+  const kernel = join(mkdtempSync(join(tmpdir(), 'lb-kernel-')), 'vmlinuz-broken');
+  copyFileSync(findKernelImage(), kernel);
+  truncateSync(kernel, Math.floor(statSync(kernel).size / 2));
+  const started = Date.now();
+  const result = await box.run(['--name', 'broken', 'start', '--memory', memory, '--kernel', kernel, '--boot-timeout', '20s']);
+  const seconds = (Date.now() - started) / 1000;
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /^linux-builder: the guest did not become ready: /m);
+  assert.match(result.stderr, /ssh|process|port/);
+  assert.match(result.stderr, /console/);
+  assert.ok(!/\n\s+at /.test(result.stderr), 'no stack trace');
+  assert.ok(seconds < 20 + 30, `gave up in ${seconds} s`);
+  assert.deepEqual(processesMatching(qmp), []);
+  const s = JSON.parse((await box.run(['--name', 'broken', 'status', '--json'])).stdout);
+  assert.equal(s.state, 'stopped');
+});
+
+test('bad input exits 2 with one line and a hint, and writes nothing', async () => {
+  const box = sandbox();
+  const cases: string[][] = [
+    ['start', '--memory', 'lots'],
+    ['start', '--memory', '64M'],
+    ['start', '--cores', '0'],
+    ['start', '--cores', '100000'],
+    ['start', '--accel', 'warp'],
+    ['start', '--kernel', '/nonexistent/vmlinuz'],
+    ['start', '--boot-timeout', 'forever'],
+    ['--name', '../etc', 'start'],
+    ['--name', 'a b', 'status'],
+    ['--name', 'x;rm -rf ~', 'start'],
+    ['--name', '', 'start'],
+    ['frobnicate'],
+  ];
+  for (const args of cases) {
+    const result = await box.run(args);
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, /^linux-builder: /, args.join(' '));
+    assert.ok(result.stderr.trim().split('\n').length <= 3, `${args.join(' ')}: ${result.stderr}`);
+    assert.ok(!/\n\s+at /.test(result.stderr), 'no stack trace');
+  }
+  assert.deepEqual(readdirSync(box.stateHome), [], 'nothing written');
+});
+
+test('a stale pid that now belongs to another program reads as stopped', async () => {
+  const box = sandbox();
+  const dir = join(box.stateHome, 'linux-builder', 'stale');
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    await box.run(['--name', 'stale', 'status']);
+    const state = {
+      version: 1, phase: 'running', pid: other.pid, driver: 'qemu', accel: 'tcg', accelReason: '', cores: 1, memoryMiB: 1024,
+      systems: ['x86_64-linux'], sshPort: 40000, startedAt: new Date().toISOString(), bootSeconds: 8, kernel: 'k', initrd: 'i',
+    };
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'state.json'), JSON.stringify(state));
+    const s = JSON.parse((await box.run(['--name', 'stale', 'status', '--json'])).stdout);
+    assert.equal(s.state, 'stopped');
+    assert.match(s.reasons.join(' '), /stale pid/);
+    const stopped = await box.run(['--name', 'stale', 'stop']);
+    assert.equal(stopped.code, 0);
+    assert.equal(other.exitCode, null, 'the other program was not touched');
+    assert.ok(!existsSync(join(dir, 'state.json')));
+  } finally {
+    other.kill();
+  }
+});

@@ -1,0 +1,73 @@
+/**
+ * Runs the real CLI in a child process against a private state and runtime dir, with the
+ * shared download cache (so the kernel is fetched once per machine, not per test).
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const cliPath = join(root, 'bin', 'linux-builder.js');
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Sandbox {
+  readonly env: NodeJS.ProcessEnv;
+  readonly stateHome: string;
+  readonly runtimeDir: string;
+  run(args: string[], options?: { timeoutMs?: number }): Promise<RunResult>;
+}
+
+export function sandbox(): Sandbox {
+  const stateHome = mkdtempSync(join(tmpdir(), 'lb-state-'));
+  // Short: the QMP socket path must stay under 104 bytes.
+  const runtimeDir = mkdtempSync('/tmp/lbr-');
+  const env = { ...process.env, XDG_STATE_HOME: stateHome, XDG_RUNTIME_DIR: runtimeDir };
+  return {
+    env,
+    stateHome,
+    runtimeDir,
+    run: (args, options = {}) => runCli(args, env, options.timeoutMs ?? 300_000),
+  };
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Pids of live processes whose command line contains needle (e.g. an instance's QMP socket). */
+export function processesMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(needle) && !cmdline.includes('--test')) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+export function nixStoreAdd(path: string): string {
+  return execFileSync('nix-store', ['--add', path], { encoding: 'utf8' }).trim();
+}
