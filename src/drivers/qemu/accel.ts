@@ -1,0 +1,72 @@
+/**
+ * Which accelerator QEMU gets. KVM only where it really works: on x86 a /dev/kvm without
+ * vmx/svm in the CPU flags is a PVM or nested device that hangs normal kernels.
+ * decideAccel is pure over the probed facts; probeAccelFacts reads them.
+ */
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import type { AccelChoice, AccelDecision, HostArch } from '../driver.js';
+import { badInput, errnoCode } from '../../errors.js';
+
+export type KvmAccess = 'rw' | 'missing' | 'denied';
+
+export interface AccelFacts {
+  readonly platform: NodeJS.Platform;
+  readonly arch: HostArch;
+  /** Whether /dev/kvm can be opened read-write by us. */
+  readonly kvmAccess: KvmAccess;
+  /** /proc/cpuinfo, or undefined where there is none. */
+  readonly cpuinfo: string | undefined;
+}
+
+const tcgHint = '--accel tcg';
+
+export function decideAccel(requested: AccelChoice, facts: AccelFacts): AccelDecision {
+  if (requested === 'tcg') return { accel: 'tcg', reason: 'TCG requested' };
+  if (requested === 'hvf') {
+    if (facts.platform === 'darwin') return { accel: 'hvf', reason: 'HVF requested' };
+    throw badInput(`--accel hvf works only on macOS (this host is ${facts.platform})`, hintFor(facts));
+  }
+  if (facts.platform === 'darwin') {
+    if (requested === 'kvm') throw badInput('--accel kvm works only on Linux', 'use --accel hvf or --accel auto');
+    return { accel: 'hvf', reason: 'macOS: using HVF' };
+  }
+  const kvmProblem = whyKvmUnusable(facts);
+  if (kvmProblem === undefined) return { accel: 'kvm', reason: '/dev/kvm is usable: using KVM' };
+  if (requested === 'kvm') throw badInput(`--accel kvm cannot work here: ${kvmProblem}`, tcgHint);
+  return { accel: 'tcg', reason: `${kvmProblem}: using TCG` };
+}
+
+function hintFor(facts: AccelFacts): string {
+  return facts.platform === 'linux' ? 'use --accel auto, kvm or tcg' : tcgHint;
+}
+
+/** undefined when KVM works, else one phrase saying why not. */
+function whyKvmUnusable(facts: AccelFacts): string | undefined {
+  if (facts.platform !== 'linux') return `KVM needs Linux (this host is ${facts.platform})`;
+  if (facts.kvmAccess === 'missing') return '/dev/kvm does not exist';
+  if (facts.kvmAccess === 'denied') return '/dev/kvm is not readable and writable by this user (join the kvm group)';
+  if (facts.arch === 'x86_64' && !hasVirtualizationFlag(facts.cpuinfo ?? '')) {
+    return '/dev/kvm exists but the CPU has no vmx/svm (a PVM or nested device that hangs normal kernels)';
+  }
+  return undefined;
+}
+
+function hasVirtualizationFlag(cpuinfo: string): boolean {
+  return cpuinfo
+    .split('\n')
+    .filter((line) => /^flags\s*:/.test(line))
+    .some((line) => /\s(vmx|svm)(\s|$)/.test(line));
+}
+
+export async function probeAccelFacts(arch: HostArch, platform: NodeJS.Platform = process.platform): Promise<AccelFacts> {
+  if (platform !== 'linux') return { platform, arch, kvmAccess: 'missing', cpuinfo: undefined };
+  let kvmAccess: KvmAccess = 'rw';
+  try {
+    await access('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch (error) {
+    kvmAccess = errnoCode(error) === 'ENOENT' ? 'missing' : 'denied';
+  }
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => undefined);
+  return { platform, arch, kvmAccess, cpuinfo };
+}

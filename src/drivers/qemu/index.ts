@@ -1,0 +1,81 @@
+/**
+ * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch, and a hard
+ * stop through QMP "quit" then SIGKILL.
+ */
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Driver, LaunchPlan, RunningVm } from '../driver.js';
+import { failed } from '../../errors.js';
+import { hostArch, hostTscKhz } from '../../platform/host.js';
+import { findOnPath, isAlive, killHard, processCommandLine, spawnDetached, waitForExit } from '../process.js';
+import { decideAccel, probeAccelFacts } from './accel.js';
+import { optionValue, qemuArgv } from './argv.js';
+import { prepareKernel } from './kernel.js';
+import { QmpClient } from './qmp.js';
+
+/** Where QEMU's own stdout/stderr go when the plan names no file: next to the console log. */
+export function defaultProcessLog(plan: Pick<LaunchPlan, 'consoleLog'>): string {
+  return join(dirname(plan.consoleLog), 'vm.log');
+}
+
+function installHint(binary: string): string {
+  if (process.platform === 'darwin') return 'brew install qemu';
+  return binary === 'qemu-system-aarch64' ? 'apt-get install qemu-system-arm' : 'apt-get install qemu-system-x86';
+}
+
+async function launch(plan: LaunchPlan & { readonly processLog?: string }): Promise<RunningVm> {
+  // microvm guests hang calibrating the TSC under TCG unless told its frequency.
+  const tscKhz = plan.tscKhz ?? (plan.hostArch === 'x86_64' ? await hostTscKhz() : undefined);
+  const argv = qemuArgv({ ...plan, tscKhz });
+  const binary = argv[0] ?? 'qemu';
+  const binaryPath = await findOnPath(binary);
+  if (binaryPath === undefined) throw failed(`${binary} not found`, installHint(binary));
+  // A socket left by a killed QEMU would make the new one fail to listen.
+  await rm(plan.qmpSocket, { force: true });
+  await rm(plan.pidFile, { force: true });
+  return spawnDetached([binaryPath, ...argv.slice(1)], plan.processLog ?? defaultProcessLog(plan));
+}
+
+async function ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean> {
+  const commandLine = await processCommandLine(pid);
+  if (commandLine === undefined) return false;
+  return commandLine.includes(`unix:${optionValue(plan.qmpSocket)},`);
+}
+
+async function quitThroughQmp(qmpSocket: string, timeoutMs: number): Promise<void> {
+  let client: QmpClient | undefined;
+  try {
+    client = await QmpClient.connect(qmpSocket, timeoutMs);
+    await client.execute('quit', undefined, timeoutMs);
+  } catch {
+    // QEMU may close the socket before its reply to "quit" arrives; SIGKILL follows anyway.
+  } finally {
+    client?.close();
+  }
+}
+
+async function forceStop(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>, timeoutMs: number): Promise<void> {
+  if (!(await isAlive(pid)) || !(await ownsProcess(pid, plan))) return;
+  const quitBudget = Math.max(200, Math.min(2000, Math.floor(timeoutMs / 2)));
+  await quitThroughQmp(plan.qmpSocket, quitBudget);
+  if (await waitForExit(pid, quitBudget)) return;
+  // Never SIGKILL a recycled pid: check again that it is still our QEMU.
+  if (await ownsProcess(pid, plan)) killHard(pid);
+  if (!(await waitForExit(pid, Math.max(2000, timeoutMs - 2 * quitBudget)))) {
+    throw failed(`the VM process ${pid} did not exit after SIGKILL`, `check it with: ps -p ${pid} -o pid,stat,command`);
+  }
+}
+
+export const qemuDriver: Driver = {
+  name: 'qemu',
+  capabilities: { rosetta: false, storeShare: '9p', network: 'user-hostfwd', gracefulStop: true, vsock: false },
+  async chooseAccel(requested) {
+    return decideAccel(requested, await probeAccelFacts(hostArch()));
+  },
+  prepareKernel(kernelImage, cacheDir) {
+    return prepareKernel(kernelImage, cacheDir, hostArch());
+  },
+  launch,
+  ownsProcess,
+  forceStop,
+};

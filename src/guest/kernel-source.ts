@@ -1,0 +1,300 @@
+/**
+ * Where the guest kernel comes from: --kernel, else the host's newest /boot/vmlinuz-* whose
+ * modules are installed, else the distribution's kernel package downloaded and unpacked into
+ * the cache (never installed). A downloaded kernel is reused without touching the network.
+ */
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { HostArch } from '../drivers/driver.js';
+import { badInput, errnoCode, failed } from '../errors.js';
+
+export interface KernelLocation {
+  readonly image: string;
+  readonly version: string;
+  readonly modulesDir: string | undefined;
+  readonly source: 'flag' | 'host' | 'download';
+}
+
+export interface CommandResult {
+  /** null when the command could not be started (e.g. not installed). */
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export type CommandRunner = (command: string, args: readonly string[], cwd?: string) => Promise<CommandResult>;
+
+export interface LocateKernelOptions {
+  readonly explicit?: string | undefined;
+  readonly cacheDir: string;
+  readonly hostArch: HostArch;
+  readonly log: (line: string) => void;
+  /** Seams for tests: the host's /boot and /lib/modules, and how commands run. */
+  readonly bootDir?: string;
+  readonly modulesRoot?: string;
+  readonly run?: CommandRunner;
+}
+
+const noKernelHint = 'pass --kernel PATH to a Linux kernel image whose modules are in /lib/modules/<version>';
+
+export async function locateKernel(options: LocateKernelOptions): Promise<KernelLocation> {
+  const bootDir = options.bootDir ?? '/boot';
+  const modulesRoot = options.modulesRoot ?? '/lib/modules';
+  if (options.explicit !== undefined) return fromFlag(options.explicit, modulesRoot, options);
+  const host = await newestHostKernel(bootDir, modulesRoot, options.log);
+  if (host !== undefined) {
+    options.log(`using the host kernel ${host.image}`);
+    return host;
+  }
+  const downloaded = await newestDownloadedKernel(kernelsDir(options.cacheDir), options.hostArch);
+  if (downloaded !== undefined) {
+    options.log(`using the kernel downloaded earlier: ${downloaded.image}`);
+    return downloaded;
+  }
+  return download(options);
+}
+
+function kernelsDir(cacheDir: string): string {
+  return join(cacheDir, 'kernels');
+}
+
+// ---- --kernel PATH ---------------------------------------------------------------------
+
+async function fromFlag(path: string, modulesRoot: string, options: LocateKernelOptions): Promise<KernelLocation> {
+  let isFile: boolean;
+  try {
+    isFile = (await stat(path)).isFile();
+    await access(path, constants.R_OK);
+  } catch (error) {
+    const why = errnoCode(error) === 'ENOENT' ? 'does not exist' : 'is not readable';
+    throw badInput(`--kernel ${path} ${why}`, noKernelHint);
+  }
+  if (!isFile) throw badInput(`--kernel ${path} is not a file`, noKernelHint);
+  const version = bzImageVersion(await readHead(path, 64 * 1024)) ?? versionFromFileName(basename(path));
+  if (version === undefined) {
+    options.log(`cannot tell the version of ${path}: booting it without kernel modules`);
+    return { image: path, version: 'unknown', modulesDir: undefined, source: 'flag' };
+  }
+  const modulesDir = await firstDirectory([
+    join(modulesRoot, version),
+    ...treeModuleDirs(join(dirname(path), '..'), version),
+    ...(await downloadedTrees(kernelsDir(options.cacheDir))).flatMap((tree) => treeModuleDirs(tree, version)),
+  ]);
+  if (modulesDir === undefined) options.log(`no modules found for kernel ${version}: booting without them`);
+  return { image: path, version, modulesDir, source: 'flag' };
+}
+
+/** The kernel_version string of a bzImage: the setup header's field at 0x20E points to it (+0x200). */
+export function bzImageVersion(header: Buffer): string | undefined {
+  if (header.length < 0x210 || header.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined;
+  const pointer = header.readUInt16LE(0x20e);
+  if (pointer === 0) return undefined;
+  const start = pointer + 0x200;
+  const end = header.indexOf(0, start);
+  if (start >= header.length || end < 0) return undefined;
+  const version = header.toString('latin1', start, end).split(' ')[0] ?? '';
+  return /^\d+\.\d+[\w.+~-]*$/.test(version) ? version : undefined;
+}
+
+/** "vmlinuz-6.1.0-56-amd64" → "6.1.0-56-amd64". */
+export function versionFromFileName(name: string): string | undefined {
+  const match = /^(?:vmlinuz|vmlinux|bzImage|Image)-(\d+\.\d+.*)$/.exec(name);
+  return match?.[1];
+}
+
+async function readHead(path: string, bytes: number): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const { bytesRead } = await file.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
+}
+
+// ---- the host's kernels ----------------------------------------------------------------
+
+/** Compares kernel versions chunk by chunk, numbers as numbers: 6.1.0-10 > 6.1.0-9. */
+export function compareKernelVersions(a: string, b: string): number {
+  const chunks = (v: string): string[] => v.match(/\d+|[^\d]+/g) ?? [];
+  const left = chunks(a);
+  const right = chunks(b);
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const x = left[i];
+    const y = right[i];
+    if (x === undefined || y === undefined) return x === undefined ? -1 : 1;
+    const numeric = /^\d/.test(x) && /^\d/.test(y);
+    const order = numeric ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
+    if (order !== 0) return Math.sign(order);
+  }
+  return 0;
+}
+
+/** The versions of vmlinuz-* files that have a modules directory, newest first. */
+export function hostKernelVersions(bootFiles: readonly string[], moduleVersions: readonly string[]): string[] {
+  const withModules = new Set(moduleVersions);
+  return bootFiles
+    .filter((name) => name.startsWith('vmlinuz-'))
+    .map((name) => name.slice('vmlinuz-'.length))
+    .filter((version) => withModules.has(version))
+    .sort((a, b) => compareKernelVersions(b, a));
+}
+
+async function newestHostKernel(bootDir: string, modulesRoot: string, log: (line: string) => void): Promise<KernelLocation | undefined> {
+  const versions = hostKernelVersions(await listDir(bootDir), await listDir(modulesRoot));
+  for (const version of versions) {
+    const image = join(bootDir, `vmlinuz-${version}`);
+    if (await readable(image)) return { image, version, modulesDir: join(modulesRoot, version), source: 'host' };
+    log(`skipping ${image}: not readable by this user`);
+  }
+  return undefined;
+}
+
+// ---- the distribution's kernel package -------------------------------------------------
+
+function debianArch(arch: HostArch): string {
+  return arch === 'x86_64' ? 'amd64' : 'arm64';
+}
+
+/** Unpacked package trees under kernels/, named "<package>_<version>". */
+async function downloadedTrees(dir: string): Promise<string[]> {
+  return (await listDir(dir)).filter((name) => /^linux-image-[^_]+_[^_]+$/.test(name)).map((name) => join(dir, name));
+}
+
+async function newestDownloadedKernel(dir: string, arch: HostArch): Promise<KernelLocation | undefined> {
+  const suffix = `-${debianArch(arch)}_`;
+  let newest: KernelLocation | undefined;
+  for (const tree of await downloadedTrees(dir)) {
+    if (!basename(tree).includes(suffix)) continue;
+    const found = await kernelInTree(tree);
+    if (found !== undefined && (newest === undefined || compareKernelVersions(found.version, newest.version) > 0)) newest = found;
+  }
+  return newest;
+}
+
+async function kernelInTree(tree: string): Promise<KernelLocation | undefined> {
+  const bootDir = join(tree, 'boot');
+  const versions = (await listDir(bootDir))
+    .map(versionFromFileName)
+    .filter((v): v is string => v !== undefined)
+    .sort((a, b) => compareKernelVersions(b, a));
+  const version = versions[0];
+  if (version === undefined) return undefined;
+  return {
+    image: join(bootDir, `vmlinuz-${version}`),
+    version,
+    modulesDir: await firstDirectory(treeModuleDirs(tree, version)),
+    source: 'download',
+  };
+}
+
+function treeModuleDirs(tree: string, version: string): string[] {
+  return [join(tree, 'lib', 'modules', version), join(tree, 'usr', 'lib', 'modules', version)];
+}
+
+/** The real package behind a meta package, from `apt-cache depends`: "  Depends: linux-image-6.1.0-56-amd64". */
+export function parseAptDepends(output: string): string | undefined {
+  const match = /^\s*\|?Depends:\s*(linux-image-[^\s<>]+)\s*$/m.exec(output);
+  return match?.[1];
+}
+
+async function download(options: LocateKernelOptions): Promise<KernelLocation> {
+  const run = options.run ?? runCommand;
+  const meta = `linux-image-${debianArch(options.hostArch)}`;
+  const depends = await run('apt-cache', ['depends', meta]);
+  if (depends.code === null) {
+    throw failed('no kernel to boot: no /boot/vmlinuz-* with modules in /lib/modules, and no apt-cache to download one', noKernelHint);
+  }
+  const pkg = parseAptDepends(depends.stdout);
+  if (depends.code !== 0 || pkg === undefined) {
+    throw failed(
+      `no kernel to boot: no /boot/vmlinuz-* with modules in /lib/modules, and apt knows no package ${meta} (${lastLine(depends.stderr) || 'no Depends line'})`,
+      `run apt-get update (as root) so apt knows the kernel package, or ${noKernelHint}`,
+    );
+  }
+  options.log(`no host kernel with modules: downloading ${pkg} from the distribution mirror (unpacked into the cache, not installed)`);
+  const dir = kernelsDir(options.cacheDir);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const work = await mkdtemp(join(dir, '.download-'));
+  try {
+    const fetched = await run('apt-get', ['download', pkg], work);
+    const deb = (await listDir(work)).find((name) => name.endsWith('.deb'));
+    if (fetched.code !== 0 || deb === undefined) {
+      throw failed(
+        `could not download ${pkg}: ${lastLine(fetched.stderr) || `apt-get exited with ${fetched.code}`}`,
+        `check the network and the apt sources (apt-get update), or ${noKernelHint}`,
+      );
+    }
+    const unpacked = join(work, 'root');
+    const extracted = await run('dpkg-deb', ['-x', join(work, deb), unpacked]);
+    if (extracted.code !== 0) {
+      throw failed(`could not unpack ${deb}: ${lastLine(extracted.stderr) || `dpkg-deb exited with ${extracted.code}`}`, noKernelHint);
+    }
+    // "<package>_<version>_<arch>.deb" → "<package>_<version>"
+    const tree = join(dir, deb.replace(/_[^_]+\.deb$/, ''));
+    await renameUnlessPresent(unpacked, tree);
+    const found = await kernelInTree(tree);
+    if (found === undefined) throw failed(`${deb} holds no boot/vmlinuz-*`, noKernelHint);
+    options.log(`downloaded kernel ${found.version} into ${tree}`);
+    return found;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Atomic publish; if another process published the same tree first, theirs stays. */
+async function renameUnlessPresent(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+  }
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').pop()?.trim() ?? '';
+}
+
+function runCommand(command: string, args: readonly string[], cwd?: string): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    execFile(command, args, { cwd, maxBuffer: 16 * 1024 * 1024, timeout: 15 * 60 * 1000 }, (error, stdout, stderr) => {
+      if (error === null) return resolve({ code: 0, stdout, stderr });
+      const code = typeof error.code === 'number' ? error.code : null;
+      resolve({ code: code ?? (error.code === 'ENOENT' ? null : 1), stdout, stderr: stderr || error.message });
+    });
+  });
+}
+
+// ---- small file helpers ----------------------------------------------------------------
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
+async function readable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function firstDirectory(candidates: readonly string[]): Promise<string | undefined> {
+  for (const candidate of candidates) {
+    try {
+      if ((await stat(candidate)).isDirectory()) return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}

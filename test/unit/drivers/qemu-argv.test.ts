@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { LaunchPlan } from '../../../src/drivers/driver.js';
+import { optionValue, qemuArgv } from '../../../src/drivers/qemu/argv.js';
+
+function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
+  return {
+    name: 'default',
+    hostArch: 'x86_64',
+    accel: 'tcg',
+    cores: 2,
+    memoryMiB: 1024,
+    kernel: { path: '/cache/kernels/vmlinux-abc', format: 'vmlinux-pvh' },
+    initrd: '/cache/images/initrd.cpio.gz',
+    kernelArgs: ['quiet'],
+    shares: [
+      { tag: 'hostusr', hostPath: '/usr' },
+      { tag: 'nixstore', hostPath: '/nix/store' },
+    ],
+    sshPort: 31022,
+    tscKhz: 2596132,
+    consoleLog: '/state/default/console.log',
+    qmpSocket: '/run/lb/default/qmp.sock',
+    pidFile: '/run/lb/default/vm.pid',
+    ...overrides,
+  };
+}
+
+/** The value following a flag, e.g. option(argv, '-machine'). */
+function option(argv: readonly string[], flag: string): string | undefined {
+  const at = argv.indexOf(flag);
+  return at < 0 ? undefined : argv[at + 1];
+}
+
+function options(argv: readonly string[], flag: string): string[] {
+  return argv.flatMap((arg, i) => (arg === flag && argv[i + 1] !== undefined ? [argv[i + 1] as string] : []));
+}
+
+test('microvm under TCG pins the TSC and drops the NIC ROM', () => {
+  const argv = qemuArgv(plan());
+  assert.equal(argv[0], 'qemu-system-x86_64');
+  assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on');
+  assert.match(option(argv, '-append') ?? '', /(^| )tsc_early_khz=2596132( |$)/);
+  const devices = options(argv, '-device');
+  assert.ok(devices.includes('virtio-net-device,netdev=n0'), devices.join(' | '));
+  assert.ok(!devices.some((d) => d.startsWith('virtio-net-pci')));
+});
+
+const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (argv: string[]) => void }> = [
+  {
+    name: 'x86_64 boots the PVH vmlinux on microvm with virtio-mmio devices and ttyS0',
+    plan: {},
+    check: (argv) => {
+      assert.equal(option(argv, '-kernel'), '/cache/kernels/vmlinux-abc');
+      assert.deepEqual(
+        options(argv, '-device').map((d) => d.split(',')[0]),
+        ['virtio-9p-device', 'virtio-9p-device', 'virtio-net-device', 'virtio-rng-device'],
+      );
+      assert.match(option(argv, '-append') ?? '', /^console=ttyS0 /);
+    },
+  },
+  {
+    name: 'a bzImage without PVH note also boots on microvm (qboot loads it)',
+    plan: { kernel: { path: '/boot/vmlinuz-6.1.0-56-amd64', format: 'bzImage' } },
+    check: (argv) => {
+      assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on');
+      assert.equal(option(argv, '-kernel'), '/boot/vmlinuz-6.1.0-56-amd64');
+      assert.match(option(argv, '-append') ?? '', /tsc_early_khz=/);
+    },
+  },
+  {
+    name: 'no TSC frequency known: no tsc_early_khz',
+    plan: { tscKhz: undefined },
+    check: (argv) => assert.doesNotMatch(option(argv, '-append') ?? '', /tsc_early_khz/),
+  },
+  {
+    name: 'kvm uses -cpu host',
+    plan: { accel: 'kvm' },
+    check: (argv) => {
+      assert.equal(option(argv, '-accel'), 'kvm');
+      assert.equal(option(argv, '-cpu'), 'host');
+    },
+  },
+  {
+    name: 'tcg uses -cpu max',
+    plan: { accel: 'tcg' },
+    check: (argv) => {
+      assert.equal(option(argv, '-accel'), 'tcg');
+      assert.equal(option(argv, '-cpu'), 'max');
+    },
+  },
+  {
+    name: 'aarch64 uses virt, ttyAMA0, PCI devices and a NIC without ROM, no TSC pin',
+    plan: { hostArch: 'aarch64', kernel: { path: '/boot/vmlinuz-6.1.0-56-arm64', format: 'image' } },
+    check: (argv) => {
+      assert.equal(argv[0], 'qemu-system-aarch64');
+      assert.equal(option(argv, '-machine'), 'virt');
+      assert.match(option(argv, '-append') ?? '', /^console=ttyAMA0 /);
+      assert.doesNotMatch(option(argv, '-append') ?? '', /tsc_early_khz/);
+      const devices = options(argv, '-device');
+      assert.ok(devices.includes('virtio-net-pci,netdev=n0,romfile='), devices.join(' | '));
+      assert.ok(devices.includes('virtio-rng-pci'));
+      assert.ok(devices.every((d) => !d.includes('-device,')));
+    },
+  },
+  {
+    name: 'aarch64 under kvm uses gic-version=max and -cpu host',
+    plan: { hostArch: 'aarch64', accel: 'kvm', kernel: { path: '/k', format: 'image' } },
+    check: (argv) => {
+      assert.equal(option(argv, '-machine'), 'virt,gic-version=max');
+      assert.equal(option(argv, '-cpu'), 'host');
+    },
+  },
+  {
+    name: 'hvf uses -cpu host',
+    plan: { hostArch: 'aarch64', accel: 'hvf', kernel: { path: '/k', format: 'image' } },
+    check: (argv) => {
+      assert.equal(option(argv, '-accel'), 'hvf');
+      assert.equal(option(argv, '-cpu'), 'host');
+    },
+  },
+  {
+    name: 'hostfwd is bound to 127.0.0.1, never to every interface',
+    plan: { sshPort: 40022 },
+    check: (argv) => {
+      assert.equal(option(argv, '-netdev'), 'user,id=n0,hostfwd=tcp:127.0.0.1:40022-:22');
+      assert.ok(!argv.join(' ').includes('0.0.0.0'));
+    },
+  },
+  {
+    name: 'every share is read-only 9p with its tag',
+    plan: {},
+    check: (argv) => {
+      const fsdevs = options(argv, '-fsdev');
+      assert.equal(fsdevs.length, 2);
+      assert.ok(fsdevs.every((f) => f.startsWith('local,') && f.endsWith(',security_model=none,readonly=on')), fsdevs.join(' | '));
+      assert.ok(fsdevs[0]?.includes('path=/usr,'));
+      const ninep = options(argv, '-device').filter((d) => d.startsWith('virtio-9p'));
+      assert.deepEqual(ninep, ['virtio-9p-device,fsdev=fs0,mount_tag=hostusr', 'virtio-9p-device,fsdev=fs1,mount_tag=nixstore']);
+    },
+  },
+  {
+    name: 'no shares, no 9p devices',
+    plan: { shares: [] },
+    check: (argv) => {
+      assert.equal(options(argv, '-fsdev').length, 0);
+      assert.ok(!argv.some((a) => a.startsWith('virtio-9p')));
+    },
+  },
+  {
+    name: 'a comma in a path is doubled inside option lists',
+    plan: { shares: [{ tag: 'odd', hostPath: '/srv/a,b' }], qmpSocket: '/run/x,y/qmp.sock' },
+    check: (argv) => {
+      assert.equal(options(argv, '-fsdev')[0], 'local,id=fs0,path=/srv/a,,b,security_model=none,readonly=on');
+      assert.equal(option(argv, '-qmp'), 'unix:/run/x,,y/qmp.sock,server=on,wait=off');
+    },
+  },
+  {
+    name: 'the fixed flags: no defaults, no display, no reboot, console file, QMP, pidfile, sizes',
+    plan: { cores: 3, memoryMiB: 2048 },
+    check: (argv) => {
+      for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) assert.ok(argv.includes(flag), flag);
+      assert.equal(option(argv, '-display'), 'none');
+      assert.equal(option(argv, '-serial'), 'file:/state/default/console.log');
+      assert.equal(option(argv, '-qmp'), 'unix:/run/lb/default/qmp.sock,server=on,wait=off');
+      assert.equal(option(argv, '-pidfile'), '/run/lb/default/vm.pid');
+      assert.equal(option(argv, '-initrd'), '/cache/images/initrd.cpio.gz');
+      assert.equal(option(argv, '-smp'), '3');
+      assert.equal(option(argv, '-m'), '2048M');
+      assert.match(option(argv, '-name') ?? '', /default/);
+    },
+  },
+  {
+    name: 'the plan kernel args come after the console; panic=-1 added so -no-reboot ends a panicked VM',
+    plan: { kernelArgs: ['quiet', 'lb.debug=1'] },
+    check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 quiet lb.debug=1 panic=-1 tsc_early_khz=2596132'),
+  },
+  {
+    name: "the plan's own panic= and tsc_early_khz= are kept, not doubled",
+    plan: { kernelArgs: ['panic=5', 'tsc_early_khz=1000000'] },
+    check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 panic=5 tsc_early_khz=1000000'),
+  },
+];
+
+for (const row of table) {
+  test(row.name, () => row.check(qemuArgv(plan(row.plan))));
+}
+
+test('qemuArgv is pure: same plan, same argv, plan untouched', () => {
+  const p = plan();
+  const before = JSON.stringify(p);
+  assert.deepEqual(qemuArgv(p), qemuArgv(p));
+  assert.equal(JSON.stringify(p), before);
+});
+
+test('optionValue doubles commas only', () => {
+  assert.equal(optionValue('/a,b,,c'), '/a,,b,,,,c');
+  assert.equal(optionValue('/plain/path'), '/plain/path');
+});

@@ -1,0 +1,124 @@
+/**
+ * The driver against real processes: QEMU itself booting a halting fake PVH kernel (skipped
+ * where qemu-system-x86_64 is missing), and a stand-in process for the SIGKILL path.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { ExitInfo, LaunchPlan, RunningVm } from '../../../src/drivers/driver.js';
+import { isAlive, killHard, spawnDetached, findOnPath } from '../../../src/drivers/process.js';
+import { defaultProcessLog, qemuDriver } from '../../../src/drivers/qemu/index.js';
+import { QmpClient } from '../../../src/drivers/qemu/qmp.js';
+import { fakeVmlinux } from './fake-kernel.js';
+
+// Unix socket paths must stay short: a temp dir directly under /tmp.
+let dir: string;
+before(async () => {
+  dir = await mkdtemp('/tmp/lbdrv-');
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function plan(name: string, overrides: Partial<LaunchPlan> = {}): LaunchPlan {
+  return {
+    name,
+    hostArch: 'x86_64',
+    accel: 'tcg',
+    cores: 1,
+    memoryMiB: 64,
+    kernel: { path: join(dir, 'vmlinux'), format: 'vmlinux-pvh' },
+    initrd: join(dir, 'initrd'),
+    kernelArgs: [],
+    shares: [{ tag: 'share0', hostPath: dir }],
+    sshPort: 0,
+    tscKhz: 1_000_000,
+    consoleLog: join(dir, `${name}-console.log`),
+    qmpSocket: join(dir, `${name}.sock`),
+    pidFile: join(dir, `${name}.pid`),
+    ...overrides,
+  };
+}
+
+test('capabilities: 9p store, user networking, graceful stop, no rosetta or vsock', () => {
+  assert.equal(qemuDriver.name, 'qemu');
+  assert.deepEqual(qemuDriver.capabilities, { rosetta: false, storeShare: '9p', network: 'user-hostfwd', gracefulStop: true, vsock: false });
+});
+
+test('the process log sits next to the console log', () => {
+  assert.equal(defaultProcessLog({ consoleLog: '/s/default/console.log' }), '/s/default/vm.log');
+});
+
+test('launch boots QEMU detached, answers QMP, owns its pid, and forceStop quits it', async (t) => {
+  if (process.arch !== 'x64' || (await findOnPath('qemu-system-x86_64')) === undefined) {
+    t.skip('needs qemu-system-x86_64 on an x86_64 host');
+    return;
+  }
+  await writeFile(join(dir, 'vmlinux'), fakeVmlinux({ pvhNote: true }));
+  await writeFile(join(dir, 'initrd'), 'initrd');
+  const p = plan('boot', { sshPort: 20000 + (process.pid % 20000) });
+  await writeFile(p.qmpSocket, 'stale'); // a leftover from a killed VM must not stop the launch
+  const vm = await qemuDriver.launch(p);
+  try {
+    let client: QmpClient | undefined;
+    for (let tries = 0; client === undefined && tries < 100; tries++) {
+      client = await QmpClient.connect(p.qmpSocket, 500).catch(async () => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return undefined;
+      });
+    }
+    assert.ok(client, `QMP never answered; vm.log: ${await readFile(defaultProcessLog(p), 'utf8').catch(() => '')}`);
+    assert.deepEqual(await client.execute('query-status'), { status: 'running', singlestep: false, running: true });
+    client.close();
+    assert.equal((await readFile(p.pidFile, 'utf8')).trim(), String(vm.pid));
+    assert.equal(await qemuDriver.ownsProcess(vm.pid, p), true);
+    assert.equal(await qemuDriver.ownsProcess(vm.pid, { qmpSocket: join(dir, 'other.sock') }), false);
+    assert.equal(await qemuDriver.ownsProcess(process.pid, p), false);
+    await qemuDriver.forceStop(vm.pid, p, 5000);
+    assert.equal(await isAlive(vm.pid), false);
+    assert.deepEqual(await exitOf(vm), { code: 0, signal: null }, 'QMP quit, not SIGKILL');
+    await stat(defaultProcessLog(p));
+  } finally {
+    killHard(vm.pid);
+  }
+});
+
+test('forceStop SIGKILLs a VM whose QMP does not answer', async () => {
+  const p = plan('deaf');
+  // A stand-in whose command line names the socket, as QEMU's does; nothing listens there.
+  const vm = await spawnDetached(['sh', '-c', 'sleep 30', `unix:${p.qmpSocket},server=on,wait=off`], join(dir, 'deaf.log'));
+  try {
+    assert.equal(await qemuDriver.ownsProcess(vm.pid, p), true);
+    await qemuDriver.forceStop(vm.pid, p, 1000);
+    assert.equal(await isAlive(vm.pid), false);
+    assert.equal((await exitOf(vm)).signal, 'SIGKILL');
+  } finally {
+    killHard(vm.pid);
+  }
+});
+
+test('forceStop leaves alone a pid that is not this VM', async () => {
+  const p = plan('other');
+  const stranger = await spawnDetached(['sleep', '30'], join(dir, 'stranger.log'));
+  try {
+    await qemuDriver.forceStop(stranger.pid, p, 500);
+    assert.equal(await isAlive(stranger.pid), true);
+  } finally {
+    killHard(stranger.pid);
+  }
+});
+
+test('chooseAccel decides from the real host', async () => {
+  const decision = await qemuDriver.chooseAccel('tcg');
+  assert.deepEqual(decision, { accel: 'tcg', reason: 'TCG requested' });
+});
+
+/** vm.exited does not keep the event loop alive; a timer does while we wait for it. */
+function exitOf(vm: RunningVm): Promise<ExitInfo> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no exit event within 10 s')), 10_000);
+  });
+  return Promise.race([vm.exited, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { after, before, test } from 'node:test';
+import { findPayload, hasPvhNote, notesInclude, prepareKernel } from '../../../src/drivers/qemu/kernel.js';
+import { fakeBzImage, fakeVmlinux } from './fake-kernel.js';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lb-kernel-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const xzMagic = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+
+function xz(data: Buffer): Buffer {
+  return execFileSync('xz', ['-c', '--check=crc32'], { input: data });
+}
+
+test('findPayload uses the setup header payload_offset', () => {
+  const image = fakeBzImage(Buffer.concat([xzMagic, Buffer.alloc(32)]));
+  const payload = findPayload(image);
+  assert.equal(payload?.offset, 4 * 512 + 256);
+  assert.deepEqual(payload?.command, ['xz', '-dc']);
+});
+
+test('findPayload falls back to the first known magic without a setup header', () => {
+  const image = Buffer.concat([Buffer.alloc(100), Buffer.from([0x1f, 0x8b, 0x08]), Buffer.alloc(10), xzMagic]);
+  assert.deepEqual(findPayload(image), { offset: 100, command: ['gzip', '-dc'] });
+  assert.equal(findPayload(Buffer.alloc(4096)), undefined);
+});
+
+test('notesInclude walks padded notes', () => {
+  const elf = fakeVmlinux({ pvhNote: true });
+  const notes = elf.subarray(0x200, 0x200 + 44);
+  assert.ok(notesInclude(notes, 'Xen', 18));
+  assert.ok(notesInclude(notes, 'GNU', 3));
+  assert.ok(!notesInclude(notes, 'Xen', 17));
+});
+
+test('hasPvhNote: ELF with the PHYS32_ENTRY note yes, without it or non-ELF no', async () => {
+  const yes = join(dir, 'pvh');
+  const no = join(dir, 'nopvh');
+  const junk = join(dir, 'junk');
+  await writeFile(yes, fakeVmlinux({ pvhNote: true }));
+  await writeFile(no, fakeVmlinux({ pvhNote: false }));
+  await writeFile(junk, 'not an elf at all');
+  assert.equal(await hasPvhNote(yes), true);
+  assert.equal(await hasPvhNote(no), false);
+  assert.equal(await hasPvhNote(junk), false);
+});
+
+for (const codec of [
+  { name: 'xz', compress: xz },
+  { name: 'gzip', compress: (b: Buffer) => gzipSync(b) },
+]) {
+  test(`prepareKernel extracts a ${codec.name} vmlinux with PVH once, despite trailing data, and caches it`, async () => {
+    const cacheDir = await mkdtemp(join(dir, `cache-${codec.name}-`));
+    const vmlinux = fakeVmlinux({ pvhNote: true });
+    const image = join(cacheDir, 'vmlinuz');
+    await writeFile(image, fakeBzImage(codec.compress(vmlinux)));
+    const first = await prepareKernel(image, cacheDir, 'x86_64');
+    assert.equal(first.format, 'vmlinux-pvh');
+    assert.match(first.path, /\/kernels\/vmlinux-[0-9a-f]+$/);
+    assert.deepEqual(await readFile(first.path), vmlinux);
+    const second = await prepareKernel(image, cacheDir, 'x86_64');
+    assert.deepEqual(second, first);
+    assert.deepEqual(await readdir(join(cacheDir, 'kernels')), [first.path.split('/').pop()], 'no temp files left');
+  });
+}
+
+test('prepareKernel keeps the bzImage when the vmlinux has no PVH note', async () => {
+  const cacheDir = await mkdtemp(join(dir, 'cache-nopvh-'));
+  const image = join(cacheDir, 'vmlinuz');
+  await writeFile(image, fakeBzImage(xz(fakeVmlinux({ pvhNote: false }))));
+  assert.deepEqual(await prepareKernel(image, cacheDir, 'x86_64'), { path: image, format: 'bzImage' });
+  assert.ok((await readdir(join(cacheDir, 'kernels'))).every((name) => !/^vmlinux-[0-9a-f]+$/.test(name)));
+  assert.deepEqual(await prepareKernel(image, cacheDir, 'x86_64'), { path: image, format: 'bzImage' });
+});
+
+test('prepareKernel keeps the file when nothing decompresses', async () => {
+  const cacheDir = await mkdtemp(join(dir, 'cache-corrupt-'));
+  const image = join(cacheDir, 'vmlinuz');
+  await writeFile(image, fakeBzImage(Buffer.concat([xzMagic, Buffer.alloc(200, 7)])));
+  assert.deepEqual(await prepareKernel(image, cacheDir, 'x86_64'), { path: image, format: 'bzImage' });
+});
+
+test('prepareKernel on aarch64 boots the image as is', async () => {
+  assert.deepEqual(await prepareKernel('/boot/vmlinuz-6.1.0-56-arm64', dir, 'aarch64'), {
+    path: '/boot/vmlinuz-6.1.0-56-arm64',
+    format: 'image',
+  });
+});
