@@ -49,6 +49,8 @@ export interface LaunchPlan {
   /** Host TSC frequency, passed to microvm guests so TCG boots never hang calibrating it. */
   readonly tscKhz: number | undefined;
   readonly consoleLog: string;
+  /** Where the hypervisor's own stdout/stderr go. */
+  readonly processLog: string;
   readonly qmpSocket: string;
   readonly pidFile: string;
 }

@@ -339,6 +339,7 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
     sshPort: port,
     tscKhz: arch === 'x86_64' ? await hostTscKhz() : undefined,
     consoleLog: paths.consoleLog,
+    processLog: paths.processLog,
     qmpSocket: paths.qmpSocket,
     pidFile: paths.pidFile,
   };

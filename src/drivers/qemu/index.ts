@@ -3,7 +3,6 @@
  * stop through QMP "quit" then SIGKILL.
  */
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import type { Driver, LaunchPlan, RunningVm } from '../driver.js';
 import { failed } from '../../errors.js';
 import { hostArch, hostTscKhz } from '../../platform/host.js';
@@ -13,17 +12,13 @@ import { optionValue, qemuArgv } from './argv.js';
 import { prepareKernel } from './kernel.js';
 import { QmpClient } from './qmp.js';
 
-/** Where QEMU's own stdout/stderr go when the plan names no file: next to the console log. */
-export function defaultProcessLog(plan: Pick<LaunchPlan, 'consoleLog'>): string {
-  return join(dirname(plan.consoleLog), 'vm.log');
-}
 
 function installHint(binary: string): string {
   if (process.platform === 'darwin') return 'brew install qemu';
   return binary === 'qemu-system-aarch64' ? 'apt-get install qemu-system-arm' : 'apt-get install qemu-system-x86';
 }
 
-async function launch(plan: LaunchPlan & { readonly processLog?: string }): Promise<RunningVm> {
+async function launch(plan: LaunchPlan): Promise<RunningVm> {
   // microvm guests hang calibrating the TSC under TCG unless told its frequency.
   const tscKhz = plan.tscKhz ?? (plan.hostArch === 'x86_64' ? await hostTscKhz() : undefined);
   const argv = qemuArgv({ ...plan, tscKhz });
@@ -33,7 +28,7 @@ async function launch(plan: LaunchPlan & { readonly processLog?: string }): Prom
   // A socket left by a killed QEMU would make the new one fail to listen.
   await rm(plan.qmpSocket, { force: true });
   await rm(plan.pidFile, { force: true });
-  return spawnDetached([binaryPath, ...argv.slice(1)], plan.processLog ?? defaultProcessLog(plan));
+  return spawnDetached([binaryPath, ...argv.slice(1)], plan.processLog);
 }
 
 async function ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean> {

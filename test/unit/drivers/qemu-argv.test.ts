@@ -20,6 +20,7 @@ function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
     sshPort: 31022,
     tscKhz: 2596132,
     consoleLog: '/state/default/console.log',
+    processLog: '/state/default/vm.log',
     qmpSocket: '/run/lb/default/qmp.sock',
     pidFile: '/run/lb/default/vm.pid',
     ...overrides,

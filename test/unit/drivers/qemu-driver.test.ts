@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { ExitInfo, LaunchPlan, RunningVm } from '../../../src/drivers/driver.js';
 import { isAlive, killHard, spawnDetached, findOnPath } from '../../../src/drivers/process.js';
-import { defaultProcessLog, qemuDriver } from '../../../src/drivers/qemu/index.js';
+import { qemuDriver } from '../../../src/drivers/qemu/index.js';
 import { QmpClient } from '../../../src/drivers/qemu/qmp.js';
 import { fakeVmlinux } from './fake-kernel.js';
 
@@ -35,6 +35,7 @@ function plan(name: string, overrides: Partial<LaunchPlan> = {}): LaunchPlan {
     sshPort: 0,
     tscKhz: 1_000_000,
     consoleLog: join(dir, `${name}-console.log`),
+    processLog: join(dir, `${name}-vm.log`),
     qmpSocket: join(dir, `${name}.sock`),
     pidFile: join(dir, `${name}.pid`),
     ...overrides,
@@ -46,9 +47,6 @@ test('capabilities: 9p store, user networking, graceful stop, no rosetta or vsoc
   assert.deepEqual(qemuDriver.capabilities, { rosetta: false, storeShare: '9p', network: 'user-hostfwd', gracefulStop: true, vsock: false });
 });
 
-test('the process log sits next to the console log', () => {
-  assert.equal(defaultProcessLog({ consoleLog: '/s/default/console.log' }), '/s/default/vm.log');
-});
 
 test('launch boots QEMU detached, answers QMP, owns its pid, and forceStop quits it', async (t) => {
   if (process.arch !== 'x64' || (await findOnPath('qemu-system-x86_64')) === undefined) {
@@ -68,7 +66,7 @@ test('launch boots QEMU detached, answers QMP, owns its pid, and forceStop quits
         return undefined;
       });
     }
-    assert.ok(client, `QMP never answered; vm.log: ${await readFile(defaultProcessLog(p), 'utf8').catch(() => '')}`);
+    assert.ok(client, `QMP never answered; vm.log: ${await readFile(p.processLog, 'utf8').catch(() => '')}`);
     assert.deepEqual(await client.execute('query-status'), { status: 'running', singlestep: false, running: true });
     client.close();
     assert.equal((await readFile(p.pidFile, 'utf8')).trim(), String(vm.pid));
@@ -78,7 +76,7 @@ test('launch boots QEMU detached, answers QMP, owns its pid, and forceStop quits
     await qemuDriver.forceStop(vm.pid, p, 5000);
     assert.equal(await isAlive(vm.pid), false);
     assert.deepEqual(await exitOf(vm), { code: 0, signal: null }, 'QMP quit, not SIGKILL');
-    await stat(defaultProcessLog(p));
+    await stat(p.processLog);
   } finally {
     killHard(vm.pid);
   }
