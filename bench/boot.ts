@@ -1,0 +1,91 @@
+/**
+ * Boot benchmark: median wall time of `linux-builder start` (command spawned → exits with the
+ * guest ready over SSH), against a floor measured in the same run: the same kernel and QEMU
+ * machine with an /init that only prints a marker and powers off (QEMU spawned → marker).
+ *
+ *   npm run bench:boot [-- --runs 5]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { qemuDriver } from '../src/drivers/qemu/index.js';
+import { waitForExit } from '../src/drivers/process.js';
+import { floorMarker, buildFloorImage } from '../src/guest/image.js';
+import { hostArch, hostTscKhz } from '../src/platform/host.js';
+import { runState } from './instance.js';
+import { roots } from '../src/instance/paths.js';
+import { median, seconds, table } from './stats.js';
+
+const runsFlag = process.argv.indexOf('--runs');
+const runs = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 5;
+const memory = '1G';
+const work = mkdtempSync('/tmp/lbb-');
+const env = { ...process.env, XDG_STATE_HOME: join(work, 'state'), XDG_RUNTIME_DIR: join(work, 'run') };
+const cli = join(import.meta.dirname, '..', 'bin', 'linux-builder.js');
+const name = 'bench';
+
+function lb(args: string[]): { ms: number; stdout: string } {
+  const t0 = performance.now();
+  const result = spawnSync(process.execPath, [cli, '--name', name, ...args], { env, encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  if (result.status !== 0) throw new Error(`linux-builder ${args.join(' ')} failed:\n${result.stderr}`);
+  return { ms, stdout: result.stdout };
+}
+
+async function floorBoot(kernelPath: string, initrd: string, cores: number): Promise<number> {
+  const dir = mkdtempSync(join(work, 'floor-'));
+  const consoleLog = join(dir, 'console.log');
+  const t0 = performance.now();
+  const vm = await qemuDriver.launch({
+    name: 'floor',
+    hostArch: hostArch(),
+    accel: 'tcg',
+    cores,
+    memoryMiB: 1024,
+    kernel: { path: kernelPath, format: kernelPath.includes('vmlinux') ? 'vmlinux-pvh' : 'bzImage' },
+    initrd,
+    kernelArgs: ['panic=-1', 'quiet'],
+    shares: [],
+    sshPort: 0,
+    tscKhz: await hostTscKhz(),
+    consoleLog,
+    processLog: join(dir, 'vm.log'),
+    qmpSocket: join(dir, 'q.sock'),
+    pidFile: join(dir, 'vm.pid'),
+  });
+  for (;;) {
+    if (existsSync(consoleLog) && readFileSync(consoleLog, 'latin1').includes(floorMarker)) break;
+    if (performance.now() - t0 > 120_000) throw new Error('floor never printed its marker');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const ms = performance.now() - t0;
+  await waitForExit(vm.pid, 10_000);
+  return ms;
+}
+
+// Warm-up: the kernel download, vmlinux extraction and image build are not what is measured.
+lb(['start', '--memory', memory]);
+const state = runState(env, name);
+lb(['stop', '--force']);
+const floorImage = await buildFloorImage({ cacheDir: roots().cache, log: () => {} });
+
+const starts: number[] = [];
+const floors: number[] = [];
+for (let i = 0; i < runs; i++) {
+  floors.push(await floorBoot(state.kernel, floorImage.path, state.cores));
+  starts.push(lb(['start']).ms);
+  lb(['stop', '--force']);
+  process.stderr.write(`run ${i + 1}/${runs}: start ${seconds(starts[i] ?? 0)} s, floor ${seconds(floors[i] ?? 0)} s\n`);
+}
+const ratio = median(starts) / median(floors);
+console.log(`\nboot benchmark: ${runs} runs, TCG, ${state.cores} cores, ${memory} (${new Date().toISOString().slice(0, 10)})\n`);
+console.log(
+  table(
+    ['measure', 'median (s)', 'min (s)', 'max (s)'],
+    [
+      ['`linux-builder start` → ready over SSH', seconds(median(starts)), seconds(Math.min(...starts)), seconds(Math.max(...starts))],
+      ['floor: same kernel, /init prints a marker', seconds(median(floors)), seconds(Math.min(...floors)), seconds(Math.max(...floors))],
+    ],
+  ),
+);
+console.log(`\nratio start/floor: ${ratio.toFixed(2)} (target ≤ 1.5)`);
