@@ -25,3 +25,6 @@ export const guestShareFiles = {
 
 /** Printed on the guest console by init once sshd is listening. */
 export const readyMarker = 'LINUX-BUILDER-READY';
+
+/** Printed on the guest console by init, with a reason after ": ", when it cannot get sshd up. */
+export const failedMarker = 'LINUX-BUILDER-FAILED';

@@ -1,0 +1,84 @@
+/**
+ * Just enough ELF reading for the guest image: is a binary static (no PT_INTERP), and what
+ * does a kernel module's .modinfo say. 32- and 64-bit, either byte order.
+ */
+interface ElfHeader {
+  readonly is64: boolean;
+  readonly little: boolean;
+}
+
+function header(elf: Buffer): ElfHeader | undefined {
+  if (elf.length < 52 || elf.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  return { is64: elf[4] === 2, little: elf[5] === 1 };
+}
+
+function reader(elf: Buffer, h: ElfHeader) {
+  const u16 = (at: number) => (h.little ? elf.readUInt16LE(at) : elf.readUInt16BE(at));
+  const u32 = (at: number) => (h.little ? elf.readUInt32LE(at) : elf.readUInt32BE(at));
+  const u64 = (at: number) => Number(h.little ? elf.readBigUInt64LE(at) : elf.readBigUInt64BE(at));
+  const word = (at: number) => (h.is64 ? u64(at) : u32(at));
+  return { u16, u32, word };
+}
+
+export function isElf(elf: Buffer): boolean {
+  return header(elf) !== undefined;
+}
+
+/** The program interpreter (e.g. /lib64/ld-linux-x86-64.so.2), or undefined for a static binary. */
+export function elfInterpreter(elf: Buffer): string | undefined {
+  const h = header(elf);
+  if (!h) throw new Error('not an ELF file');
+  const r = reader(elf, h);
+  const phoff = r.word(h.is64 ? 0x20 : 0x1c);
+  const phentsize = r.u16(h.is64 ? 0x36 : 0x2a);
+  const phnum = r.u16(h.is64 ? 0x38 : 0x2c);
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (r.u32(ph) !== 3 /* PT_INTERP */) continue;
+    const offset = r.word(ph + (h.is64 ? 0x08 : 0x04));
+    const size = r.word(ph + (h.is64 ? 0x20 : 0x10));
+    return elf.subarray(offset, offset + size).toString('latin1').replace(/\0+$/, '');
+  }
+  return undefined;
+}
+
+/** The bytes of a named section, or undefined when the file has none. */
+export function elfSection(elf: Buffer, name: string): Buffer | undefined {
+  const h = header(elf);
+  if (!h) throw new Error('not an ELF file');
+  const r = reader(elf, h);
+  const shoff = r.word(h.is64 ? 0x28 : 0x20);
+  const shentsize = r.u16(h.is64 ? 0x3a : 0x2e);
+  const shnum = r.u16(h.is64 ? 0x3c : 0x30);
+  const shstrndx = r.u16(h.is64 ? 0x3e : 0x32);
+  const section = (i: number) => {
+    const sh = shoff + i * shentsize;
+    return {
+      name: r.u32(sh),
+      offset: r.word(sh + (h.is64 ? 0x18 : 0x10)),
+      size: r.word(sh + (h.is64 ? 0x20 : 0x14)),
+    };
+  };
+  const names = section(shstrndx);
+  for (let i = 0; i < shnum; i++) {
+    const s = section(i);
+    const start = names.offset + s.name;
+    const end = elf.indexOf(0, start);
+    if (elf.toString('latin1', start, end) === name) return elf.subarray(s.offset, s.offset + s.size);
+  }
+  return undefined;
+}
+
+/** key=value pairs of a kernel module's .modinfo section (keys may repeat, e.g. alias). */
+export function moduleInfo(ko: Buffer): Array<[string, string]> {
+  const section = elfSection(ko, '.modinfo');
+  if (!section) return [];
+  return section
+    .toString('latin1')
+    .split('\0')
+    .filter((field) => field.includes('='))
+    .map((field) => {
+      const eq = field.indexOf('=');
+      return [field.slice(0, eq), field.slice(eq + 1)];
+    });
+}

@@ -1,0 +1,208 @@
+/**
+ * The guest's initramfs, built once per set of inputs and cached: a second start with the same
+ * busybox, modules, sshd and generated texts finds the image by its key and rebuilds nothing.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { HostArch } from '../drivers/driver.js';
+import { busyboxApplets, findBusybox } from './busybox.js';
+import { type CpioEntry, cpioChunks } from './cpio.js';
+import { type InitOptions, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
+import { type GuestModule, builderModules, findGuestModules, readModule } from './modules.js';
+import { type FoundSshd, checkSshdLibraries, findSshd } from './sshd.js';
+
+/** Bump when the layout of the image changes in a way the inputs do not show. */
+const imageFormat = 1;
+/** What sshd needs to start (its libraries are on the /usr share); the rest loads while it starts. */
+const earlyModules = ['virtio_mmio', 'virtio_pci', '9pnet_virtio', '9p'];
+/** Uncompressed boots faster under TCG (no inflate in the guest) and costs only disk. */
+export type Compression = 'none' | 'gzip';
+const defaultCompression: Compression = 'none';
+const hostLdCache = '/etc/ld.so.cache';
+
+export interface GuestImageRequest {
+  readonly modulesDir: string;
+  readonly kernelVersion: string;
+  readonly hostArch: HostArch;
+  readonly cacheDir: string;
+  readonly log: (line: string) => void;
+  /** 9p cache mode for /usr and /nix/store; default loose. */
+  readonly cache?: NineCache;
+  /** Modules beyond builderModules, e.g. diskModules once a disk is attached. */
+  readonly extraModules?: readonly string[];
+  readonly compression?: Compression;
+}
+
+export interface GuestImage {
+  readonly path: string;
+  readonly key: string;
+  readonly built: boolean;
+}
+
+interface Inputs {
+  readonly busybox: string;
+  readonly sshd: FoundSshd;
+  readonly early: GuestModule[];
+  readonly late: GuestModule[];
+  readonly init: InitOptions;
+}
+
+async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
+  const busybox = await findBusybox();
+  const sshd = await findSshd({ cacheDir: request.cacheDir, log: request.log });
+  const early = await findGuestModules(request.modulesDir, earlyModules);
+  const all = await findGuestModules(request.modulesDir, [...builderModules, ...(request.extraModules ?? [])]);
+  const earlyNames = new Set(early.map((m) => m.name));
+  const late = all.filter((m) => !earlyNames.has(m.name));
+  const sshdExtraConfig = Object.keys(sshd.helpers).map(
+    (name) => `${name === 'sshd-auth' ? 'SshdAuthPath' : 'SshdSessionPath'} ${guestPaths.sshDir}/${name}`,
+  );
+  const init: InitOptions = {
+    earlyModules: early.map((m) => m.name),
+    lateModules: late.map((m) => m.name),
+    cache: request.cache ?? 'loose',
+    sshdNoReexec: !sshd.split,
+    sshdExtraConfig,
+  };
+  return { busybox, sshd, early, late, init };
+}
+
+/** Files whose path, size and mtime stand for their content in the key. */
+function inputFiles(inputs: Inputs): string[] {
+  const modules = [...inputs.early, ...inputs.late].map((m) => m.file);
+  return [inputs.busybox, inputs.sshd.sshd, ...Object.values(inputs.sshd.helpers), ...inputs.sshd.libDirs, ...modules, hostLdCache];
+}
+
+async function fingerprint(path: string): Promise<string> {
+  const s = await stat(path).catch(() => undefined);
+  return s ? `${path} ${s.size} ${s.mtimeMs}` : `${path} absent`;
+}
+
+async function imageKey(parts: readonly unknown[], files: readonly string[]): Promise<string> {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(parts));
+  for (const file of files) hash.update(`${await fingerprint(file)}\n`);
+  return hash.digest('hex').slice(0, 24);
+}
+
+const dir = (path: string, mode = 0o755): CpioEntry => ({ kind: 'dir', path, mode });
+const text = (path: string, data: string, mode = 0o644): CpioEntry => ({ kind: 'file', path, mode, data: Buffer.from(data) });
+
+async function builderEntries(inputs: Inputs, texts: Record<string, { text: string; mode: number }>): Promise<CpioEntry[]> {
+  const bb = guestPaths.busyboxDir.slice(1);
+  const ssh = guestPaths.sshDir.slice(1);
+  const entries: CpioEntry[] = [
+    ...['dev', 'etc', 'etc/ssh', 'etc/nix', 'mnt', 'nix', 'nix/store', 'nix/.ro-store', 'nix/.rw-store'].map((p) => dir(p)),
+    ...['nix/var', 'nix/var/nix', 'opt', ssh, `${ssh}/lib`, 'proc', 'run', 'sys', 'usr', 'var', 'var/empty'].map((p) => dir(p)),
+    dir('root', 0o700),
+    dir('root/.ssh', 0o700),
+    dir('tmp', 0o1777),
+    { kind: 'chardev', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    { kind: 'chardev', path: 'dev/null', mode: 0o666, major: 1, minor: 3 },
+    // merged /usr: these resolve once the host's /usr is mounted
+    ...['bin', 'sbin', 'lib', 'lib64'].map((p): CpioEntry => ({ kind: 'symlink', path: p, target: `usr/${p}` })),
+    { kind: 'symlink', path: 'etc/mtab', target: '/proc/self/mounts' },
+    ...Object.entries(texts).map(([path, t]) => text(path, t.text, t.mode)),
+  ];
+  entries.push(...(await busyboxEntries(inputs.busybox, bb)));
+  entries.push(dir(guestPaths.modulesDir.slice(1)));
+  for (const m of [...inputs.early, ...inputs.late]) {
+    entries.push({ kind: 'file', path: `${guestPaths.modulesDir.slice(1)}/${m.name}.ko`, mode: 0o644, data: await readModule(m.file) });
+  }
+  entries.push({ kind: 'file', path: `${ssh}/sshd`, mode: 0o755, data: await readFile(inputs.sshd.sshd) });
+  for (const [name, path] of Object.entries(inputs.sshd.helpers)) {
+    entries.push({ kind: 'file', path: `${ssh}/${name}`, mode: 0o755, data: await readFile(path) });
+  }
+  for (const libDir of inputs.sshd.libDirs) {
+    for (const name of (await readdir(libDir)).filter((n) => /\.so(\.|$)/.test(n)).sort()) {
+      entries.push({ kind: 'file', path: `${ssh}/lib/${name}`, mode: 0o644, data: await readFile(join(libDir, name)) });
+    }
+  }
+  const ldCache = await readFile(hostLdCache).catch(() => undefined);
+  if (ldCache) entries.push({ kind: 'file', path: 'etc/ld.so.cache', mode: 0o644, data: ldCache });
+  return entries;
+}
+
+async function busyboxEntries(busybox: string, bb: string): Promise<CpioEntry[]> {
+  const applets = await busyboxApplets(busybox);
+  return [
+    dir(bb),
+    { kind: 'file', path: `${bb}/busybox`, mode: 0o755, data: await readFile(busybox) },
+    ...applets.map((name): CpioEntry => ({ kind: 'symlink', path: `${bb}/${name}`, target: 'busybox' })),
+  ];
+}
+
+function builderTexts(init: InitOptions): Record<string, { text: string; mode: number }> {
+  const texts: Record<string, { text: string; mode: number }> = { init: { text: initScript(), mode: 0o755 } };
+  for (const [name, file] of Object.entries(etcFiles())) texts[`etc/${name}`] = file;
+  texts['etc/rc.builder'] = { text: rcBuilder(init), mode: 0o755 };
+  texts['etc/ssh/sshd_config'] = { text: sshdConfig(init.sshdExtraConfig), mode: 0o644 };
+  return texts;
+}
+
+/** Writes beside the target and renames, so a half-written image is never used. */
+async function writeImage(path: string, entries: readonly CpioEntry[], compression: Compression): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${process.pid}.tmp`;
+  const chunks = cpioChunks(entries);
+  const file = await open(temp, 'w', 0o600);
+  try {
+    if (compression === 'gzip') await file.write(gzipSync(Buffer.concat(chunks), { level: 1 }));
+    else for (const chunk of chunks) await file.write(chunk);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+const imagePath = (cacheDir: string, name: string, compression: Compression) =>
+  join(cacheDir, 'images', `${name}.cpio${compression === 'gzip' ? '.gz' : ''}`);
+const isFile = (path: string) => stat(path).then((s) => s.isFile(), () => false);
+
+/** The initramfs for this kernel's modules, from the cache or built now. */
+export async function ensureGuestImage(request: GuestImageRequest): Promise<GuestImage> {
+  const inputs = await gatherInputs(request);
+  const texts = builderTexts(inputs.init);
+  const compression = request.compression ?? defaultCompression;
+  const key = await imageKey([imageFormat, compression, request.kernelVersion, request.hostArch, texts], inputFiles(inputs));
+  const path = imagePath(request.cacheDir, `guest-${key}`, compression);
+  if (await isFile(path)) return { path, key, built: false };
+  await checkSshdLibraries(inputs.sshd);
+  request.log(`building the guest image (${request.kernelVersion}; sshd: ${inputs.sshd.source})`);
+  await writeImage(path, await builderEntries(inputs, texts), compression);
+  request.log(`guest image ready: ${basename(path)}`);
+  return { path, key, built: true };
+}
+
+/** Printed by the floor image's /init just before it powers off. */
+export const floorMarker = 'LINUX-BUILDER-FLOOR';
+
+/** The benchmark's floor: the same kernel with an /init that prints a marker and powers off. */
+export async function buildFloorImage(options: {
+  cacheDir: string;
+  log: (line: string) => void;
+  compression?: Compression;
+}): Promise<GuestImage> {
+  const compression = options.compression ?? defaultCompression;
+  const busybox = await findBusybox();
+  const init = `#!/bb/sh\necho ${floorMarker} > /dev/console\nexec /bb/poweroff -f\n`;
+  const key = await imageKey([imageFormat, compression, 'floor', init], [busybox]);
+  const path = imagePath(options.cacheDir, `floor-${key}`, compression);
+  if (await isFile(path)) return { path, key, built: false };
+  options.log('building the floor image');
+  await writeImage(path, [
+    dir('dev'),
+    { kind: 'chardev', path: 'dev/console', mode: 0o600, major: 5, minor: 1 },
+    ...(await busyboxEntries(busybox, 'bb')),
+    text('init', init, 0o755),
+  ], compression);
+  return { path, key, built: true };
+}

@@ -1,0 +1,203 @@
+/**
+ * The text of the guest's init and /etc, generated here and nowhere else. Nothing secret is
+ * in it: keys arrive through the config share at boot and are copied, then the share is
+ * unmounted.
+ */
+import { failedMarker, guestShareFiles, readyMarker, shareTags } from './layout.js';
+
+/** Where things sit inside the initramfs. */
+export const guestPaths = {
+  busyboxDir: '/bb',
+  modulesDir: '/modules',
+  sshDir: '/opt/ssh',
+  sshLibDir: '/opt/ssh/lib',
+  configMount: '/run/lbconfig',
+  sshdLog: '/run/sshd.log',
+} as const;
+
+export type NineCache = 'loose' | 'fscache' | 'mmap' | 'none';
+
+export interface InitOptions {
+  /** Loaded before sshd starts: the virtio transports and 9p, for /usr and the config share. */
+  readonly earlyModules: readonly string[];
+  /** Loaded while sshd starts: net (sshd listens on any address), rng, overlay, binfmt_misc. */
+  readonly lateModules: readonly string[];
+  /** 9p cache mode of the /usr and /nix/store shares; loose is fast but misses host paths added after boot. */
+  readonly cache: NineCache;
+  /** sshd -r: no re-exec per connection, saving an exec under TCG; only OpenSSH before 9.8 has it. */
+  readonly sshdNoReexec?: boolean;
+  /** Extra sshd_config lines, e.g. SshdSessionPath for a split OpenSSH. */
+  readonly sshdExtraConfig?: readonly string[];
+}
+
+export function initScript(): string {
+  return `#!${guestPaths.busyboxDir}/sh\nexec ${guestPaths.busyboxDir}/init\n`;
+}
+
+export function inittab(): string {
+  const bb = guestPaths.busyboxDir;
+  return [
+    '::sysinit:/etc/rc.builder',
+    `::askfirst:-${bb}/sh`,
+    `::ctrlaltdel:${bb}/reboot`,
+    `::shutdown:${bb}/sh -c 'sync; umount -a -r 2>/dev/null'`,
+    '',
+  ].join('\n');
+}
+
+function insmodLines(modules: readonly string[]): string[] {
+  return modules.map((name) => `insmod ${guestPaths.modulesDir}/${name}.ko || t "insmod ${name} FAILED"`);
+}
+
+const bootstrap = [
+  'mount -t proc proc /proc',
+  'mount -t sysfs sysfs /sys',
+  'mount -t devtmpfs devtmpfs /dev 2>/dev/null',
+  'mkdir -p /dev/pts /dev/shm',
+  'mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts',
+  'mount -t tmpfs -o mode=1777 tmpfs /dev/shm',
+  'mount -t tmpfs -o mode=0755 tmpfs /run',
+  'mount -t tmpfs -o mode=1777 tmpfs /tmp',
+];
+
+/** Copies out of the config share, owned by root with tight modes, then unmounts it. */
+function configShareLines(): string[] {
+  const cfg = guestPaths.configMount;
+  const f = guestShareFiles;
+  return [
+    `mkdir -p ${cfg} && mount -t 9p -o trans=virtio,version=9p2000.L,ro ${shareTags.config} ${cfg} || fail "mount ${shareTags.config}"`,
+    'umask 077',
+    `cp ${cfg}/${f.hostKey} /etc/ssh/ssh_host_ed25519_key || fail "no ${f.hostKey} in the config share"`,
+    `cp ${cfg}/${f.hostKeyPub} /etc/ssh/ssh_host_ed25519_key.pub`,
+    `cp ${cfg}/${f.authorizedKeys} /root/.ssh/authorized_keys || fail "no ${f.authorizedKeys} in the config share"`,
+    `[ -f ${cfg}/${f.nixConf} ] && cp ${cfg}/${f.nixConf} /etc/nix/nix.conf && chmod 0644 /etc/nix/nix.conf`,
+    `[ -f ${cfg}/${f.binfmt} ] && cp ${cfg}/${f.binfmt} /run/binfmt`,
+    `[ -f ${cfg}/${f.hostname} ] && cp ${cfg}/${f.hostname} /etc/hostname && chmod 0644 /etc/hostname`,
+    'umask 022',
+    `umount ${cfg}`,
+  ];
+}
+
+function sshdStartLines(noReexec: boolean): string[] {
+  const sshd = `${guestPaths.sshDir}/sshd${noReexec ? ' -r' : ''} -f /etc/ssh/sshd_config -E ${guestPaths.sshdLog}`;
+  return [
+    'mkdir -p /run/sshd',
+    '# in the background: network, store and binfmt are set up while sshd links its libraries',
+    `{ LD_LIBRARY_PATH=${guestPaths.sshLibDir} ${sshd} || touch /run/sshd.failed; } &`,
+  ];
+}
+
+const networkLines = [
+  'hostname -F /etc/hostname',
+  'ip link set lo up',
+  'ip link set eth0 up',
+  'ip addr add 10.0.2.15/24 dev eth0',
+  'ip route add default via 10.0.2.2',
+];
+
+const storeLines = [
+  'mount -t tmpfs -o mode=0755 tmpfs /nix/.rw-store',
+  'mkdir -p /nix/.rw-store/upper /nix/.rw-store/work',
+  '# the upper layer\'s mode becomes the mode of /nix/store',
+  'chmod 0755 /nix/.rw-store/upper',
+  'mount -t overlay -o lowerdir=/nix/.ro-store,upperdir=/nix/.rw-store/upper,workdir=/nix/.rw-store/work overlay /nix/store || fail "overlay /nix/store"',
+];
+
+const binfmtLines = [
+  'if [ -f /run/binfmt ]; then',
+  '  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc',
+  '  while IFS= read -r entry; do',
+  `    [ -n "$entry" ] && { printf '%s\\n' "$entry" > /proc/sys/fs/binfmt_misc/register || fail "binfmt entry: $entry"; }`,
+  '  done < /run/binfmt',
+  'fi',
+];
+
+/** sshd daemonizes before it listens; its pid file appears once it listens. */
+const waitForSshdLines = [
+  'n=0',
+  'while [ ! -s /run/sshd.pid ]; do',
+  `  [ -e /run/sshd.failed ] && fail "sshd did not start, see ${guestPaths.sshdLog}"`,
+  `  n=$((n + 1)); [ $n -gt 1000 ] && fail "sshd is not listening after 10 s, see ${guestPaths.sshdLog}"`,
+  '  usleep 10000',
+  'done',
+];
+
+/**
+ * The boot script. sshd starts as soon as /usr and its keys are there; the ready marker is
+ * printed only once everything a build needs (store overlay, binfmt) is in place too.
+ */
+export function rcBuilder(options: InitOptions): string {
+  const nine = `trans=virtio,version=9p2000.L,msize=512000,cache=${options.cache},ro`;
+  return [
+    `#!${guestPaths.busyboxDir}/sh`,
+    `export PATH=${guestPaths.busyboxDir} HOME=/root`,
+    '# timing lines for boot profiling; read, not cut, so no process is spawned',
+    't() { read -r up _ < /proc/uptime; echo "[rc $up] $*" > /dev/console; }',
+    `fail() { t "$*"; echo "${failedMarker}: $*" > /dev/console; exit 1; }`,
+    ...bootstrap,
+    't modules',
+    ...insmodLines(options.earlyModules),
+    't keys',
+    `mount -t 9p -o ${nine} ${shareTags.usr} /usr || fail "mount ${shareTags.usr} /usr"`,
+    ...configShareLines(),
+    't sshd',
+    ...sshdStartLines(options.sshdNoReexec ?? false),
+    ...insmodLines(options.lateModules),
+    't network',
+    ...networkLines,
+    't store',
+    `mount -t 9p -o ${nine} ${shareTags.store} /nix/.ro-store || fail "mount ${shareTags.store}"`,
+    ...storeLines,
+    't binfmt',
+    ...binfmtLines,
+    't wait-sshd',
+    ...waitForSshdLines,
+    `t ${readyMarker}`,
+    `echo ${readyMarker} > /dev/console`,
+    '',
+  ].join('\n');
+}
+
+export function sshdConfig(extra: readonly string[] = []): string {
+  return [
+    'Port 22',
+    'HostKey /etc/ssh/ssh_host_ed25519_key',
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'AuthorizedKeysFile .ssh/authorized_keys',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'UseDNS no',
+    'PrintMotd no',
+    'PidFile /run/sshd.pid',
+    '# the Nix build hook keeps a master connection and opens parallel ones',
+    'MaxSessions 20',
+    'MaxStartups 20:30:100',
+    ...extra,
+    '',
+  ].join('\n');
+}
+
+/** /etc files that are the same for every instance; mode 0644 unless listed otherwise. */
+export function etcFiles(): Record<string, { text: string; mode: number }> {
+  const file = (text: string, mode = 0o644) => ({ text, mode });
+  return {
+    passwd: file(
+      [
+        'root:x:0:0:root:/root:/bin/sh',
+        'sshd:x:100:65534::/run/sshd:/usr/sbin/nologin',
+        'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+        '',
+      ].join('\n'),
+    ),
+    group: file('root:x:0:\ntty:x:5:\nnogroup:x:65534:\n'),
+    shadow: file('root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600),
+    'nsswitch.conf': file('passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n'),
+    hosts: file('127.0.0.1 localhost\n::1 localhost\n10.0.2.2 host\n'),
+    'resolv.conf': file('nameserver 10.0.2.3\n'),
+    hostname: file('linux-builder\n'),
+    shells: file('/bin/sh\n/bin/bash\n/usr/bin/bash\n/usr/bin/sh\n'),
+    inittab: file(inittab()),
+  };
+}

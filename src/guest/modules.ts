@@ -1,0 +1,201 @@
+/**
+ * The kernel modules the guest loads before anything else can run: found in the kernel's
+ * modules dir, ordered so dependencies load first, decompressed at build time because busybox
+ * insmod cannot read compressed modules.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { errnoCode, failed } from '../errors.js';
+import { moduleInfo } from './elf.js';
+
+/** Needed to boot: virtio transports (mmio for microvm, pci for q35/virt), net, rng, 9p, overlay, binfmt. */
+export const builderModules = [
+  'virtio_mmio',
+  'virtio_pci',
+  'virtio_net',
+  'virtio_rng',
+  '9pnet_virtio',
+  '9p',
+  'overlay',
+  'binfmt_misc',
+] as const;
+
+/** For the instance disk (a later issue): add these to the wanted list when a disk is attached. */
+export const diskModules = ['virtio_blk', 'crc32c_generic', 'ext4'] as const;
+
+export interface ModuleEntry {
+  /** Relative to the modules dir, as modules.dep/modules.order write it. */
+  readonly path: string;
+  readonly deps: readonly string[];
+}
+
+/** A module to load, in order: its name and the file under the modules dir. */
+export interface GuestModule {
+  readonly name: string;
+  readonly file: string;
+}
+
+/** The kernel treats "-" and "_" in module names alike. */
+export function normalizeModuleName(name: string): string {
+  return name.replaceAll('-', '_');
+}
+
+export function moduleNameOf(path: string): string {
+  return normalizeModuleName(basename(path).replace(/\.ko(\.xz|\.zst|\.gz)?$/, ''));
+}
+
+/** modules.dep: "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/netfs/netfs.ko". */
+export function parseModulesDep(text: string): Map<string, ModuleEntry> {
+  const table = new Map<string, ModuleEntry>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const path = line.slice(0, colon).trim();
+    const deps = line.slice(colon + 1).trim().split(/\s+/).filter(Boolean).map(moduleNameOf);
+    table.set(moduleNameOf(path), { path, deps });
+  }
+  return table;
+}
+
+/** modules.builtin / modules.order: one module path a line. */
+export function parseModuleList(text: string): string[] {
+  return text.split('\n').map((line) => line.trim()).filter(Boolean);
+}
+
+/**
+ * The dependency closure of wanted (and of those optional modules this kernel has), deps first,
+ * without built-ins. Throws a UserError naming the first module that is neither.
+ */
+export function resolveModuleOrder(
+  wanted: readonly string[],
+  optional: readonly string[],
+  table: ReadonlyMap<string, ModuleEntry>,
+  builtin: ReadonlySet<string>,
+  modulesDir: string,
+): Array<{ name: string; path: string }> {
+  const order: Array<{ name: string; path: string }> = [];
+  const done = new Set<string>();
+  const visit = (raw: string, chain: readonly string[]) => {
+    const name = normalizeModuleName(raw);
+    if (done.has(name) || builtin.has(name)) return;
+    if (chain.includes(name)) throw failed(`kernel modules depend on each other in a cycle: ${[...chain, name].join(' -> ')}`);
+    const entry = table.get(name);
+    if (!entry) {
+      const neededBy = chain.length > 0 ? ` (needed by ${chain.at(-1)})` : '';
+      throw failed(
+        `the kernel has no module ${name}${neededBy} in ${modulesDir}`,
+        'use a kernel with virtio, 9p and overlayfs support (built in or as modules), e.g. the distribution kernel',
+      );
+    }
+    for (const dep of entry.deps) visit(dep, [...chain, name]);
+    done.add(name);
+    order.push({ name, path: entry.path });
+  };
+  for (const name of wanted) visit(name, []);
+  for (const name of optional) if (table.has(normalizeModuleName(name))) visit(name, []);
+  return order;
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** The files a modules.order path may have on disk (distributions compress after depmod). */
+const onDiskSuffixes = ['', '.xz', '.zst', '.gz'];
+
+/**
+ * Without modules.dep (a kernel package extracted, never installed, so depmod never ran) the
+ * table is built from modules.order and each needed module's own "depends=" field.
+ */
+async function tableFromModinfo(
+  modulesDir: string,
+  wanted: readonly string[],
+  builtin: ReadonlySet<string>,
+): Promise<Map<string, ModuleEntry>> {
+  const orderText = await readOptional(join(modulesDir, 'modules.order'));
+  if (orderText === undefined) {
+    throw failed(`${modulesDir} has neither modules.dep nor modules.order`, 'is this a kernel modules directory?');
+  }
+  const paths = new Map(parseModuleList(orderText).map((path) => [moduleNameOf(path), path]));
+  const table = new Map<string, ModuleEntry>();
+  const queue = wanted.map(normalizeModuleName);
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+    const path = paths.get(name);
+    if (path === undefined || table.has(name) || builtin.has(name)) continue;
+    const data = await readModule(await existingModuleFile(modulesDir, path));
+    const depends = moduleInfo(data).find(([key]) => key === 'depends')?.[1] ?? '';
+    const deps = depends.split(',').filter(Boolean).map(normalizeModuleName);
+    table.set(name, { path, deps });
+    queue.push(...deps);
+  }
+  return table;
+}
+
+/** Resolves wanted (+ optional where present) into load order, with each module's file. */
+export async function findGuestModules(
+  modulesDir: string,
+  wanted: readonly string[],
+  optional: readonly string[] = [],
+): Promise<GuestModule[]> {
+  const builtin = new Set(parseModuleList((await readOptional(join(modulesDir, 'modules.builtin'))) ?? '').map(moduleNameOf));
+  const depText = await readOptional(join(modulesDir, 'modules.dep'));
+  const table =
+    depText === undefined
+      ? await tableFromModinfo(modulesDir, [...wanted, ...optional], builtin)
+      : parseModulesDep(depText);
+  const order = resolveModuleOrder(wanted, optional, table, builtin, modulesDir);
+  const found: GuestModule[] = [];
+  for (const { name, path } of order) {
+    found.push({ name, file: await existingModuleFile(modulesDir, path) });
+  }
+  return found;
+}
+
+async function existingModuleFile(modulesDir: string, path: string): Promise<string> {
+  const plain = path.replace(/\.(xz|zst|gz)$/, '');
+  for (const suffix of onDiskSuffixes) {
+    const file = join(modulesDir, plain + suffix);
+    if (await stat(file).then(() => true, () => false)) return file;
+  }
+  throw failed(`kernel module file ${path} is missing from ${modulesDir}`);
+}
+
+/** The module's ELF bytes: .ko as is, .ko.gz/.xz/.zst decompressed. */
+export async function decompressModule(file: string, data: Buffer): Promise<Buffer> {
+  if (file.endsWith('.gz')) return gunzipSync(data);
+  if (file.endsWith('.xz')) return await decompressWith('xz', file, data);
+  if (file.endsWith('.zst')) return await decompressWith('zstd', file, data);
+  return data;
+}
+
+async function decompressWith(tool: 'xz' | 'zstd', file: string, data: Buffer): Promise<Buffer> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.on('error', (error) =>
+      reject(failed(`cannot run ${tool} to decompress ${file}`, `install ${tool === 'xz' ? 'xz-utils' : 'zstd'}`, error)),
+    );
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(failed(`${tool} could not decompress ${file}: ${Buffer.concat(err).toString().trim()}`));
+    });
+    child.stdin.on('error', () => undefined); // a dying child closes stdin early; 'close' reports it
+    child.stdin.end(data);
+  });
+}
+
+/** Reads and decompresses one module file. */
+export async function readModule(file: string): Promise<Buffer> {
+  return await decompressModule(file, await readFile(file));
+}
+

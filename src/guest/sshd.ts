@@ -1,0 +1,125 @@
+/**
+ * An sshd for the guest. The host's own when installed; otherwise Debian's openssh-server
+ * (+ libwrap0) downloaded with apt-get and unpacked into the cache — never installed. It runs
+ * against the host's /usr libraries, which the guest sees through the /usr share.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { errnoCode, failed } from '../errors.js';
+
+const run = promisify(execFile);
+const hostSshd = '/usr/sbin/sshd';
+
+export interface FoundSshd {
+  readonly sshd: string;
+  /** Directories of libraries the host lacks (libwrap.so.0), for the guest's /opt/ssh/lib. */
+  readonly libDirs: readonly string[];
+  /** Split OpenSSH (9.8+) helpers beside sshd: guest file name → host path. */
+  readonly helpers: Readonly<Record<string, string>>;
+  /** OpenSSH 9.8+ always execs sshd-session per connection and has no -r. */
+  readonly split: boolean;
+  /** Where it came from, for log lines: "host" or the package version. */
+  readonly source: string;
+}
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
+
+/** A complete unpacked tree: only renamed into place once extracted, so existing means whole. */
+async function fromTree(root: string, source: string): Promise<FoundSshd | undefined> {
+  const sshd = join(root, 'usr/sbin/sshd');
+  if (!(await exists(sshd))) return undefined;
+  const libDirs: string[] = [];
+  for (const dir of ['lib', 'usr/lib']) {
+    for (const name of await readdir(join(root, dir)).catch(() => [] as string[])) {
+      if (name.endsWith('-linux-gnu')) libDirs.push(join(root, dir, name));
+    }
+  }
+  const helpers: Record<string, string> = {};
+  for (const name of ['sshd-session', 'sshd-auth']) {
+    const path = join(root, 'usr/lib/openssh', name);
+    if (await exists(path)) helpers[name] = path;
+  }
+  return { sshd, libDirs, helpers, split: Object.keys(helpers).length > 0, source };
+}
+
+/** The sshd the guest runs: the host's, a cached download, or a fresh download. */
+export async function findSshd(options: { cacheDir: string; log: (line: string) => void }): Promise<FoundSshd> {
+  if (await exists(hostSshd)) {
+    // the guest finds a split sshd's helpers at their usual path through the /usr share
+    const split = await exists('/usr/lib/openssh/sshd-session');
+    return { sshd: hostSshd, libDirs: [], helpers: {}, split, source: 'host' };
+  }
+  const sshdCache = join(options.cacheDir, 'sshd');
+  const versions = (await readdir(sshdCache).catch(() => [] as string[])).filter((name) => !name.startsWith('.')).sort();
+  for (const version of versions.reverse()) {
+    const found = await fromTree(join(sshdCache, version), version);
+    if (found) return found;
+  }
+  return await downloadSshd(sshdCache, options.log);
+}
+
+async function downloadSshd(sshdCache: string, log: (line: string) => void): Promise<FoundSshd> {
+  await mkdir(sshdCache, { recursive: true, mode: 0o700 });
+  const work = await mkdtemp(join(sshdCache, '.download-'));
+  try {
+    log('downloading openssh-server for the guest (apt-get download; nothing is installed)');
+    // libwrap0 is gone from newer releases; without it, openssh-server alone
+    await apt(['download', 'openssh-server', 'libwrap0'], work).catch(() => apt(['download', 'openssh-server'], work));
+    const debs = (await readdir(work)).filter((name) => name.endsWith('.deb'));
+    const server = debs.find((name) => name.startsWith('openssh-server_'));
+    if (!server) throw failed('apt-get download did not produce an openssh-server package', aptHint);
+    const version = (await run('dpkg-deb', ['-f', join(work, server), 'Version'])).stdout.trim();
+    const root = join(work, 'root');
+    for (const deb of debs) await run('dpkg-deb', ['-x', join(work, deb), root]);
+    const target = join(sshdCache, version.replace(/[^\w.+-]/g, '_'));
+    try {
+      await rename(root, target);
+    } catch (error) {
+      // another start won the race; its tree is as good as ours
+      if (errnoCode(error) !== 'ENOTEMPTY' && errnoCode(error) !== 'EEXIST') throw error;
+    }
+    log(`sshd ${version} unpacked into the cache`);
+    const found = await fromTree(target, version);
+    if (!found) throw failed(`openssh-server ${version} has no usr/sbin/sshd`);
+    await checkSshdLibraries(found);
+    return found;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const aptHint = 'run "apt-get update" and retry, or install openssh-server on the host';
+
+async function apt(args: string[], cwd: string): Promise<void> {
+  try {
+    await run('apt-get', ['-q', ...args], { cwd });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim() ?? '';
+    throw failed(`apt-get ${args.join(' ')} failed${stderr ? `: ${stderr.split('\n').at(-1)}` : ''}`, aptHint, error);
+  }
+}
+
+/** Fails naming every shared library sshd needs that neither the host nor libDirs has. */
+export async function checkSshdLibraries(found: FoundSshd): Promise<void> {
+  const env = { ...process.env, LD_LIBRARY_PATH: found.libDirs.join(':') };
+  for (const binary of [found.sshd, ...Object.values(found.helpers)]) {
+    let stdout: string;
+    try {
+      ({ stdout } = await run('ldd', [binary], { env }));
+    } catch (error) {
+      throw failed(`cannot list the libraries of ${binary} with ldd`, 'install libc-bin', error);
+    }
+    const missing = stdout
+      .split('\n')
+      .filter((line) => line.includes('=> not found'))
+      .map((line) => line.trim().split(/\s/)[0]);
+    if (missing.length > 0) {
+      throw failed(
+        `${binary} needs libraries this host does not have: ${missing.join(', ')}`,
+        'install the packages that provide them, or install openssh-server on the host',
+      );
+    }
+  }
+}

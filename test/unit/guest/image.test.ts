@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { buildFloorImage, ensureGuestImage, floorMarker } from '../../../src/guest/image.js';
+import { readyMarker } from '../../../src/guest/layout.js';
+import { builderModules } from '../../../src/guest/modules.js';
+import { readNewc, syntheticElf } from './fixtures.js';
+
+/** A modules dir with every builder module (no deps), and a cached "sshd" (any dynamic binary passes ldd). */
+async function fixture(root: string): Promise<{ modulesDir: string; cacheDir: string }> {
+  const modulesDir = join(root, 'modules');
+  const cacheDir = join(root, 'cache');
+  await mkdir(join(modulesDir, 'kernel'), { recursive: true });
+  await writeFile(join(modulesDir, 'modules.dep'), builderModules.map((m) => `kernel/${m}.ko:\n`).join(''));
+  for (const m of builderModules) await writeFile(join(modulesDir, `kernel/${m}.ko`), syntheticElf({ modinfo: [`name=${m}`] }));
+  await mkdir(join(cacheDir, 'sshd/1.0/usr/sbin'), { recursive: true });
+  await copyFile('/usr/bin/true', join(cacheDir, 'sshd/1.0/usr/sbin/sshd'));
+  return { modulesDir, cacheDir };
+}
+
+test('the guest image is built once, then found by its key; it holds init, modules, sshd and no keys', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lb-image-'));
+  try {
+    const { modulesDir, cacheDir } = await fixture(root);
+    const logs: string[] = [];
+    const request = { modulesDir, kernelVersion: '6.1.0-test', hostArch: 'x86_64' as const, cacheDir, log: (l: string) => logs.push(l) };
+    const first = await ensureGuestImage(request);
+    assert.equal(first.built, true);
+    assert.ok(first.path.startsWith(join(cacheDir, 'images')));
+    assert.equal((await stat(join(cacheDir, 'images'))).mode & 0o777, 0o700);
+    const second = await ensureGuestImage(request);
+    assert.deepEqual(second, { ...first, built: false });
+
+    const entries = new Map(readNewc(await readFile(first.path)).map((e) => [e.name, e]));
+    const console = entries.get('dev/console');
+    assert.deepEqual([console?.rdevMajor, console?.rdevMinor], [5, 1]);
+    assert.equal(entries.get('init')?.data.toString(), '#!/bb/sh\nexec /bb/init\n');
+    assert.equal(entries.get('bb/sh')?.data.toString(), 'busybox');
+    for (const m of builderModules) assert.ok(entries.has(`modules/${m}.ko`), m);
+    assert.ok(entries.has('opt/ssh/sshd'));
+    assert.match(entries.get('etc/rc.builder')?.data.toString() ?? '', new RegExp(readyMarker));
+    assert.equal((entries.get('root')?.mode ?? 0) & 0o777, 0o700);
+    for (const e of entries.values()) assert.ok(!e.data.includes('PRIVATE KEY'), `${e.name} holds a private key`);
+    assert.ok(logs.some((l) => l.includes('building the guest image')));
+
+    // another cache mode is another image
+    const loose = await ensureGuestImage({ ...request, cache: 'none' });
+    assert.notEqual(loose.key, first.key);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('the floor image powers off right after printing its marker', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'lb-floor-'));
+  try {
+    const floor = await buildFloorImage({ cacheDir: root, log: () => undefined });
+    assert.equal(floor.built, true);
+    const init = readNewc(await readFile(floor.path)).find((e) => e.name === 'init');
+    assert.ok(init?.data.toString().endsWith(`echo ${floorMarker} > /dev/console\nexec /bb/poweroff -f\n`));
+    assert.equal((await buildFloorImage({ cacheDir: root, log: () => undefined })).built, false);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { checkSshdLibraries, findSshd } from '../../../src/guest/sshd.js';
+
+const hostHasSshd = await stat('/usr/sbin/sshd').then(() => true, () => false);
+
+test('a cached unpacked openssh-server is used without downloading, with its libs and split helpers', { skip: hostHasSshd && 'the host has its own sshd' }, async () => {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'lb-sshd-'));
+  try {
+    const tree = join(cacheDir, 'sshd/1_9.9p1-1');
+    await mkdir(join(tree, 'usr/sbin'), { recursive: true });
+    await mkdir(join(tree, 'usr/lib/openssh'), { recursive: true });
+    await mkdir(join(tree, 'lib/x86_64-linux-gnu'), { recursive: true });
+    await copyFile('/usr/bin/true', join(tree, 'usr/sbin/sshd'));
+    await copyFile('/usr/bin/true', join(tree, 'usr/lib/openssh/sshd-session'));
+    await writeFile(join(tree, 'lib/x86_64-linux-gnu/libwrap.so.0'), '');
+    // an unfinished download is never picked
+    await mkdir(join(cacheDir, 'sshd/.download-x/root/usr/sbin'), { recursive: true });
+    const logs: string[] = [];
+    const found = await findSshd({ cacheDir, log: (line) => logs.push(line) });
+    assert.deepEqual(found, {
+      sshd: join(tree, 'usr/sbin/sshd'),
+      libDirs: [join(tree, 'lib/x86_64-linux-gnu')],
+      helpers: { 'sshd-session': join(tree, 'usr/lib/openssh/sshd-session') },
+      split: true,
+      source: '1_9.9p1-1',
+    });
+    assert.deepEqual(logs, []);
+    await checkSshdLibraries(found);
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+});
