@@ -86,6 +86,7 @@ test('sshd_config allows keys only and never PAM', () => {
     'UseDNS no',
     'HostKey /etc/ssh/ssh_host_ed25519_key',
     'MaxStartups 20:30:100',
+    'KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256',
     'SshdSessionPath /opt/ssh/sshd-session',
   ]) {
     assert.match(config, new RegExp(`^${line}$`, 'm'));
