@@ -204,9 +204,12 @@ export class BootFailure extends UserError {
     readonly consoleTail: string[],
     consoleLog: string,
   ) {
-    super(`the guest did not become ready: ${rungDescriptions[rung]} — failed (${detail})`, {
+    super(`the guest did not become ready: rung "${rung}" (${rungDescriptions[rung]}) failed: ${detail}`, {
       exitCode: 1,
-      hint: `last ${consoleTail.length} console lines (full console: ${consoleLog}):\n${consoleTail.map((l) => `  | ${l}`).join('\n')}`,
+      hint:
+        consoleTail.length === 0
+          ? `the console is empty: the kernel printed nothing (full console: ${consoleLog})`
+          : `last ${consoleTail.length} console lines (full console: ${consoleLog}):\n${consoleTail.map((l) => `  | ${l}`).join('\n')}`,
     });
   }
 }

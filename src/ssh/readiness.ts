@@ -8,11 +8,12 @@ import { HostKeyMismatch, sshExec, type SshTarget } from './client.js';
 
 export type Rung = 'process' | 'port' | 'ssh-banner' | 'ssh-exec';
 
+/** What each rung expects, as a user would check it. */
 export const rungDescriptions: Record<Rung, string> = {
-  process: 'the VM process stayed alive',
-  port: "the SSH port accepted a connection",
-  'ssh-banner': 'sshd in the guest answered with its banner',
-  'ssh-exec': 'a command ran over SSH',
+  process: 'the VM process stays alive',
+  port: 'the forwarded SSH port accepts connections',
+  'ssh-banner': 'sshd in the guest answers with its banner',
+  'ssh-exec': 'a command runs over SSH with the pinned host key',
 };
 
 export class NotReady extends Error {
@@ -68,7 +69,7 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
   const { target } = options;
   let exitedWith: string | undefined;
   options.exited.then(
-    (info) => (exitedWith = `the VM process exited (${JSON.stringify(info)})`),
+    (info) => (exitedWith = `the VM process exited before the guest was ready (${describeExit(info)})`),
     (error: unknown) => (exitedWith = `the VM process failed: ${String(error)}`),
   );
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -110,5 +111,11 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
     await sleep(pollMs);
   }
   const next: Rung = reached === 'process' ? 'port' : reached === 'port' ? 'ssh-banner' : 'ssh-exec';
-  throw new NotReady(next, `${rungDescriptions[next]}: not within the deadline${lastError ? ` (${lastError})` : ''}`);
+  throw new NotReady(next, `not within the deadline${lastError ? ` (${lastError})` : ''}`);
+}
+
+function describeExit(info: unknown): string {
+  if (typeof info !== 'object' || info === null) return String(info);
+  const { code, signal } = info as { code?: unknown; signal?: unknown };
+  return signal ? `killed by ${String(signal)}` : `exit code ${String(code)}`;
 }

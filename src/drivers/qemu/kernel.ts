@@ -100,6 +100,8 @@ async function readAt(file: Awaited<ReturnType<typeof open>>, position: number, 
 
 export async function prepareKernel(image: string, cacheDir: string, arch: HostArch): Promise<BootKernel> {
   if (arch === 'aarch64') return { path: image, format: 'image' };
+  // Already an uncompressed vmlinux with a PVH entry (e.g. --kernel vmlinux): boot it as it is.
+  if (await hasPvhNote(image).catch(() => false)) return { path: image, format: 'vmlinux-pvh' };
   const bzImage = await readFile(image);
   const key = createHash('sha256').update(bzImage).digest('hex').slice(0, 32);
   const dir = join(cacheDir, 'kernels');

@@ -10,7 +10,7 @@ import type { ExitInfo, LaunchPlan, RunningVm } from '../../../src/drivers/drive
 import { isAlive, killHard, spawnDetached, findOnPath } from '../../../src/drivers/process.js';
 import { qemuDriver } from '../../../src/drivers/qemu/index.js';
 import { QmpClient } from '../../../src/drivers/qemu/qmp.js';
-import { fakeVmlinux } from './fake-kernel.js';
+import { fakeVmlinux } from '../../support/fake-kernel.js';
 
 // Unix socket paths must stay short: a temp dir directly under /tmp.
 let dir: string;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { findPayload, hasPvhNote, notesInclude, prepareKernel } from '../../../src/drivers/qemu/kernel.js';
-import { fakeBzImage, fakeVmlinux } from './fake-kernel.js';
+import { fakeBzImage, fakeVmlinux } from '../../support/fake-kernel.js';
 
 let dir: string;
 before(async () => {
