@@ -44,14 +44,19 @@ export function roots(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Pla
       runtime,
     };
   }
-  const systemWide = uid === 0 && !env.XDG_STATE_HOME;
+  // As root without XDG variables, the system-wide places a system service uses.
+  const root = uid === 0;
   return {
     state: env.XDG_STATE_HOME
       ? join(env.XDG_STATE_HOME, 'linux-builder')
-      : systemWide
+      : root
         ? '/var/lib/linux-builder'
         : join(home, '.local', 'state', 'linux-builder'),
-    cache: join(env.XDG_CACHE_HOME ?? (systemWide ? '/var/cache' : join(home, '.cache')), 'linux-builder'),
+    cache: env.XDG_CACHE_HOME
+      ? join(env.XDG_CACHE_HOME, 'linux-builder')
+      : root
+        ? '/var/cache/linux-builder'
+        : join(home, '.cache', 'linux-builder'),
     runtime,
   };
 }

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { nixStoreAdd, processesMatching, sandbox } from '../support/cli.js';
+import { roots } from '../../src/instance/paths.js';
 import { fakeVmlinux } from '../support/fake-kernel.js';
 
 const memory = '1G';
@@ -91,7 +92,7 @@ test('two starts at once boot exactly one VM', async (t) => {
 });
 
 function findKernelImage(): string {
-  const cache = join(process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? '/root', '.cache'), 'linux-builder', 'kernels');
+  const cache = join(roots().cache, 'kernels');
   const candidates: string[] = [];
   for (const dir of ['/boot', ...(existsSync(cache) ? readdirSync(cache).map((d) => join(cache, d, 'boot')) : [])]) {
     if (!existsSync(dir)) continue;
