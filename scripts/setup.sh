@@ -57,6 +57,19 @@ if [ "$(id -u)" = 0 ]; then
   fi
 fi
 
+# The demo and the tests build aarch64-linux derivations whose builder is Debian's arm64 static
+# busybox, downloaded (never installed); apt needs arm64 as a foreign architecture for that.
+if [ "$(uname -m)" = x86_64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  if [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "adding arm64 as a dpkg foreign architecture (for Debian's arm64 busybox; nothing is installed)"
+    $sudo dpkg --add-architecture arm64
+    $sudo apt-get update -qq
+  else
+    say "note: the aarch64 demo and tests need: dpkg --add-architecture arm64 && apt-get update (as root)"
+  fi
+fi
+
 # npm dependencies: installed when the lockfile is newer than what node_modules was made from.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm dependencies (npm ci)"

@@ -7,6 +7,7 @@ import { stopCommand } from './stop.js';
 import { statusCommand } from './status.js';
 import { sshCommand } from './ssh.js';
 import { logsCommand } from './logs.js';
+import { nixConfigCommand } from './nix-config.js';
 
 function program(): Command {
   let exitCode = 0;
@@ -26,6 +27,7 @@ function program(): Command {
     .addOption(new Option('--accel <accel>', 'accelerator (remembered)').choices(['auto', 'kvm', 'hvf', 'tcg']))
     .option('--kernel <path>', 'boot this kernel image instead of the host\'s or the distribution\'s (remembered)')
     .option('--boot-timeout <duration>', 'give up when not ready after this long, e.g. 60s, 2m (remembered; default 120s)')
+    .option('--systems <list>', 'Nix systems to build, comma-separated (remembered; default on x86_64: x86_64-linux,i686-linux,aarch64-linux)')
     .option('--verbose', 'show what is done and why')
     .action(async (options) => startCommand(name(), options));
   cli
@@ -54,6 +56,16 @@ function program(): Command {
     .description("print the guest's console")
     .option('-f, --follow', 'keep printing new lines')
     .action(async (options) => logsCommand(name(), options));
+
+  cli
+    .command('nix-config')
+    .description("print (or install) what makes the host's Nix use this builder: machines line, ssh_config block, nix.conf lines")
+    .option('--install', 'write them where Nix and ssh read them, between marker lines (twice = once)')
+    .option('--uninstall', 'remove exactly what --install added')
+    .addOption(new Option('--scope <scope>', 'user files (~/.config/nix, ~/.ssh) or system files (/etc/nix, /etc/ssh); default: system as root').choices(['user', 'system']))
+    .option('--nix-conf <file>', 'edit this nix.conf instead')
+    .option('--ssh-config <file>', 'edit this ssh_config instead')
+    .action(async (options) => nixConfigCommand(name(), options));
 
   cli.hook('postAction', () => {
     process.exitCode = exitCode;

@@ -7,6 +7,7 @@ export interface StartOptions {
   accel?: string;
   kernel?: string;
   bootTimeout?: string;
+  systems?: string;
   verbose?: boolean;
 }
 
@@ -14,7 +15,7 @@ export async function startCommand(name: string, options: StartOptions): Promise
   const reporter = terminalReporter({ verbose: options.verbose ?? false });
   const result: StartResult = await start(
     name,
-    { cores: options.cores, memory: options.memory, accel: options.accel, kernel: options.kernel, bootTimeout: options.bootTimeout },
+    { cores: options.cores, memory: options.memory, accel: options.accel, kernel: options.kernel, bootTimeout: options.bootTimeout, systems: options.systems },
     reporter,
   );
   const { status } = result;

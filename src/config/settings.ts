@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { failed } from '../errors.js';
 import { parseAccel, parseCount, parseDurationMs, parseSizeMiB } from './values.js';
 import type { AccelChoice } from '../drivers/driver.js';
+import { parseSystems } from '../platform/systems.js';
+import { hostArch } from '../platform/host.js';
 
 export const settingsVersion = 1;
 
@@ -20,6 +22,8 @@ export const settingsSchema = z.object({
   /** Chosen free at the first start and kept, so an installed ssh_config stays valid. */
   sshPort: z.number().int().min(1024).max(65535).optional(),
   bootTimeoutMs: z.number().int().min(1000).max(3_600_000),
+  /** Nix systems the builder builds; absent: the defaults for the host. */
+  systems: z.array(z.string().regex(/^[a-z0-9_]+-linux$/)).min(1).optional(),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -44,6 +48,7 @@ export interface SettingsFlags {
   accel?: string;
   kernel?: string;
   bootTimeout?: string;
+  systems?: string;
 }
 
 /** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
@@ -64,6 +69,7 @@ export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimi
   if (flags.bootTimeout !== undefined) {
     next.bootTimeoutMs = parseDurationMs('--boot-timeout', flags.bootTimeout, { min: 1000, max: 3_600_000 });
   }
+  if (flags.systems !== undefined) next.systems = parseSystems(flags.systems, hostArch());
   return next;
 }
 

@@ -26,6 +26,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   const handle = await open(temp, 'wx', mode);
   try {
+    await handle.chmod(mode); // exactly mode, whatever the umask
     await handle.writeFile(data);
     await handle.sync();
   } catch (error) {

@@ -3,28 +3,33 @@
  * readiness, rollback; stop; status. Drivers only launch, inspect and kill their hypervisor.
  */
 import { readFile, rm, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { failed, badInput, UserError } from '../errors.js';
-import { applyFlags, defaultSettings, parseSettings, settingsVersion, type Settings, type SettingsFlags } from '../config/settings.js';
+import { applyFlags, type Settings, type SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
 import type { Driver, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
 import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
-import { shareTags } from '../guest/layout.js';
+import { guestShareFiles, shareTags } from '../guest/layout.js';
 import { guestPaths } from '../guest/init.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
-import { ensureKeyPair, publicKeyBlob } from '../ssh/keys.js';
-import { hostAlias, knownHostsLine, sshConfigBlock } from '../ssh/config.js';
+import { publicKeyBlob } from '../ssh/keys.js';
+import { hostAlias } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
-import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from './files.js';
+import { ensurePrivateDir } from './files.js';
 import { writeGuestShare } from './guest-share.js';
 import { acquireLock, lockHolder } from './lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
-import { describePortHolder, isPortFree, pickFreePort } from './ports.js';
+import { describePortHolder, isPortFree } from './ports.js';
+import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identity.js';
 import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
-import { guestNixConf } from './guest-nix-conf.js';
+import { binfmtLines, checkEmulators, guestNixConf, instanceSystems } from './guest-config.js';
+import { hostNixSettings } from '../nix/host-nix.js';
+import { reachableSubstituters } from '../nix/substituters.js';
+import { writeMachinesFile } from '../nix/registration.js';
 
 export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH';
 
@@ -39,25 +44,11 @@ export interface Reporter {
 
 export const silentReporter: Reporter = { phase() {}, info() {}, detail() {} };
 
-export const guestUser = 'root';
 const consoleTailLines = 20;
 const gracefulStopMs = 30_000;
 
-export function hostSystem(): string {
-  return `${hostArch()}-linux`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // settings
-
-export async function loadSettings(paths: InstancePaths): Promise<Settings> {
-  const text = await readTextIfExists(paths.config);
-  return text === undefined ? defaultSettings() : parseSettings(text, paths.config);
-}
-
-async function saveSettings(paths: InstancePaths, settings: Settings): Promise<void> {
-  await writeFileAtomic(paths.config, `${JSON.stringify({ ...settings, version: settingsVersion }, null, 2)}\n`);
-}
 
 async function checkKernelFlag(path: string | undefined): Promise<void> {
   if (path === undefined) return;
@@ -231,27 +222,13 @@ export async function sshTarget(paths: InstancePaths, port: number): Promise<Ssh
   return { host: '127.0.0.1', port, user: guestUser, privateKey, hostKeyBlob: publicKeyBlob(hostKeyPub) };
 }
 
-async function preparePort(paths: InstancePaths, settings: Settings): Promise<number> {
-  if (settings.sshPort === undefined) return pickFreePort();
-  if (await isPortFree(settings.sshPort)) return settings.sshPort;
-  const holder = await describePortHolder(settings.sshPort);
+/** The kept port must be free now; who holds it is named when it is not. */
+async function checkPortFree(paths: InstancePaths, port: number): Promise<void> {
+  if (await isPortFree(port)) return;
+  const holder = await describePortHolder(port);
   throw failed(
-    `port ${settings.sshPort} on 127.0.0.1, kept for instance "${paths.name}", is taken by ${holder ?? 'another program'}`,
-    `stop that program, or delete "sshPort" from ${paths.config} to pick a new port (then reinstall any ssh/nix config)`,
-  );
-}
-
-async function writeClientFiles(paths: InstancePaths, port: number): Promise<void> {
-  const alias = hostAlias(paths.name);
-  await ensurePrivateDir(paths.guestShare);
-  const [, hostKey] = await Promise.all([
-    ensureKeyPair(paths.clientKey, paths.clientKeyPub, `linux-builder-${paths.name}-client`),
-    ensureKeyPair(join(paths.guestShare, 'ssh_host_ed25519_key'), join(paths.guestShare, 'ssh_host_ed25519_key.pub'), alias),
-  ]);
-  await writeFileAtomic(paths.knownHosts, knownHostsLine(alias, hostKey.publicKey));
-  await writeFileAtomic(
-    paths.sshConfig,
-    sshConfigBlock({ alias, host: '127.0.0.1', port, user: guestUser, identityFile: paths.clientKey, knownHostsFile: paths.knownHosts }),
+    `port ${port} on 127.0.0.1, kept for instance "${paths.name}", is taken by ${holder ?? 'another program'}`,
+    `stop that program, or delete "sshPort" from ${paths.config} to pick a new port (then run nix-config --install again)`,
   );
 }
 
@@ -263,6 +240,7 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   const remembered = await loadSettings(paths);
   const settings = applyFlags(remembered, flags);
   await checkKernelFlag(flags.kernel);
+  await checkEmulators(instanceSystems(settings.systems, hostArch()), hostArch());
 
   await ensurePrivateDir(paths.stateDir);
   await ensurePrivateDir(paths.runtimeDir);
@@ -286,10 +264,15 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
 
 async function boot(paths: InstancePaths, driver: Driver, settings: Settings, reporter: Reporter): Promise<StartResult> {
   const t0 = Date.now();
-  const port = await preparePort(paths, settings);
+  const identity = await ensureIdentity(paths, settings);
+  const port = identity.endpoint.port;
+  await checkPortFree(paths, port);
+  // Probed while the kernel and image are prepared; offline hosts answer in milliseconds.
+  const substituters = hostNixSettings()
+    .then((host) => reachableSubstituters(host.substituters))
+    .catch(() => []);
   const accel = await driver.chooseAccel(settings.accel);
   if (accel.accel === 'tcg' || settings.accel === 'auto') reporter.info(accel.reason);
-  await saveSettings(paths, { ...settings, sshPort: port });
 
   reporter.phase('preparing kernel');
   const arch = hostArch();
@@ -304,17 +287,16 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
   }
 
   reporter.phase('building image');
-  await writeClientFiles(paths, port);
-  const systems = [hostSystem()];
-  const hostKeyDir = paths.guestShare;
-  await writeGuestShare(hostKeyDir, {
-    hostKey: await readFile(join(hostKeyDir, 'ssh_host_ed25519_key'), 'utf8'),
-    hostKeyPub: await readFile(join(hostKeyDir, 'ssh_host_ed25519_key.pub'), 'utf8'),
+  const systems = instanceSystems(settings.systems, arch);
+  await writeGuestShare(paths.guestShare, {
+    hostKey: await readFile(join(paths.guestShare, guestShareFiles.hostKey), 'utf8'),
+    hostKeyPub: identity.hostPublicKey,
     authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
-    nixConf: guestNixConf({ cores: settings.cores, extraPlatforms: [] }),
-    binfmt: [],
+    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters }),
+    binfmt: binfmtLines(systems, arch),
     hostname: `linux-builder-${paths.name}`,
   });
+  await writeMachinesFile(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
     modulesDir: kernel.modulesDir,
     kernelVersion: kernel.version,
@@ -405,6 +387,15 @@ async function bootDiagnostics(paths: InstancePaths): Promise<string[]> {
   return vmLines.length > 0 ? [...consoleLines, ...vmLines.map((line) => `[vm] ${line}`)] : consoleLines;
 }
 
+/** Ends ssh's shared connection (ControlMaster) to the VM, so no ssh process outlives it. */
+async function closeSharedConnection(paths: InstancePaths): Promise<void> {
+  if (!(await stat(paths.controlSocket).catch(() => undefined))) return;
+  await new Promise<void>((resolve) => {
+    execFile('ssh', ['-F', paths.sshConfig, '-O', 'exit', hostAlias(paths.name)], { timeout: 5000 }, () => resolve());
+  });
+  await rm(paths.controlSocket, { force: true });
+}
+
 async function clearRunFiles(paths: InstancePaths): Promise<void> {
   await Promise.all([paths.state, paths.pidFile, paths.qmpSocket].map((file) => rm(file, { force: true })));
 }
@@ -446,6 +437,7 @@ export async function stop(name: string, options: { force: boolean }, reporter: 
   if ((await isAlive(pid)) && (await driver.ownsProcess(pid, paths).catch(() => false))) {
     throw failed(`the VM (pid ${pid}) is still running after stop`, `kill it: kill -9 ${pid}`);
   }
+  await closeSharedConnection(paths);
   await clearRunFiles(paths);
   return { wasRunning: true, graceful };
 }

@@ -81,6 +81,12 @@ export interface InstancePaths {
   readonly runtimeDir: string;
   readonly qmpSocket: string;
   readonly pidFile: string;
+  /** ssh's shared connection (ControlPath), so repeated builds skip the handshake. */
+  readonly controlSocket: string;
+  /** Nix's machines file for this instance, referenced from nix.conf. */
+  readonly machines: string;
+  /** Which config files `nix-config --install` changed, so --uninstall restores them exactly. */
+  readonly installed: string;
   readonly cacheDir: string;
 }
 
@@ -104,6 +110,9 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     runtimeDir,
     qmpSocket: join(runtimeDir, 'qmp.sock'),
     pidFile: join(runtimeDir, 'vm.pid'),
+    controlSocket: join(runtimeDir, 'ssh'),
+    machines: join(stateDir, 'machines'),
+    installed: join(stateDir, 'installed.json'),
     cacheDir: r.cache,
   };
 }

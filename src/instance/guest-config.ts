@@ -1,0 +1,56 @@
+/**
+ * What the guest is told at boot, per instance: which systems it builds (binfmt entries for
+ * those its kernel cannot run) and its nix.conf. Pure, apart from checking the emulators exist.
+ */
+import { access, constants } from 'node:fs/promises';
+import type { HostArch } from '../drivers/driver.js';
+import { badInput } from '../errors.js';
+import { binfmtLine, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary } from '../platform/systems.js';
+
+export function instanceSystems(configured: readonly string[] | undefined, arch: HostArch): string[] {
+  return configured && configured.length > 0 ? [...configured] : defaultSystems(arch);
+}
+
+/** Every emulated system needs the host's qemu-<arch>-static, which the guest sees through /usr. */
+export async function checkEmulators(systems: readonly string[], arch: HostArch): Promise<void> {
+  const missing: string[] = [];
+  for (const info of emulatedSystems(systems, arch)) {
+    const ok = await access(qemuUserBinary(info), constants.X_OK).then(() => true, () => false);
+    if (!ok) missing.push(`${info.system} needs ${qemuUserBinary(info)}`);
+  }
+  if (missing.length > 0) {
+    throw badInput(`${missing.join('; ')}`, 'install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), or leave those systems out of --systems');
+  }
+}
+
+export function binfmtLines(systems: readonly string[], arch: HostArch): string[] {
+  return emulatedSystems(systems, arch).map(binfmtLine);
+}
+
+export interface GuestNixOptions {
+  readonly systems: readonly string[];
+  readonly arch: HostArch;
+  readonly cores: number;
+  readonly substituters: readonly string[];
+}
+
+/** Root builds without build users or sandbox; kvm is never advertised (the guest has none). */
+export function guestNixConf(options: GuestNixOptions): string {
+  const own = guestSystem(options.arch);
+  const extra = options.systems.filter((s) => s !== own);
+  return [
+    '# written by linux-builder at every start',
+    'build-users-group =',
+    'sandbox = false',
+    'trusted-users = root',
+    `max-jobs = ${options.cores}`,
+    `cores = ${options.cores}`,
+    `system = ${own}`,
+    ...(extra.length > 0 ? [`extra-platforms = ${extra.join(' ')}`] : []),
+    'system-features = benchmark big-parallel',
+    // Only substituters the host reached; an empty list keeps offline builds from waiting.
+    `substituters = ${options.substituters.join(' ')}`.trimEnd(),
+    'experimental-features = nix-command',
+    '',
+  ].join('\n');
+}

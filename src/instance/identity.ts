@@ -1,0 +1,69 @@
+/**
+ * What makes an instance reachable, settled before its first boot so `nix-config` can be
+ * installed first: remembered settings with the SSH port, the keys, known_hosts, ssh_config.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defaultSettings, parseSettings, settingsVersion, type Settings } from '../config/settings.js';
+import { guestShareFiles } from '../guest/layout.js';
+import { hostAlias, knownHostsLine, sshConfigBlock, type SshEndpoint } from '../ssh/config.js';
+import { ensureKeyPair } from '../ssh/keys.js';
+import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from './files.js';
+import type { InstancePaths } from './paths.js';
+import { pickFreePort } from './ports.js';
+
+export const guestUser = 'root';
+
+export async function loadSettings(paths: InstancePaths): Promise<Settings> {
+  const text = await readTextIfExists(paths.config);
+  return text === undefined ? defaultSettings() : parseSettings(text, paths.config);
+}
+
+export async function saveSettings(paths: InstancePaths, settings: Settings): Promise<void> {
+  await writeFileAtomic(paths.config, `${JSON.stringify({ ...settings, version: settingsVersion }, null, 2)}\n`);
+}
+
+export interface Identity {
+  readonly settings: Settings;
+  readonly endpoint: SshEndpoint;
+  /** The guest's host public key line. */
+  readonly hostPublicKey: string;
+}
+
+/** ssh options that make repeated connections (one per Nix build) reuse one SSH session. */
+export function connectionSharing(paths: InstancePaths): string[] {
+  return ['ControlMaster auto', `ControlPath ${paths.controlSocket}`, 'ControlPersist 10m'];
+}
+
+export function endpointOf(paths: InstancePaths, port: number): SshEndpoint {
+  return {
+    alias: hostAlias(paths.name),
+    host: '127.0.0.1',
+    port,
+    user: guestUser,
+    identityFile: paths.clientKey,
+    knownHostsFile: paths.knownHosts,
+  };
+}
+
+/** Creates what is missing (dirs, keys, a free port) and rewrites known_hosts and ssh_config. */
+export async function ensureIdentity(paths: InstancePaths, wanted: Settings): Promise<Identity> {
+  await ensurePrivateDir(paths.stateDir);
+  await ensurePrivateDir(paths.guestShare);
+  await ensurePrivateDir(paths.runtimeDir);
+  const settings = wanted.sshPort === undefined ? { ...wanted, sshPort: await pickFreePort() } : wanted;
+  if (settings !== wanted || (await readTextIfExists(paths.config)) === undefined) await saveSettings(paths, settings);
+  const alias = hostAlias(paths.name);
+  const [, hostKey] = await Promise.all([
+    ensureKeyPair(paths.clientKey, paths.clientKeyPub, `${alias}-client`),
+    ensureKeyPair(join(paths.guestShare, guestShareFiles.hostKey), join(paths.guestShare, guestShareFiles.hostKeyPub), alias),
+  ]);
+  const endpoint = endpointOf(paths, settings.sshPort ?? 0);
+  await writeFileAtomic(paths.knownHosts, knownHostsLine(alias, hostKey.publicKey));
+  await writeFileAtomic(paths.sshConfig, sshConfigBlock(endpoint, connectionSharing(paths)));
+  return { settings, endpoint, hostPublicKey: hostKey.publicKey };
+}
+
+export async function readHostPublicKey(paths: InstancePaths): Promise<string> {
+  return readFile(join(paths.guestShare, guestShareFiles.hostKeyPub), 'utf8');
+}

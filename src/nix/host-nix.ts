@@ -1,0 +1,48 @@
+/** What the host's Nix says about itself: version and effective settings. */
+import { execFile } from 'node:child_process';
+import { failed } from '../errors.js';
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { env, timeout: 20_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      if (error) reject(Object.assign(error, { stderr }));
+      else resolve(stdout);
+    });
+  });
+}
+
+export async function nixVersion(): Promise<string | undefined> {
+  const out = await run('nix-store', ['--version']).catch(() => undefined);
+  return out?.match(/(\d+\.\d+(?:\.\d+)?)/)?.[1];
+}
+
+export interface HostNixSettings {
+  readonly builders: string;
+  readonly substituters: readonly string[];
+}
+
+/** The effective settings, as `nix show-config` resolves every config file and NIX_CONFIG. */
+export async function hostNixSettings(env: NodeJS.ProcessEnv = process.env): Promise<HostNixSettings> {
+  let out: string;
+  try {
+    out = await run('nix', ['--extra-experimental-features', 'nix-command', 'show-config', '--json'], env);
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim().split('\n').pop() ?? String(error);
+    throw failed(`cannot read the host's Nix settings (nix show-config): ${stderr}`, 'install Nix (Debian: apt-get install nix-bin)');
+  }
+  const json = JSON.parse(out) as Record<string, { value?: unknown }>;
+  const builders = json.builders?.value;
+  const substituters = json.substituters?.value;
+  return {
+    builders: typeof builders === 'string' ? builders : '',
+    substituters: Array.isArray(substituters) ? substituters.filter((s): s is string => typeof s === 'string') : [],
+  };
+}
+
+/** Splits a builders value into its entries (machines lines or @files), as Nix does. */
+export function builderEntries(value: string): string[] {
+  return value
+    .split(/[\n;]/)
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
