@@ -8,6 +8,7 @@ import { statusCommand } from './status.js';
 import { sshCommand } from './ssh.js';
 import { logsCommand } from './logs.js';
 import { nixConfigCommand } from './nix-config.js';
+import { doctorCommand } from './doctor.js';
 
 function program(): Command {
   let exitCode = 0;
@@ -66,6 +67,13 @@ function program(): Command {
     .option('--nix-conf <file>', 'edit this nix.conf instead')
     .option('--ssh-config <file>', 'edit this ssh_config instead')
     .action(async (options) => nixConfigCommand(name(), options));
+
+  cli
+    .command('doctor')
+    .description('check everything a build through this builder needs, and say how to fix what is missing')
+    .action(async () => {
+      exitCode = await doctorCommand(name());
+    });
 
   cli.hook('postAction', () => {
     process.exitCode = exitCode;

@@ -40,6 +40,11 @@ export interface LocateKernelOptions {
 const noKernelHint = 'pass --kernel PATH to a Linux kernel image whose modules are in /lib/modules/<version>';
 
 export async function locateKernel(options: LocateKernelOptions): Promise<KernelLocation> {
+  return (await findLocalKernel(options)) ?? download(options);
+}
+
+/** The kernel locateKernel would use, without downloading one (for doctor). */
+export async function findLocalKernel(options: LocateKernelOptions): Promise<KernelLocation | undefined> {
   const bootDir = options.bootDir ?? '/boot';
   const modulesRoot = options.modulesRoot ?? '/lib/modules';
   if (options.explicit !== undefined) return fromFlag(options.explicit, modulesRoot, options);
@@ -53,7 +58,7 @@ export async function locateKernel(options: LocateKernelOptions): Promise<Kernel
     options.log(`using the kernel downloaded earlier: ${downloaded.image}`);
     return downloaded;
   }
-  return download(options);
+  return undefined;
 }
 
 function kernelsDir(cacheDir: string): string {

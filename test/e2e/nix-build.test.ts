@@ -33,12 +33,22 @@ test('nix-config --install makes the host\'s Nix build aarch64, i686 and x86_64 
   const status = JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout);
   assert.deepEqual(status.systems, ['x86_64-linux', 'i686-linux', 'aarch64-linux']);
 
+  const before = await box.run(['--name', name, 'doctor'], { env });
+  assert.equal(before.code, 1, before.stdout);
+  assert.match(before.stdout, /^✗ nix config .*do not include/m);
+  assert.match(before.stdout, /fix: linux-builder --name nix nix-config --install/);
+
   const installArgs = ['--name', name, 'nix-config', '--install', '--scope', 'user', '--nix-conf', scope.nixConf, '--ssh-config', scope.sshConfig];
   const installed = await box.run(installArgs);
   assert.equal(installed.code, 0, installed.stderr);
   const afterOnce = [readFileSync(scope.nixConf, 'utf8'), readFileSync(scope.sshConfig, 'utf8')];
   assert.match(afterOnce[0] ?? '', /^keep-outputs = true\n# a comment\n# BEGIN linux-builder nix .*\nbuilders = .*@.*\/machines\nbuilders-use-substitutes = true\n# END linux-builder nix\n$/);
   assert.match(afterOnce[1] ?? '', /^# BEGIN linux-builder nix .*\nHost linux-builder-nix\n[^]*HostKeyAlias linux-builder-nix\n[^]*# END linux-builder nix\nHost example\n {2}User someone$/);
+  const doctor = await box.run(['--name', name, 'doctor'], { env });
+  assert.match(doctor.stdout, /^✓ nix config /m, doctor.stdout);
+  assert.match(doctor.stdout, /^✓ ssh config .*host key pinned/m, doctor.stdout);
+  assert.match(doctor.stdout, /^✓ instance +running/m, doctor.stdout);
+
   const again = await box.run(installArgs);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual([readFileSync(scope.nixConf, 'utf8'), readFileSync(scope.sshConfig, 'utf8')], afterOnce, 'installing twice is installing once');

@@ -21,7 +21,7 @@ export interface Sandbox {
   readonly env: NodeJS.ProcessEnv;
   readonly stateHome: string;
   readonly runtimeDir: string;
-  run(args: string[], options?: { timeoutMs?: number }): Promise<RunResult>;
+  run(args: string[], options?: { timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<RunResult>;
 }
 
 export function sandbox(): Sandbox {
@@ -33,7 +33,7 @@ export function sandbox(): Sandbox {
     env,
     stateHome,
     runtimeDir,
-    run: (args, options = {}) => runCli(args, env, options.timeoutMs ?? 300_000),
+    run: (args, options = {}) => runCli(args, options.env ?? env, options.timeoutMs ?? 300_000),
   };
 }
 

@@ -1,0 +1,158 @@
+/**
+ * doctor: every check that decides whether a build can go through this builder, each with
+ * what was found and, when it blocks a build, the fix.
+ */
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { selectDriver } from '../drivers/index.js';
+import { findOnPath } from '../drivers/process.js';
+import { UserError } from '../errors.js';
+import { findBusybox } from '../guest/busybox.js';
+import { findLocalKernel } from '../guest/kernel-source.js';
+import { builderModules, findGuestModules } from '../guest/modules.js';
+import { checkEmulators, instanceSystems } from '../instance/guest-config.js';
+import { loadSettings } from '../instance/identity.js';
+import { status } from '../instance/lifecycle.js';
+import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
+import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
+import { reachableSubstituters } from '../nix/substituters.js';
+import { hostArch } from '../platform/host.js';
+import { hostAlias } from '../ssh/config.js';
+
+export type Verdict = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  readonly name: string;
+  readonly verdict: Verdict;
+  readonly detail: string;
+  readonly fix?: string;
+}
+
+const ok = (name: string, detail: string): Check => ({ name, verdict: 'ok', detail });
+const warn = (name: string, detail: string, fix?: string): Check => ({ name, verdict: 'warn', detail, ...(fix ? { fix } : {}) });
+const fail = (name: string, detail: string, fix: string): Check => ({ name, verdict: 'fail', detail, fix });
+
+async function guarded(name: string, check: () => Promise<Check>): Promise<Check> {
+  try {
+    return await check();
+  } catch (error) {
+    return fail(name, error instanceof Error ? error.message : String(error), error instanceof UserError ? (error.hint ?? '') : 'this is a bug in doctor');
+  }
+}
+
+function sshEffectiveConfig(alias: string, env: NodeJS.ProcessEnv): Promise<Map<string, string>> {
+  const opts = (env.NIX_SSHOPTS ?? '').split(/\s+/).filter((o) => o !== '');
+  return new Promise((resolve, reject) => {
+    execFile('ssh', [...opts, '-G', alias], { env, timeout: 5000 }, (error, stdout) => {
+      if (error) return reject(error);
+      const map = new Map<string, string>();
+      for (const line of stdout.split('\n')) {
+        const space = line.indexOf(' ');
+        if (space > 0 && !map.has(line.slice(0, space))) map.set(line.slice(0, space), line.slice(space + 1));
+      }
+      resolve(map);
+    });
+  });
+}
+
+async function modeOf(path: string): Promise<number | undefined> {
+  return stat(path).then((s) => s.mode & 0o777, () => undefined);
+}
+
+async function checkPermissions(paths: InstancePaths): Promise<Check> {
+  const problems: string[] = [];
+  for (const [path, want] of [
+    [paths.stateDir, 0o700],
+    [paths.guestShare, 0o700],
+    [paths.clientKey, 0o600],
+  ] as const) {
+    const mode = await modeOf(path);
+    if (mode !== undefined && (mode & ~want) !== 0) problems.push(`${path} is ${mode.toString(8)}, want ${want.toString(8)}`);
+  }
+  if (problems.length > 0) return fail('permissions', problems.join('; '), `chmod them (e.g. chmod 700 ${paths.stateDir}; chmod 600 ${paths.clientKey})`);
+  return ok('permissions', 'state dir 0700, keys 0600');
+}
+
+async function checkNixRegistration(paths: InstancePaths, port: number | undefined, env: NodeJS.ProcessEnv): Promise<Check[]> {
+  const name = 'nix config';
+  const install = `linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} nix-config --install`;
+  const settings = await hostNixSettings(env);
+  if (!builderEntries(settings.builders).includes(`@${paths.machines}`)) {
+    return [fail(name, `Nix's builders (${settings.builders || 'empty'}) do not include this instance's machines file`, install)];
+  }
+  const exists = await stat(paths.machines).then(() => true, () => false);
+  if (!exists) return [fail(name, `${paths.machines} is missing`, install)];
+  const alias = hostAlias(paths.name);
+  const ssh = await sshEffectiveConfig(alias, env).catch(() => undefined);
+  if (!ssh) return [fail('ssh config', `ssh cannot resolve the alias ${alias}`, install)];
+  const problems: string[] = [];
+  if (ssh.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh.get('hostname')}, not 127.0.0.1`);
+  if (port !== undefined && ssh.get('port') !== String(port)) problems.push(`Port is ${ssh.get('port')}, the builder listens on ${port}`);
+  if (ssh.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh.get('hostkeyalias') ?? 'missing'} (the pinned key is filed under ${alias})`);
+  const identity = ssh.get('identityfile') ?? '';
+  if (!identity.split(' ').includes(paths.clientKey)) problems.push(`IdentityFile is ${identity}, not ${paths.clientKey}`);
+  if (problems.length > 0) return [ok(name, `builders include ${paths.machines}`), fail('ssh config', problems.join('; '), install)];
+  return [ok(name, `builders include ${paths.machines}`), ok('ssh config', `${alias} → 127.0.0.1:${port}, host key pinned, instance key`)];
+}
+
+export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
+  const paths = instancePaths(name);
+  const arch = hostArch();
+  const driver = selectDriver();
+  const settings = await loadSettings(paths).catch(() => undefined);
+  const checks: Check[] = [];
+  const qemuBinary = arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
+  checks.push(
+    (await findOnPath(qemuBinary))
+      ? ok('qemu', qemuBinary)
+      : fail('qemu', `${qemuBinary} not found`, `apt-get install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'}`),
+  );
+  checks.push(await guarded('accel', async () => {
+    const decision = await driver.chooseAccel(settings?.accel ?? 'auto');
+    return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`) : ok('accel', decision.reason);
+  }));
+  checks.push(await guarded('kernel', async () => {
+    const kernel = await findLocalKernel({ explicit: settings?.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: () => {} });
+    if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package', 'needs apt-get and the mirror once, or pass --kernel');
+    if (!kernel.modulesDir) return fail('kernel', `${kernel.image}: no modules found for ${kernel.version}`, 'install the kernel\'s modules or use another --kernel');
+    const modules = await findGuestModules(kernel.modulesDir, builderModules);
+    return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
+  }));
+  checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
+  checks.push(await guarded('qemu-user', async () => {
+    const systems = instanceSystems(settings?.systems, arch);
+    await checkEmulators(systems, arch);
+    return ok('qemu-user', `emulators present for ${systems.join(', ')}`);
+  }));
+  const version = await nixVersion();
+  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix-store not found', 'install Nix (Debian: apt-get install nix-bin)'));
+  if (version) {
+    checks.push(...(await checkNixRegistration(paths, settings?.sshPort, env).catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
+    checks.push(await guarded('substituters', async () => {
+      const { substituters } = await hostNixSettings(env);
+      const reachable = await reachableSubstituters(substituters);
+      const unreachable = substituters.filter((s) => !reachable.includes(s));
+      return unreachable.length === 0
+        ? ok('substituters', substituters.length > 0 ? substituters.join(' ') : 'none')
+        : warn('substituters', `unreachable: ${unreachable.join(' ')}; every build on this host waits seconds on them`, 'offline? set "substituters =" in nix.conf');
+    }));
+  }
+  checks.push(await guarded('permissions', () => checkPermissions(paths)));
+  checks.push(await guarded('socket paths', async () => {
+    checkSocketPath(paths.qmpSocket);
+    checkSocketPath(`${paths.controlSocket}.XXXXXXXXXXXXXXXX`); // ssh adds a temporary suffix
+    return ok('socket paths', `${paths.runtimeDir} (short enough)`);
+  }));
+  const s = await status(name);
+  checks.push(
+    s.state === 'broken'
+      ? fail('instance', `broken: ${s.reasons.join('; ')}`, `linux-builder --name ${name} stop --force`)
+      : ok('instance', `${s.state}${s.reasons.length > 0 ? ` (${s.reasons.join('; ')})` : ''}`),
+  );
+  return checks;
+}
+
+export function isBlocking(checks: readonly Check[]): boolean {
+  return checks.some((c) => c.verdict === 'fail');
+}
+

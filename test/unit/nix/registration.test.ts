@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { machinesLine } from '../../../src/nix/machines.js';
+import { configFiles, nixConfBody } from '../../../src/nix/registration.js';
+import { builderEntries } from '../../../src/nix/host-nix.js';
+import { instancePaths } from '../../../src/instance/paths.js';
+
+const hostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN2Ygp58HfgRVrkDk9s8YPXXpRJ43IOYOWODodQKLuHd linux-builder-default\n';
+
+test('the machines line: ssh-ng to the alias, systems, key, jobs, speed, features, pinned host key', () => {
+  const line = machinesLine({
+    alias: 'linux-builder-default',
+    user: 'root',
+    systems: ['x86_64-linux', 'i686-linux', 'aarch64-linux'],
+    identityFile: '/state/default/id_ed25519',
+    maxJobs: 2,
+    speedFactor: 1,
+    supportedFeatures: ['benchmark', 'big-parallel'],
+    mandatoryFeatures: [],
+    hostPublicKey: hostKey,
+  });
+  const fields = line.split(' ');
+  assert.deepEqual(fields.slice(0, 7), [
+    'ssh-ng://root@linux-builder-default',
+    'x86_64-linux,i686-linux,aarch64-linux',
+    '/state/default/id_ed25519',
+    '2',
+    '1',
+    'benchmark,big-parallel',
+    '-',
+  ]);
+  assert.equal(Buffer.from(fields[7] ?? '', 'base64').toString(), hostKey, 'base64 of the .pub line');
+  assert.equal(fields.length, 8);
+});
+
+test('a key path with whitespace cannot be written into the machines format', () => {
+  assert.throws(() =>
+    machinesLine({
+      alias: 'a', user: 'root', systems: ['x86_64-linux'], identityFile: '/my keys/id', maxJobs: 1, speedFactor: 1,
+      supportedFeatures: [], mandatoryFeatures: [], hostPublicKey: hostKey,
+    }),
+  );
+});
+
+test('builders keeps what the host had and adds this instance once', () => {
+  const paths = instancePaths('default', { state: '/s', cache: '/c', runtime: '/r' });
+  assert.equal(nixConfBody(paths, '@/etc/nix/machines'), 'builders = @/etc/nix/machines;@/s/default/machines\nbuilders-use-substitutes = true\n');
+  assert.equal(nixConfBody(paths, ''), 'builders = @/s/default/machines\nbuilders-use-substitutes = true\n');
+  // A re-install sees its own entry in the effective value: it is not doubled.
+  assert.equal(nixConfBody(paths, '@/etc/nix/machines;@/s/default/machines'), nixConfBody(paths, '@/etc/nix/machines'));
+  assert.deepEqual(builderEntries('ssh://a x86_64-linux\n@/f; ssh://b'), ['ssh://a x86_64-linux', '@/f', 'ssh://b']);
+});
+
+test('config files by scope: NIX_USER_CONF_FILES, XDG_CONFIG_HOME, NIX_CONF_DIR, overrides', () => {
+  assert.equal(configFiles('user', {}, { NIX_USER_CONF_FILES: '/a/nix.conf:/b/nix.conf' }).nixConf, '/a/nix.conf');
+  assert.equal(configFiles('user', {}, { XDG_CONFIG_HOME: '/x' }).nixConf, '/x/nix/nix.conf');
+  assert.equal(configFiles('user', {}, { HOME: '/home/u' }).nixConf, '/home/u/.config/nix/nix.conf');
+  assert.deepEqual(configFiles('system', {}, {}), { nixConf: '/etc/nix/nix.conf', sshConfig: '/etc/ssh/ssh_config' });
+  assert.equal(configFiles('system', {}, { NIX_CONF_DIR: '/opt/nix' }).nixConf, '/opt/nix/nix.conf');
+  assert.deepEqual(configFiles('user', { nixConf: '/n', sshConfig: '/s' }, {}), { nixConf: '/n', sshConfig: '/s' });
+});
