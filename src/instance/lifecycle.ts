@@ -12,7 +12,7 @@ import type { Driver, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
 import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
-import { guestShareFiles, shareTags } from '../guest/layout.js';
+import { failedMarker, guestShareFiles, shareTags } from '../guest/layout.js';
 import { guestPaths } from '../guest/init.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
 import { publicKeyBlob } from '../ssh/keys.js';
@@ -377,7 +377,21 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
 
 async function waitForReady(paths: InstancePaths, vm: RunningVm, port: number, deadline: number, reporter: Reporter): Promise<void> {
   const target = await sshTarget(paths, port);
-  await waitUntilReady({ target, deadline, exited: vm.exited, onRung: (rung) => reporter.detail(`ready rung: ${rung}`) });
+  await waitUntilReady({
+    target,
+    deadline,
+    exited: vm.exited,
+    onRung: (rung) => reporter.detail(`ready rung: ${rung}`),
+    guestFailure: () => guestReportedFailure(paths.consoleLog),
+  });
+}
+
+/** The reason after the failure marker the guest's init prints when it gives up. */
+async function guestReportedFailure(consoleLog: string): Promise<string | undefined> {
+  const text = await readFile(consoleLog, 'latin1').catch(() => '');
+  const at = text.lastIndexOf(`${failedMarker}: `);
+  if (at < 0) return undefined;
+  return text.slice(at + failedMarker.length + 2).split(/\r?\n/)[0]?.trim();
 }
 
 /** The console tail, and the hypervisor's own complaints when it wrote any. */

@@ -34,6 +34,8 @@ export interface ReadinessOptions {
   readonly exited: Promise<unknown>;
   readonly command?: string;
   readonly onRung?: (rung: Rung) => void;
+  /** The guest's own report that it gave up (e.g. a failure line on its console), if any. */
+  readonly guestFailure?: () => Promise<string | undefined>;
   readonly now?: () => number;
   readonly pollMs?: number;
 }
@@ -87,6 +89,10 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
     const left = options.deadline - now();
     const probe = await probeBanner(target.host, target.port, Math.min(2000, Math.max(100, left)));
     if (exitedWith) throw new NotReady('process', exitedWith);
+    if (probe !== 'banner') {
+      const failure = await options.guestFailure?.();
+      if (failure !== undefined) throw new NotReady(probe === 'refused' ? 'port' : 'ssh-banner', `the guest reported: ${failure}`);
+    }
     if (probe === 'refused') {
       await sleep(pollMs);
       continue;

@@ -101,3 +101,20 @@ test('an sshd with the pinned key that runs the command makes the ladder succeed
   assert.deepEqual(rungs, ['process', 'port', 'ssh-banner', 'ssh-exec']);
   server.close();
 });
+
+test('a guest that reports it gave up fails the ladder at once, with its reason', async () => {
+  const server = createServer((socket) => socket.destroy());
+  const port = await listen(server);
+  const started = Date.now();
+  await assert.rejects(
+    waitUntilReady({
+      target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      deadline: Date.now() + 30_000,
+      exited: never,
+      guestFailure: async () => 'sshd did not start, see /run/sshd.log',
+    }),
+    (error: unknown) => error instanceof NotReady && error.rung === 'ssh-banner' && /the guest reported: sshd did not start/.test(error.message),
+  );
+  assert.ok(Date.now() - started < 5000);
+  server.close();
+});
