@@ -87,6 +87,8 @@ export interface InstancePaths {
   readonly machines: string;
   /** Which config files `nix-config --install` changed, so --uninstall restores them exactly. */
   readonly installed: string;
+  /** The agent's stdout and stderr when launchd runs it (systemd sends them to the journal). */
+  readonly serviceLog: string;
   readonly cacheDir: string;
 }
 
@@ -113,6 +115,7 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     controlSocket: join(runtimeDir, 'ssh'),
     machines: join(stateDir, 'machines'),
     installed: join(stateDir, 'installed.json'),
+    serviceLog: join(stateDir, 'service.log'),
     cacheDir: r.cache,
   };
 }
