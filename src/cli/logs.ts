@@ -3,8 +3,9 @@ import { failed } from '../errors.js';
 import { instancePaths } from '../instance/paths.js';
 
 /** Prints the guest console; with follow, keeps printing what is appended until interrupted. */
-export async function logsCommand(name: string, options: { follow?: boolean }): Promise<void> {
-  const path = instancePaths(name).consoleLog;
+export async function logsCommand(name: string, options: { follow?: boolean; agent?: boolean }): Promise<void> {
+  const paths = instancePaths(name);
+  const path = options.agent ? paths.agentLog : paths.consoleLog;
   let offset = 0;
   const drain = async (): Promise<boolean> => {
     const handle = await open(path, 'r').catch(() => undefined);
@@ -26,7 +27,12 @@ export async function logsCommand(name: string, options: { follow?: boolean }): 
   };
   const found = await drain();
   if (!options.follow) {
-    if (!found) throw failed(`no console log for "${name}" yet (${path})`, `start it: linux-builder --name ${name} start`);
+    if (!found) {
+      throw failed(
+        `no ${options.agent ? 'agent log' : 'console log'} for "${name}" yet (${path})`,
+        options.agent ? `run the agent: linux-builder --name ${name} serve` : `start it: linux-builder --name ${name} start`,
+      );
+    }
     return;
   }
   for (;;) {

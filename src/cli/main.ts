@@ -1,5 +1,5 @@
 /** The entry point: parses argv, runs one command, maps errors to exit codes. Only here exits. */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { validateInstanceName } from '../instance/paths.js';
 import { printError } from './output.js';
 import { startCommand } from './start.js';
@@ -9,6 +9,8 @@ import { sshCommand } from './ssh.js';
 import { logsCommand } from './logs.js';
 import { nixConfigCommand } from './nix-config.js';
 import { doctorCommand } from './doctor.js';
+import { serveCommand } from './serve.js';
+import { serviceCommand } from './service.js';
 
 function program(): Command {
   let exitCode = 0;
@@ -54,8 +56,9 @@ function program(): Command {
     });
   cli
     .command('logs')
-    .description("print the guest's console")
+    .description("print the guest's console, or the agent's event log")
     .option('-f, --follow', 'keep printing new lines')
+    .option('--agent', "the agent's JSON-lines event log instead of the console")
     .action(async (options) => logsCommand(name(), options));
 
   cli
@@ -67,6 +70,24 @@ function program(): Command {
     .option('--nix-conf <file>', 'edit this nix.conf instead')
     .option('--ssh-config <file>', 'edit this ssh_config instead')
     .action(async (options) => nixConfigCommand(name(), options));
+
+  cli
+    .command('serve')
+    .description('run the on-demand agent in the foreground: boots the VM on the first SSH connection, stops it when idle')
+    .option('--listen <host:port>', 'loopback address to listen on (remembered; default 127.0.0.1 and a free port kept for the instance)')
+    .option('--idle-timeout <duration>', 'stop the VM after no connection for this long, e.g. 90s, 20m, 3h (remembered; default 3h)')
+    .option('--verbose', 'show boot phases')
+    .action(async (options) => serveCommand(name(), options));
+
+  cli
+    .command('service')
+    .description('run the on-demand agent (serve) under systemd or launchd: install, uninstall or status')
+    .addArgument(new Argument('<action>', 'what to do').choices(['install', 'uninstall', 'status']))
+    .addOption(new Option('--scope <scope>', 'user or system service; default: system as root, user otherwise').choices(['user', 'system']))
+    .option('--unit-dir <dir>', "write the unit or plist into this directory instead; not loaded unless it is the manager's own (packaging, tests)")
+    .action(async (action: 'install' | 'uninstall' | 'status', options: { scope?: 'user' | 'system'; unitDir?: string }) => {
+      exitCode = await serviceCommand(name(), action, options);
+    });
 
   cli
     .command('doctor')

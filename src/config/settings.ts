@@ -22,6 +22,10 @@ export const settingsSchema = z.object({
   /** Chosen free at the first start and kept, so an installed ssh_config stays valid. */
   sshPort: z.number().int().min(1024).max(65535).optional(),
   bootTimeoutMs: z.number().int().min(1000).max(3_600_000),
+  /** The on-demand agent's loopback port, chosen at its first start; set: Nix connects through it. */
+  agentPort: z.number().int().min(1024).max(65535).optional(),
+  /** How long the agent keeps an unused VM running. */
+  idleTimeoutMs: z.number().int().min(1000).max(7 * 24 * 3_600_000).optional(),
   /** Nix systems the builder builds; absent: the defaults for the host. */
   systems: z.array(z.string().regex(/^[a-z0-9_]+-linux$/)).min(1).optional(),
 });

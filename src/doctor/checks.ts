@@ -87,7 +87,7 @@ async function checkNixRegistration(paths: InstancePaths, port: number | undefin
   if (!ssh) return [fail('ssh config', `ssh cannot resolve the alias ${alias}`, install)];
   const problems: string[] = [];
   if (ssh.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh.get('hostname')}, not 127.0.0.1`);
-  if (port !== undefined && ssh.get('port') !== String(port)) problems.push(`Port is ${ssh.get('port')}, the builder listens on ${port}`);
+  if (port !== undefined && ssh.get('port') !== String(port)) problems.push(`Port is ${ssh.get('port')}, the builder (or its agent) listens on ${port}`);
   if (ssh.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh.get('hostkeyalias') ?? 'missing'} (the pinned key is filed under ${alias})`);
   const identity = ssh.get('identityfile') ?? '';
   if (!identity.split(' ').includes(paths.clientKey)) problems.push(`IdentityFile is ${identity}, not ${paths.clientKey}`);
@@ -127,7 +127,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   const version = await nixVersion();
   checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix-store not found', 'install Nix (Debian: apt-get install nix-bin)'));
   if (version) {
-    checks.push(...(await checkNixRegistration(paths, settings?.sshPort, env).catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
+    checks.push(...(await checkNixRegistration(paths, settings?.agentPort ?? settings?.sshPort, env).catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
     checks.push(await guarded('substituters', async () => {
       const { substituters } = await hostNixSettings(env);
       const reachable = await reachableSubstituters(substituters);

@@ -32,7 +32,8 @@ export interface Identity {
 
 /** ssh options that make repeated connections (one per Nix build) reuse one SSH session. */
 export function connectionSharing(paths: InstancePaths): string[] {
-  return ['ControlMaster auto', `ControlPath ${paths.controlSocket}`, 'ControlPersist 10m'];
+  // Short enough that an idle agent can stop the VM soon after the last build.
+  return ['ControlMaster auto', `ControlPath ${paths.controlSocket}`, 'ControlPersist 60s'];
 }
 
 export function endpointOf(paths: InstancePaths, port: number): SshEndpoint {

@@ -14,6 +14,7 @@ import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
 import { failedMarker, guestShareFiles, shareTags } from '../guest/layout.js';
 import { guestPaths } from '../guest/init.js';
+import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
 import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
@@ -76,6 +77,8 @@ export interface InstanceStatus {
   startedAt: string | null;
   bootSeconds: number | null;
   stateDir: string;
+  /** The on-demand agent serving this instance, when one runs. */
+  agent: AgentStatus | null;
   reasons: string[];
 }
 
@@ -109,6 +112,7 @@ async function observe(paths: InstancePaths, driver: Driver): Promise<Observed> 
     startedAt: null,
     bootSeconds: null,
     stateDir: paths.stateDir,
+    agent: await readAgentStatus(paths.agentState),
     reasons,
   };
   const read = await readRunState(paths.state);
@@ -173,6 +177,7 @@ export async function status(name: string): Promise<InstanceStatus> {
       startedAt: null,
       bootSeconds: null,
       stateDir: paths.stateDir,
+      agent: null,
       reasons: [`cannot read the instance's state: ${(error as Error).message}`],
     };
   }

@@ -89,6 +89,10 @@ export interface InstancePaths {
   readonly installed: string;
   /** The agent's stdout and stderr when launchd runs it (systemd sends them to the journal). */
   readonly serviceLog: string;
+  /** The on-demand agent: its JSON-lines event log, its live state, its single-instance lock. */
+  readonly agentLog: string;
+  readonly agentState: string;
+  readonly agentLock: string;
   readonly cacheDir: string;
 }
 
@@ -116,6 +120,9 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     machines: join(stateDir, 'machines'),
     installed: join(stateDir, 'installed.json'),
     serviceLog: join(stateDir, 'service.log'),
+    agentLog: join(stateDir, 'agent.log'),
+    agentState: join(stateDir, 'agent.json'),
+    agentLock: join(stateDir, 'agent.lock'),
     cacheDir: r.cache,
   };
 }

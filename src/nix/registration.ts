@@ -61,8 +61,14 @@ export async function writeMachinesFile(paths: InstancePaths, identity: Identity
   await writeFileAtomic(paths.machines, `${instanceMachinesLine(paths, identity, options)}\n`, 0o644);
 }
 
+/**
+ * With an agent configured, Nix connects to the agent, whose first connection boots the VM:
+ * the handshake may then wait for a whole boot, hence the long ConnectTimeout.
+ */
 export function sshBlock(paths: InstancePaths, identity: Identity): string {
-  return sshConfigBlock(identity.endpoint, connectionSharing(paths));
+  const agentPort = identity.settings.agentPort;
+  if (agentPort === undefined) return sshConfigBlock(identity.endpoint, connectionSharing(paths));
+  return sshConfigBlock({ ...identity.endpoint, port: agentPort }, connectionSharing(paths), 300);
 }
 
 /** builders = what the host had (minus this instance) + this instance's machines file. */

@@ -19,7 +19,7 @@ export function knownHostsLine(alias: string, hostPublicKey: string): string {
 }
 
 /** One Host block. HostKeyAlias makes ssh look the key up by alias, not "[127.0.0.1]:port". */
-export function sshConfigBlock(endpoint: SshEndpoint, extra: readonly string[] = []): string {
+export function sshConfigBlock(endpoint: SshEndpoint, extra: readonly string[] = [], connectTimeoutSeconds = 10): string {
   return [
     `Host ${endpoint.alias}`,
     `  HostName ${endpoint.host}`,
@@ -32,7 +32,7 @@ export function sshConfigBlock(endpoint: SshEndpoint, extra: readonly string[] =
     '  StrictHostKeyChecking yes',
     '  PasswordAuthentication no',
     '  KbdInteractiveAuthentication no',
-    '  ConnectTimeout 10',
+    `  ConnectTimeout ${connectTimeoutSeconds}`,
     '  LogLevel ERROR',
     ...extra.map((line) => `  ${line}`),
     '',

@@ -1,0 +1,54 @@
+/** agent.json: what a running agent is doing, for `status`. Written atomically on each change. */
+import { z } from 'zod';
+import { isAlive } from '../drivers/process.js';
+import { readTextIfExists, writeFileAtomic } from '../instance/files.js';
+
+export const agentStateSchema = z.object({
+  version: z.literal(1),
+  pid: z.number().int().positive(),
+  listen: z.string(),
+  connections: z.number().int().min(0),
+  idleSince: z.string().nullable(),
+});
+export type AgentState = z.infer<typeof agentStateSchema>;
+
+export interface AgentStatus {
+  pid: number;
+  listen: string;
+  connections: number;
+  idleSince: string | null;
+}
+
+/** The live agent of an instance, or null when none runs (a stale file is ignored). */
+export async function readAgentStatus(path: string): Promise<AgentStatus | null> {
+  const text = await readTextIfExists(path).catch(() => undefined);
+  if (text === undefined) return null;
+  try {
+    const state = agentStateSchema.parse(JSON.parse(text));
+    if (!(await isAlive(state.pid))) return null;
+    return { pid: state.pid, listen: state.listen, connections: state.connections, idleSince: state.idleSince };
+  } catch {
+    return null;
+  }
+}
+
+/** Coalesces bursts (20 connections at once) into the latest snapshot, one write at a time. */
+export function agentStateWriter(path: string): { update(state: AgentState): void; flush(): Promise<void> } {
+  let latest: AgentState | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  let scheduled = false;
+  const write = async (): Promise<void> => {
+    scheduled = false;
+    const snapshot = latest;
+    if (snapshot) await writeFileAtomic(path, `${JSON.stringify(snapshot, null, 2)}\n`).catch(() => undefined);
+  };
+  return {
+    update(state) {
+      latest = state;
+      if (scheduled) return;
+      scheduled = true;
+      writing = writing.then(write);
+    },
+    flush: () => writing,
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * The on-demand agent: a loopback TCP listener that relays each connection to the guest's
+ * sshd, booting the VM first when it is not running (every connection that arrives during a
+ * boot waits on that one boot), and stopping it when no connection has been open for the idle
+ * timeout. Boots and stops run one at a time; the VM is never stopped while a connection is open.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { rm } from 'node:fs/promises';
+import { isAlive } from '../drivers/process.js';
+import { start, status, stop, consoleTail, silentReporter, type Reporter } from '../instance/lifecycle.js';
+import type { InstancePaths } from '../instance/paths.js';
+import { agentStateWriter } from './agent-state.js';
+import type { EventSink } from './events.js';
+
+export interface Listen {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AgentOptions {
+  readonly paths: InstancePaths;
+  readonly listen: Listen;
+  readonly idleTimeoutMs: number;
+  /** How long open connections may finish after SIGTERM before they are cut. */
+  readonly shutdownGraceMs: number;
+  readonly events: EventSink;
+  readonly reporter?: Reporter;
+  /** How often the agent checks that its VM is still alive. */
+  readonly watchMs?: number;
+}
+
+interface Vm {
+  readonly pid: number;
+  readonly port: number;
+}
+
+export class Agent {
+  private server: Server | undefined;
+  private readonly connections = new Map<number, Socket>();
+  private nextId = 1;
+  private vm: Vm | undefined;
+  private booting: Promise<Vm> | undefined;
+  /** Boots and stops, one at a time. */
+  private operations: Promise<unknown> = Promise.resolve();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleSince: Date | null = new Date();
+  private watchTimer: NodeJS.Timeout | undefined;
+  private readonly state;
+  private closing = false;
+
+  constructor(private readonly options: AgentOptions) {
+    this.state = agentStateWriter(options.paths.agentState);
+  }
+
+  get listenAddress(): string {
+    return `${this.options.listen.host}:${this.options.listen.port}`;
+  }
+
+  /** Adopts a VM already running for this instance, then listens. */
+  async listen(): Promise<void> {
+    const current = await status(this.options.paths.name);
+    if (current.state === 'running' && current.pid !== null && current.ssh) {
+      this.adopt({ pid: current.pid, port: current.ssh.port });
+      this.options.events.emit({ event: 'vm-adopted', pid: current.pid });
+    }
+    this.server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once('error', reject);
+      this.server?.listen(this.options.listen.port, this.options.listen.host, () => resolve());
+    });
+    this.options.events.emit({ event: 'listening', listen: this.listenAddress, idleTimeoutSeconds: this.options.idleTimeoutMs / 1000 });
+    this.armIdle();
+    this.publish();
+  }
+
+  private publish(): void {
+    this.state.update({
+      version: 1,
+      pid: process.pid,
+      listen: this.listenAddress,
+      connections: this.connections.size,
+      idleSince: this.idleSince ? this.idleSince.toISOString() : null,
+    });
+  }
+
+  private accept(client: Socket): void {
+    const id = this.nextId++;
+    const opened = Date.now();
+    this.connections.set(id, client);
+    this.disarmIdle();
+    this.options.events.emit({ event: 'connection-open', id, connections: this.connections.size });
+    this.publish();
+    client.on('error', () => client.destroy());
+    client.once('close', () => {
+      this.connections.delete(id);
+      this.options.events.emit({ event: 'connection-close', id, connections: this.connections.size, seconds: (Date.now() - opened) / 1000 });
+      if (this.connections.size === 0) this.armIdle();
+      this.publish();
+    });
+    this.ensureVm(`connection ${id}`).then(
+      (vm) => this.relay(client, vm),
+      (error: unknown) => {
+        this.options.events.emit({ event: 'error', message: `connection ${id}: ${(error as Error).message}` });
+        client.destroy();
+      },
+    );
+  }
+
+  private relay(client: Socket, vm: Vm): void {
+    if (client.destroyed) return;
+    const upstream = connect({ host: '127.0.0.1', port: vm.port });
+    upstream.on('error', () => client.destroy());
+    upstream.once('close', () => client.destroy());
+    client.once('close', () => upstream.destroy());
+    upstream.once('connect', () => {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  private serialize<T>(operation: () => Promise<T>): Promise<T> {
+    const next = this.operations.then(operation, operation);
+    this.operations = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The running VM; boots it when there is none. Concurrent callers share one boot. */
+  private async ensureVm(reason: string): Promise<Vm> {
+    // Checked per connection: a VM killed a moment ago must not get connections relayed to it.
+    const known = this.vm;
+    if (known && !(await isAlive(known.pid))) await this.noticeExit(known);
+    if (this.vm) return this.vm;
+    this.booting ??= this.serialize(async () => {
+      if (this.vm) return this.vm;
+      const current = await status(this.options.paths.name);
+      if (current.state === 'running' && current.pid !== null && current.ssh) {
+        this.adopt({ pid: current.pid, port: current.ssh.port });
+        return { pid: current.pid, port: current.ssh.port };
+      }
+      this.options.events.emit({ event: 'boot-start', reason });
+      const t0 = Date.now();
+      const result = await start(this.options.paths.name, {}, this.options.reporter ?? silentReporter);
+      const { pid, ssh } = result.status;
+      if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
+      this.options.events.emit({ event: 'boot-ready', seconds: (Date.now() - t0) / 1000, pid });
+      this.adopt({ pid, port: ssh.port });
+      return { pid, port: ssh.port };
+    }).finally(() => {
+      this.booting = undefined;
+    });
+    return this.booting;
+  }
+
+  private adopt(vm: Vm): void {
+    this.vm = vm;
+    clearInterval(this.watchTimer);
+    this.watchTimer = setInterval(() => void this.watch(vm), this.options.watchMs ?? 1000);
+  }
+
+  /** Notices a VM that died under us (killed, crashed, powered off from inside). */
+  private async watch(vm: Vm): Promise<void> {
+    if (this.vm === vm && !(await isAlive(vm.pid))) await this.noticeExit(vm);
+  }
+
+  private async noticeExit(vm: Vm): Promise<void> {
+    if (this.vm !== vm) return;
+    this.vm = undefined;
+    clearInterval(this.watchTimer);
+    const last = (await consoleTail(this.options.paths.consoleLog, 1))[0];
+    this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason: `the VM process exited without a stop${last ? `; console: ${last}` : ''}` });
+    // Clears the dead VM's state so the next connection boots a fresh one.
+    await this.serialize(() => stop(this.options.paths.name, { force: true })).catch(() => undefined);
+  }
+
+  private armIdle(): void {
+    this.disarmIdle();
+    this.idleSince = new Date();
+    if (this.closing) return;
+    this.idleTimer = setTimeout(() => void this.idleStop(), this.options.idleTimeoutMs);
+  }
+
+  private disarmIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.idleSince = null;
+  }
+
+  private async idleStop(): Promise<void> {
+    if (this.connections.size > 0 || !this.vm || this.closing) return;
+    const idleSeconds = this.idleSince ? (Date.now() - this.idleSince.getTime()) / 1000 : 0;
+    this.vm = undefined;
+    clearInterval(this.watchTimer);
+    this.options.events.emit({ event: 'idle-stop', idleSeconds });
+    await this.serialize(() => stop(this.options.paths.name, { force: false })).catch((error: unknown) => {
+      this.options.events.emit({ event: 'error', message: `idle stop: ${(error as Error).message}` });
+    });
+  }
+
+  /** Stops accepting, lets open connections finish up to the grace period, stops the VM. */
+  async shutdown(signal: string): Promise<void> {
+    this.closing = true;
+    this.disarmIdle();
+    this.options.events.emit({ event: 'shutdown', signal, connections: this.connections.size });
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const deadline = Date.now() + this.options.shutdownGraceMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const socket of this.connections.values()) socket.destroy();
+    await this.booting?.catch(() => undefined);
+    clearInterval(this.watchTimer);
+    if (this.vm) {
+      this.vm = undefined;
+      await this.serialize(() => stop(this.options.paths.name, { force: false })).catch(() => undefined);
+    }
+    await this.state.flush();
+    await rm(this.options.paths.agentState, { force: true });
+    await this.options.events.close();
+  }
+}
