@@ -89,7 +89,7 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
     await waitFor('the agent to see the VM gone', () => (vms().length === 0 ? true : undefined), 10_000);
     const bootsBefore = agentEvents(box, name).filter((e) => e.event === 'boot-start').length;
     const codes = await Promise.all(Array.from({ length: 20 }, () => ssh(scope.sshConfig, alias, 'true')));
-    assert.deepEqual(codes, Array(20).fill(0));
+    assert.deepEqual(codes, Array(20).fill(0), `exit codes: ${codes.join(' ')}`);
     assert.equal(agentEvents(box, name).filter((e) => e.event === 'boot-start').length, bootsBefore + 1);
     assert.equal(vms().length, 1);
   });
