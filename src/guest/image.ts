@@ -3,20 +3,27 @@
  * busybox, modules, sshd and generated texts finds the image by its key and rebuilds nothing.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { HostArch } from '../drivers/driver.js';
 import { busyboxApplets, findBusybox } from './busybox.js';
 import { type CpioEntry, cpioChunks } from './cpio.js';
-import { type InitOptions, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
-import { type GuestModule, builderModules, findGuestModules, readModule } from './modules.js';
-import { type FoundSshd, checkSshdLibraries, findSshd } from './sshd.js';
+import { type InitOptions, type ModuleGroups, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
+import { type GuestModule, builderModules, findGuestModules, loadLevels, readModule } from './modules.js';
+import { type FoundSshd, findSshd, sshdLibraries } from './sshd.js';
 
 /** Bump when the layout of the image changes in a way the inputs do not show. */
 const imageFormat = 1;
-/** What sshd needs to start (its libraries are on the /usr share); the rest loads while it starts. */
-const earlyModules = ['virtio_mmio', 'virtio_pci', '9pnet_virtio', '9p'];
+/**
+ * The modules each boot step needs, in load order; a group leaves out what earlier groups load.
+ * virtio_pci only loads where the guest has PCI (aarch64 virt): microvm has none.
+ */
+const moduleGroups = {
+  boot: ['virtio_mmio', '9pnet_virtio', '9p'],
+  pci: ['virtio_pci'],
+  net: ['virtio_net'],
+} as const;
 /** Uncompressed boots faster under TCG (no inflate in the guest) and costs only disk. */
 export type Compression = 'none' | 'gzip';
 const defaultCompression: Compression = 'none';
@@ -44,35 +51,46 @@ export interface GuestImage {
 interface Inputs {
   readonly busybox: string;
   readonly sshd: FoundSshd;
-  readonly early: GuestModule[];
-  readonly late: GuestModule[];
+  /** sshd's shared libraries: guest file name → host file. */
+  readonly sshdLibraries: ReadonlyMap<string, string>;
+  /** Every module in the image, in load order. */
+  readonly modules: GuestModule[];
   readonly init: InitOptions;
 }
 
 async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
   const busybox = await findBusybox();
   const sshd = await findSshd({ cacheDir: request.cacheDir, log: request.log });
-  const early = await findGuestModules(request.modulesDir, earlyModules);
-  const all = await findGuestModules(request.modulesDir, [...builderModules, ...(request.extraModules ?? [])]);
-  const earlyNames = new Set(early.map((m) => m.name));
-  const late = all.filter((m) => !earlyNames.has(m.name));
+  const libraries = await sshdLibraries(sshd);
+  const modules: GuestModule[] = [];
+  const group = async (wanted: readonly string[]): Promise<string[][]> => {
+    const loaded = new Set(modules.map((m) => m.name));
+    const found = (await findGuestModules(request.modulesDir, wanted)).filter((m) => !loaded.has(m.name));
+    modules.push(...found);
+    return loadLevels(found);
+  };
+  const groups: ModuleGroups = {
+    boot: await group(moduleGroups.boot),
+    pci: await group(moduleGroups.pci),
+    net: await group(moduleGroups.net),
+    late: await group([...builderModules, ...(request.extraModules ?? [])]),
+  };
   const sshdExtraConfig = Object.keys(sshd.helpers).map(
     (name) => `${name === 'sshd-auth' ? 'SshdAuthPath' : 'SshdSessionPath'} ${guestPaths.sshDir}/${name}`,
   );
   const init: InitOptions = {
-    earlyModules: early.map((m) => m.name),
-    lateModules: late.map((m) => m.name),
+    modules: groups,
     cache: request.cache ?? 'loose',
     sshdNoReexec: !sshd.split,
     sshdExtraConfig,
   };
-  return { busybox, sshd, early, late, init };
+  return { busybox, sshd, sshdLibraries: libraries, modules, init };
 }
 
 /** Files whose path, size and mtime stand for their content in the key. */
 function inputFiles(inputs: Inputs): string[] {
-  const modules = [...inputs.early, ...inputs.late].map((m) => m.file);
-  return [inputs.busybox, inputs.sshd.sshd, ...Object.values(inputs.sshd.helpers), ...inputs.sshd.libDirs, ...modules, hostLdCache];
+  const modules = inputs.modules.map((m) => m.file);
+  return [inputs.busybox, inputs.sshd.sshd, ...Object.values(inputs.sshd.helpers), ...inputs.sshdLibraries.values(), ...modules, hostLdCache];
 }
 
 async function fingerprint(path: string): Promise<string> {
@@ -108,17 +126,15 @@ async function builderEntries(inputs: Inputs, texts: Record<string, { text: stri
   ];
   entries.push(...(await busyboxEntries(inputs.busybox, bb)));
   entries.push(dir(guestPaths.modulesDir.slice(1)));
-  for (const m of [...inputs.early, ...inputs.late]) {
+  for (const m of inputs.modules) {
     entries.push({ kind: 'file', path: `${guestPaths.modulesDir.slice(1)}/${m.name}.ko`, mode: 0o644, data: await readModule(m.file) });
   }
   entries.push({ kind: 'file', path: `${ssh}/sshd`, mode: 0o755, data: await readFile(inputs.sshd.sshd) });
   for (const [name, path] of Object.entries(inputs.sshd.helpers)) {
     entries.push({ kind: 'file', path: `${ssh}/${name}`, mode: 0o755, data: await readFile(path) });
   }
-  for (const libDir of inputs.sshd.libDirs) {
-    for (const name of (await readdir(libDir)).filter((n) => /\.so(\.|$)/.test(n)).sort()) {
-      entries.push({ kind: 'file', path: `${ssh}/lib/${name}`, mode: 0o644, data: await readFile(join(libDir, name)) });
-    }
+  for (const [name, path] of [...inputs.sshdLibraries].sort(([a], [b]) => a.localeCompare(b))) {
+    entries.push({ kind: 'file', path: `${ssh}/lib/${name}`, mode: 0o644, data: await readFile(path) });
   }
   const ldCache = await readFile(hostLdCache).catch(() => undefined);
   if (ldCache) entries.push({ kind: 'file', path: 'etc/ld.so.cache', mode: 0o644, data: ldCache });
@@ -175,7 +191,6 @@ export async function ensureGuestImage(request: GuestImageRequest): Promise<Gues
   const key = await imageKey([imageFormat, compression, request.kernelVersion, request.hostArch, texts], inputFiles(inputs));
   const path = imagePath(request.cacheDir, `guest-${key}`, compression);
   if (await isFile(path)) return { path, key, built: false };
-  await checkSshdLibraries(inputs.sshd);
   request.log(`building the guest image (${request.kernelVersion}; sshd: ${inputs.sshd.source})`);
   await writeImage(path, await builderEntries(inputs, texts), compression);
   request.log(`guest image ready: ${basename(path)}`);

@@ -17,11 +17,23 @@ export const guestPaths = {
 
 export type NineCache = 'loose' | 'fscache' | 'mmap' | 'none';
 
+/**
+ * Kernel modules by the boot step that needs them, each group without the modules of the groups
+ * before it. A group is a list of levels: the modules of one level load in parallel.
+ */
+export interface ModuleGroups {
+  /** virtio core, the mmio transport and 9p: /usr and the config share with the keys. */
+  readonly boot: readonly (readonly string[])[];
+  /** The virtio PCI transport (aarch64 virt); loaded only when the guest has PCI devices. */
+  readonly pci: readonly (readonly string[])[];
+  /** The NIC, loaded in the background with the network. */
+  readonly net: readonly (readonly string[])[];
+  /** Everything else (rng, overlay, binfmt_misc, extras), loaded while sshd starts. */
+  readonly late: readonly (readonly string[])[];
+}
+
 export interface InitOptions {
-  /** Loaded before sshd starts: the virtio transports and 9p, for /usr and the config share. */
-  readonly earlyModules: readonly string[];
-  /** Loaded while sshd starts: net (sshd listens on any address), rng, overlay, binfmt_misc. */
-  readonly lateModules: readonly string[];
+  readonly modules: ModuleGroups;
   /** 9p cache mode of the /usr and /nix/store shares; loose is fast but misses host paths added after boot. */
   readonly cache: NineCache;
   /** sshd -r: no re-exec per connection, saving an exec under TCG; only OpenSSH before 9.8 has it. */
@@ -45,35 +57,76 @@ export function inittab(): string {
   ].join('\n');
 }
 
-function insmodLines(modules: readonly string[]): string[] {
-  return modules.map((name) => `insmod ${guestPaths.modulesDir}/${name}.ko || t "insmod ${name} FAILED"`);
+/** The API file systems, mounted by one `mount -a` after devtmpfs: a process each costs under TCG. */
+export function fstab(): string {
+  return [
+    'proc /proc proc defaults 0 0',
+    'sysfs /sys sysfs defaults 0 0',
+    'devpts /dev/pts devpts gid=5,mode=620,ptmxmode=666 0 0',
+    'tmpfs /dev/shm tmpfs mode=1777 0 0',
+    'tmpfs /run tmpfs mode=0755 0 0',
+    'tmpfs /tmp tmpfs mode=1777 0 0',
+    '',
+  ].join('\n');
+}
+
+/** One `load` line a level: its modules load in parallel, the next level waits for them. */
+function loadLines(levels: readonly (readonly string[])[], indent = ''): string[] {
+  return levels.filter((level) => level.length > 0).map((level) => `${indent}load ${level.join(' ')}`);
 }
 
 const bootstrap = [
-  'mount -t proc proc /proc',
-  'mount -t sysfs sysfs /sys',
   'mount -t devtmpfs devtmpfs /dev 2>/dev/null',
   'mkdir -p /dev/pts /dev/shm',
-  'mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts',
-  'mount -t tmpfs -o mode=1777 tmpfs /dev/shm',
-  'mount -t tmpfs -o mode=0755 tmpfs /run',
-  'mount -t tmpfs -o mode=1777 tmpfs /tmp',
+  'mount -a || fail "mount -a (/etc/fstab)"',
 ];
 
-/** Copies out of the config share, owned by root with tight modes, then unmounts it. */
-function configShareLines(): string[] {
+/** PCI transport only where there is PCI (aarch64 virt): on microvm the kernel finds none. */
+function pciLines(pci: ModuleGroups['pci']): string[] {
+  if (pci.length === 0) return [];
+  return ['set -- /sys/bus/pci/devices/*', 'if [ -e "$1" ]; then', ...loadLines(pci, '  '), 'fi'];
+}
+
+/** The NIC comes up as early as it can: until the guest answers, a probe of the host hangs. */
+function networkLines(net: ModuleGroups['net']): string[] {
+  return [
+    '{',
+    ...loadLines(net, '  '),
+    '  ip link set lo up',
+    '  ip link set eth0 up',
+    '  ip addr add 10.0.2.15/24 dev eth0',
+    '  ip route add default via 10.0.2.2',
+    '  t network',
+    '} &',
+    'network=$!',
+  ];
+}
+
+/**
+ * The keys, copied out of the config share owned by root with tight modes: sshd's host key
+ * first, so sshd can start; the rest while it starts. The names in the share are the names in
+ * the guest, so one cp copies several files.
+ */
+function hostKeyLines(): string[] {
   const cfg = guestPaths.configMount;
   const f = guestShareFiles;
   return [
     `mkdir -p ${cfg} && mount -t 9p -o trans=virtio,version=9p2000.L,ro ${shareTags.config} ${cfg} || fail "mount ${shareTags.config}"`,
     'umask 077',
-    `cp ${cfg}/${f.hostKey} /etc/ssh/ssh_host_ed25519_key || fail "no ${f.hostKey} in the config share"`,
-    `cp ${cfg}/${f.hostKeyPub} /etc/ssh/ssh_host_ed25519_key.pub && chmod 0644 /etc/ssh/ssh_host_ed25519_key.pub`,
-    `cp ${cfg}/${f.authorizedKeys} /root/.ssh/authorized_keys || fail "no ${f.authorizedKeys} in the config share"`,
-    `[ -f ${cfg}/${f.nixConf} ] && cp ${cfg}/${f.nixConf} /etc/nix/nix.conf && chmod 0644 /etc/nix/nix.conf`,
-    `[ -f ${cfg}/${f.binfmt} ] && cp ${cfg}/${f.binfmt} /run/binfmt`,
-    `[ -f ${cfg}/${f.hostname} ] && cp ${cfg}/${f.hostname} /etc/hostname && chmod 0644 /etc/hostname`,
+    `cp ${cfg}/${f.hostKey} ${cfg}/${f.hostKeyPub} /etc/ssh/ || fail "no ${f.hostKey} in the config share"`,
+  ];
+}
+
+function restOfConfigLines(): string[] {
+  const cfg = guestPaths.configMount;
+  const f = guestShareFiles;
+  return [
+    `cp ${cfg}/${f.authorizedKeys} /root/.ssh/ || fail "no ${f.authorizedKeys} in the config share"`,
+    `cp ${cfg}/${f.nixConf} /etc/nix/ 2>/dev/null`,
+    `cp ${cfg}/${f.hostname} /etc/ 2>/dev/null`,
+    `cp ${cfg}/${f.binfmt} /run/ 2>/dev/null`,
     'umask 022',
+    `chmod 0644 /etc/ssh/${f.hostKeyPub} /etc/nix/${f.nixConf} /etc/${f.hostname} 2>/dev/null`,
     `umount ${cfg}`,
   ];
 }
@@ -82,18 +135,10 @@ function sshdStartLines(noReexec: boolean): string[] {
   const sshd = `${guestPaths.sshDir}/sshd${noReexec ? ' -r' : ''} -f /etc/ssh/sshd_config -E ${guestPaths.sshdLog}`;
   return [
     'mkdir -p /run/sshd',
-    '# in the background: network, store and binfmt are set up while sshd links its libraries',
+    '# in the background: the rest of the config, the store and binfmt are set up while sshd starts',
     `{ LD_LIBRARY_PATH=${guestPaths.sshLibDir} ${sshd} || touch /run/sshd.failed; } &`,
   ];
 }
-
-const networkLines = [
-  'hostname -F /etc/hostname',
-  'ip link set lo up',
-  'ip link set eth0 up',
-  'ip addr add 10.0.2.15/24 dev eth0',
-  'ip route add default via 10.0.2.2',
-];
 
 const storeLines = [
   'mount -t tmpfs -o mode=0755 tmpfs /nix/.rw-store',
@@ -123,34 +168,44 @@ const waitForSshdLines = [
 ];
 
 /**
- * The boot script. sshd starts as soon as /usr and its keys are there; the ready marker is
+ * The boot script. sshd starts as soon as /usr and its host key are there; the ready marker is
  * printed only once everything a build needs (store overlay, binfmt) is in place too.
  */
 export function rcBuilder(options: InitOptions): string {
   const nine = `trans=virtio,version=9p2000.L,msize=512000,cache=${options.cache},ro`;
+  const { modules } = options;
   return [
     `#!${guestPaths.busyboxDir}/sh`,
     `export PATH=${guestPaths.busyboxDir} HOME=/root`,
     '# timing lines for boot profiling; read, not cut, so no process is spawned',
     't() { read -r up _ < /proc/uptime; echo "[rc $up] $*" > /dev/console; }',
     `fail() { t "$*"; echo "${failedMarker}: $*" > /dev/console; exit 1; }`,
+    '# loads modules in parallel and waits for them (busybox insmod forks, it does not exec)',
+    `load() { pids=; for m; do { insmod ${guestPaths.modulesDir}/$m.ko || t "insmod $m FAILED"; } & pids="$pids $!"; done; wait $pids; }`,
     ...bootstrap,
     't modules',
-    ...insmodLines(options.earlyModules),
+    ...loadLines(modules.boot),
+    ...pciLines(modules.pci),
+    ...networkLines(modules.net),
     't keys',
-    `mount -t 9p -o ${nine} ${shareTags.usr} /usr || fail "mount ${shareTags.usr} /usr"`,
-    ...configShareLines(),
+    `mount -t 9p -o ${nine} ${shareTags.usr} /usr &`,
+    'usr=$!',
+    ...hostKeyLines(),
+    `wait $usr || fail "mount ${shareTags.usr} /usr"`,
     't sshd',
     ...sshdStartLines(options.sshdNoReexec ?? false),
-    ...insmodLines(options.lateModules),
-    't network',
-    ...networkLines,
+    ...restOfConfigLines(),
+    '# the first ssh session runs /bin/sh from /usr: page it in now, not while the host waits',
+    '/bin/sh -c : &',
+    ...loadLines(modules.late),
     't store',
     `mount -t 9p -o ${nine} ${shareTags.store} /nix/.ro-store || fail "mount ${shareTags.store}"`,
     ...storeLines,
     't binfmt',
     ...binfmtLines,
+    'hostname -F /etc/hostname',
     't wait-sshd',
+    'wait $network',
     ...waitForSshdLines,
     `t ${readyMarker}`,
     `echo ${readyMarker} > /dev/console`,
@@ -201,5 +256,6 @@ export function etcFiles(): Record<string, { text: string; mode: number }> {
     hostname: file('linux-builder\n'),
     shells: file('/bin/sh\n/bin/bash\n/usr/bin/bash\n/usr/bin/sh\n'),
     inittab: file(inittab()),
+    fstab: file(fstab()),
   };
 }

@@ -31,10 +31,12 @@ export interface ModuleEntry {
   readonly deps: readonly string[];
 }
 
-/** A module to load, in order: its name and the file under the modules dir. */
+/** A module to load, in order: its name, the file under the modules dir, and the modules it needs. */
 export interface GuestModule {
   readonly name: string;
   readonly file: string;
+  /** Loadable modules (not built-ins) that must be in the kernel first. */
+  readonly deps: readonly string[];
 }
 
 /** The kernel treats "-" and "_" in module names alike. */
@@ -74,8 +76,8 @@ export function resolveModuleOrder(
   table: ReadonlyMap<string, ModuleEntry>,
   builtin: ReadonlySet<string>,
   modulesDir: string,
-): Array<{ name: string; path: string }> {
-  const order: Array<{ name: string; path: string }> = [];
+): Array<{ name: string; path: string; deps: string[] }> {
+  const order: Array<{ name: string; path: string; deps: string[] }> = [];
   const done = new Set<string>();
   const visit = (raw: string, chain: readonly string[]) => {
     const name = normalizeModuleName(raw);
@@ -91,7 +93,7 @@ export function resolveModuleOrder(
     }
     for (const dep of entry.deps) visit(dep, [...chain, name]);
     done.add(name);
-    order.push({ name, path: entry.path });
+    order.push({ name, path: entry.path, deps: entry.deps.map(normalizeModuleName).filter((dep) => !builtin.has(dep)) });
   };
   for (const name of wanted) visit(name, []);
   for (const name of optional) if (table.has(normalizeModuleName(name))) visit(name, []);
@@ -152,10 +154,26 @@ export async function findGuestModules(
       : parseModulesDep(depText);
   const order = resolveModuleOrder(wanted, optional, table, builtin, modulesDir);
   const found: GuestModule[] = [];
-  for (const { name, path } of order) {
-    found.push({ name, file: await existingModuleFile(modulesDir, path) });
+  for (const { name, path, deps } of order) {
+    found.push({ name, file: await existingModuleFile(modulesDir, path), deps });
   }
   return found;
+}
+
+/**
+ * Modules (deps first) as levels loaded one after another: a module's level comes after the
+ * levels of all its deps, so the modules of one level can load in parallel. Deps not in the
+ * list count as loaded already.
+ */
+export function loadLevels(modules: ReadonlyArray<{ readonly name: string; readonly deps: readonly string[] }>): string[][] {
+  const levelOf = new Map<string, number>();
+  const levels: string[][] = [];
+  for (const { name, deps } of modules) {
+    const level = Math.max(-1, ...deps.map((dep) => levelOf.get(dep) ?? -1)) + 1;
+    levelOf.set(name, level);
+    (levels[level] ??= []).push(name);
+  }
+  return levels;
 }
 
 async function existingModuleFile(modulesDir: string, path: string): Promise<string> {

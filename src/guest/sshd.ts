@@ -1,7 +1,8 @@
 /**
  * An sshd for the guest. The host's own when installed; otherwise Debian's openssh-server
- * (+ libwrap0) downloaded with apt-get and unpacked into the cache — never installed. It runs
- * against the host's /usr libraries, which the guest sees through the /usr share.
+ * (+ libwrap0) downloaded with apt-get and unpacked into the cache — never installed. Its
+ * libraries are copied from the host into the initramfs: paged in over 9p they cost a cold
+ * sshd start about as much again.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -83,7 +84,7 @@ async function downloadSshd(sshdCache: string, log: (line: string) => void): Pro
     log(`sshd ${version} unpacked into the cache`);
     const found = await fromTree(target, version);
     if (!found) throw failed(`openssh-server ${version} has no usr/sbin/sshd`);
-    await checkSshdLibraries(found);
+    await sshdLibraries(found);
     return found;
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -101,9 +102,14 @@ async function apt(args: string[], cwd: string): Promise<void> {
   }
 }
 
-/** Fails naming every shared library sshd needs that neither the host nor libDirs has. */
-export async function checkSshdLibraries(found: FoundSshd): Promise<void> {
+/**
+ * The shared libraries sshd and its helpers load, as ldd resolves them on this host: file name
+ * in the guest's /opt/ssh/lib → host file. The dynamic loader is left out: the kernel loads it
+ * from the path in the binary, which is on the /usr share. Fails naming every missing library.
+ */
+export async function sshdLibraries(found: FoundSshd): Promise<Map<string, string>> {
   const env = { ...process.env, LD_LIBRARY_PATH: found.libDirs.join(':') };
+  const libraries = new Map<string, string>();
   for (const binary of [found.sshd, ...Object.values(found.helpers)]) {
     let stdout: string;
     try {
@@ -111,10 +117,14 @@ export async function checkSshdLibraries(found: FoundSshd): Promise<void> {
     } catch (error) {
       throw failed(`cannot list the libraries of ${binary} with ldd`, 'install libc-bin', error);
     }
-    const missing = stdout
-      .split('\n')
-      .filter((line) => line.includes('=> not found'))
-      .map((line) => line.trim().split(/\s/)[0]);
+    const missing: string[] = [];
+    for (const line of stdout.split('\n')) {
+      const match = /^\s*(\S+) => (.+?)(?: \(0x[0-9a-f]+\))?$/.exec(line);
+      if (!match) continue;
+      const [, name = '', path = ''] = match;
+      if (path === 'not found') missing.push(name);
+      else if (!name.startsWith('ld-linux')) libraries.set(name, path);
+    }
     if (missing.length > 0) {
       throw failed(
         `${binary} needs libraries this host does not have: ${missing.join(', ')}`,
@@ -122,4 +132,5 @@ export async function checkSshdLibraries(found: FoundSshd): Promise<void> {
       );
     }
   }
+  return libraries;
 }

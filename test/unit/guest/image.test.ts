@@ -40,6 +40,14 @@ test('the guest image is built once, then found by its key; it holds init, modul
     assert.equal(entries.get('bb/sh')?.data.toString(), 'busybox');
     for (const m of builderModules) assert.ok(entries.has(`modules/${m}.ko`), m);
     assert.ok(entries.has('opt/ssh/sshd'));
+    // sshd's libraries (here those of true) travel in the image; the dynamic loader stays on /usr
+    assert.ok(entries.has('opt/ssh/lib/libc.so.6'));
+    assert.ok(![...entries.keys()].some((name) => name.startsWith('opt/ssh/lib/ld-linux')));
+    const rc = entries.get('etc/rc.builder')?.data.toString() ?? '';
+    assert.match(rc, /^load virtio_mmio 9pnet_virtio 9p$/m);
+    assert.match(rc, /^ {2}load virtio_pci$/m);
+    assert.match(rc, /^ {2}load virtio_net$/m);
+    assert.match(rc, /^load virtio_rng overlay binfmt_misc$/m);
     assert.match(entries.get('etc/rc.builder')?.data.toString() ?? '', new RegExp(readyMarker));
     assert.equal((entries.get('root')?.mode ?? 0) & 0o777, 0o700);
     for (const e of entries.values()) assert.ok(!e.data.includes('PRIVATE KEY'), `${e.name} holds a private key`);

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { etcFiles, initScript, inittab, rcBuilder, sshdConfig } from '../../../src/guest/init.js';
+import { etcFiles, fstab, initScript, inittab, rcBuilder, sshdConfig } from '../../../src/guest/init.js';
 import { failedMarker, readyMarker, shareTags } from '../../../src/guest/layout.js';
 
-const rc = rcBuilder({
-  earlyModules: ['virtio_ring', 'virtio_mmio', '9pnet', '9pnet_virtio', '9p'],
-  lateModules: ['net_failover', 'virtio_net', 'overlay', 'binfmt_misc'],
-  cache: 'loose',
-  sshdNoReexec: true,
-});
+const modules = {
+  boot: [['virtio_ring', '9pnet'], ['virtio_mmio', '9pnet_virtio', '9p']],
+  pci: [['virtio_pci']],
+  net: [['net_failover'], ['virtio_net']],
+  late: [['overlay', 'binfmt_misc']],
+};
+const noModules = { boot: [], pci: [], net: [], late: [] };
+const rc = rcBuilder({ modules, cache: 'loose', sshdNoReexec: true });
 const lines = rc.split('\n');
 const lineOf = (pattern: RegExp) => {
   const index = lines.findIndex((line) => pattern.test(line));
@@ -21,39 +23,68 @@ test('/init execs busybox init, which runs rc.builder as sysinit', () => {
   assert.match(inittab(), /^::sysinit:\/etc\/rc\.builder$/m);
 });
 
-test('modules are loaded in the given order, early ones before sshd, late ones after', () => {
-  const insmods = lines.filter((line) => line.startsWith('insmod ')).map((line) => line.split(' ')[1]);
-  assert.deepEqual(insmods, [
-    '/modules/virtio_ring.ko',
-    '/modules/virtio_mmio.ko',
-    '/modules/9pnet.ko',
-    '/modules/9pnet_virtio.ko',
-    '/modules/9p.ko',
-    '/modules/net_failover.ko',
-    '/modules/virtio_net.ko',
-    '/modules/overlay.ko',
-    '/modules/binfmt_misc.ko',
+test('modules load level by level, a level in parallel; 9p before the mounts, the rest while sshd starts', () => {
+  assert.match(rc, /^load\(\) \{ pids=; for m; do \{ insmod \/modules\/\$m\.ko .*\} & pids="\$pids \$!"; done; wait \$pids; \}$/m);
+  const loads = lines.filter((line) => /^\s*load /.test(line)).map((line) => line.trim());
+  assert.deepEqual(loads, [
+    'load virtio_ring 9pnet',
+    'load virtio_mmio 9pnet_virtio 9p',
+    'load virtio_pci',
+    'load net_failover',
+    'load virtio_net',
+    'load overlay binfmt_misc',
   ]);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
-  assert.ok(lineOf(/insmod \/modules\/9p\.ko/) < sshd);
-  assert.ok(lineOf(/insmod \/modules\/overlay\.ko/) > sshd);
+  assert.ok(lineOf(/^load virtio_mmio 9pnet_virtio 9p$/) < lineOf(/ hostusr \/usr/));
+  assert.ok(lineOf(/^load overlay binfmt_misc$/) > sshd);
+  assert.doesNotMatch(rcBuilder({ modules: noModules, cache: 'loose' }), /^\s*load /m);
+});
+
+test('virtio_pci loads only when the guest has PCI devices; microvm has none', () => {
+  const check = lineOf(/^set -- \/sys\/bus\/pci\/devices\/\*$/);
+  assert.equal(lines[check + 1], 'if [ -e "$1" ]; then');
+  assert.equal(lines[check + 2], '  load virtio_pci');
+  assert.ok(check > lineOf(/^load virtio_mmio /));
+  assert.doesNotMatch(rcBuilder({ modules: { ...modules, pci: [] }, cache: 'loose' }), /pci/);
+});
+
+test('the network comes up in the background as soon as its modules load; ready waits for it', () => {
+  const job = lineOf(/^\{$/);
+  assert.deepEqual(lines.slice(job + 1, job + 3), ['  load net_failover', '  load virtio_net']);
+  const end = lineOf(/^} &$/);
+  assert.ok(lines.slice(job, end).some((line) => line === '  ip addr add 10.0.2.15/24 dev eth0'));
+  assert.ok(lineOf(/^wait \$network$/) < lineOf(new RegExp(`^echo ${readyMarker}`)));
+});
+
+test('the API file systems are mounted by one mount -a from /etc/fstab', () => {
+  assert.ok(lineOf(/^mount -t devtmpfs devtmpfs \/dev/) < lineOf(/^mount -a /));
+  assert.match(fstab(), /^devpts \/dev\/pts devpts gid=5,mode=620,ptmxmode=666 0 0$/m);
+  for (const mount of ['/proc proc', '/sys sysfs', '/dev/shm tmpfs', '/run tmpfs', '/tmp tmpfs']) {
+    assert.match(fstab(), new RegExp(`^\\S+ ${mount} `, 'm'));
+  }
+  assert.equal(etcFiles().fstab?.text, fstab());
 });
 
 test('9p shares are mounted read-only with the chosen cache mode', () => {
   assert.match(rc, new RegExp(`mount -t 9p -o trans=virtio,version=9p2000\\.L,msize=512000,cache=loose,ro ${shareTags.usr} /usr `));
   assert.match(rc, new RegExp(`cache=loose,ro ${shareTags.store} /nix/\\.ro-store `));
-  assert.match(rcBuilder({ earlyModules: [], lateModules: [], cache: 'none' }), /cache=none,ro hostusr/);
+  assert.match(rcBuilder({ modules: noModules, cache: 'none' }), /cache=none,ro hostusr/);
   assert.match(rc, /lowerdir=\/nix\/\.ro-store,upperdir=\/nix\/\.rw-store\/upper,workdir=\/nix\/\.rw-store\/work overlay \/nix\/store/);
 });
 
-test('keys are copied from the config share with umask 077, and the share is unmounted before sshd starts', () => {
+test('keys are copied from the config share with umask 077: the host key before sshd starts, the rest while it starts', () => {
   const mount = lineOf(new RegExp(`mount -t 9p .* ${shareTags.config} /run/lbconfig`));
   const umask = lineOf(/^umask 077$/);
-  const copyKey = lineOf(/^cp \/run\/lbconfig\/ssh_host_ed25519_key \/etc\/ssh\/ssh_host_ed25519_key /);
-  const copyAuth = lineOf(/^cp \/run\/lbconfig\/authorized_keys \/root\/\.ssh\/authorized_keys /);
-  const umount = lineOf(/^umount \/run\/lbconfig$/);
+  const copyKey = lineOf(/^cp \/run\/lbconfig\/ssh_host_ed25519_key \/run\/lbconfig\/ssh_host_ed25519_key\.pub \/etc\/ssh\/ /);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
-  assert.ok(mount < umask && umask < copyKey && copyKey < copyAuth && copyAuth < umount && umount < sshd);
+  const copyAuth = lineOf(/^cp \/run\/lbconfig\/authorized_keys \/root\/\.ssh\/ /);
+  const umask022 = lineOf(/^umask 022$/);
+  const chmod = lineOf(/^chmod 0644 \/etc\/ssh\/ssh_host_ed25519_key\.pub /);
+  const umount = lineOf(/^umount \/run\/lbconfig$/);
+  const ready = lineOf(new RegExp(`^echo ${readyMarker}`));
+  assert.ok(mount < umask && umask < copyKey && copyKey < sshd && sshd < copyAuth && copyAuth < umask022 && umask022 < chmod);
+  assert.ok(chmod < umount && umount < ready);
+  assert.ok(lineOf(/^wait \$usr \|\| fail/) < sshd, 'sshd needs /usr for its dynamic loader');
 });
 
 test('binfmt lines are written verbatim (printf, not echo) after binfmt_misc is mounted', () => {
@@ -63,7 +94,7 @@ test('binfmt lines are written verbatim (printf, not echo) after binfmt_misc is 
 
 test('sshd runs by absolute path with its config, -r only when asked', () => {
   assert.match(rc, /LD_LIBRARY_PATH=\/opt\/ssh\/lib \/opt\/ssh\/sshd -r -f \/etc\/ssh\/sshd_config /);
-  assert.doesNotMatch(rcBuilder({ earlyModules: [], lateModules: [], cache: 'loose' }), /sshd -r/);
+  assert.doesNotMatch(rcBuilder({ modules: noModules, cache: 'loose' }), /sshd -r/);
 });
 
 test('the ready marker is the last thing printed, after sshd listens; failures print the failed marker', () => {

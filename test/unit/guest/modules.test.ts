@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { UserError } from '../../../src/errors.js';
 import {
   findGuestModules,
+  loadLevels,
   moduleNameOf,
   parseModuleList,
   parseModulesDep,
@@ -93,4 +94,22 @@ test('modules.dep wins when present, and a module file it names must exist', asy
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('each module knows the loadable modules it needs; built-ins are not among them', () => {
+  const order = resolveModuleOrder(['virtio_mmio', '9p'], [], table, builtin, '/lib/modules/x');
+  assert.deepEqual(order.find((m) => m.name === 'virtio_mmio')?.deps, ['virtio_ring']);
+  assert.deepEqual(order.find((m) => m.name === '9p')?.deps, ['9pnet', 'fscache', 'netfs']);
+});
+
+test('load levels: a module comes a level after its deepest dep, so a level loads in parallel', () => {
+  const order = resolveModuleOrder(['virtio_mmio', 'virtio-rng', '9p', 'overlay'], [], table, builtin, '/lib/modules/x');
+  assert.deepEqual(loadLevels(order), [
+    ['virtio_ring', '9pnet', 'netfs', 'overlay'],
+    ['virtio_mmio', 'virtio_rng', 'fscache'],
+    ['9p'],
+  ]);
+  // deps loaded by an earlier group count as loaded
+  assert.deepEqual(loadLevels([{ name: '9p', deps: ['9pnet', 'netfs'] }, { name: 'overlay', deps: [] }]), [['9p', 'overlay']]);
+  assert.deepEqual(loadLevels([]), []);
 });

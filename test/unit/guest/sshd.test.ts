@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { checkSshdLibraries, findSshd } from '../../../src/guest/sshd.js';
+import { findSshd, sshdLibraries } from '../../../src/guest/sshd.js';
 
 const hostHasSshd = await stat('/usr/sbin/sshd').then(() => true, () => false);
 
@@ -29,8 +29,25 @@ test('a cached unpacked openssh-server is used without downloading, with its lib
       source: '1_9.9p1-1',
     });
     assert.deepEqual(logs, []);
-    await checkSshdLibraries(found);
+    const libraries = await sshdLibraries(found);
+    assert.ok(libraries.get('libc.so.6')?.endsWith('/libc.so.6'));
+    assert.ok(![...libraries.keys()].some((name) => name.startsWith('ld-linux')));
   } finally {
     await rm(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test('the libraries of every binary are listed; one ldd cannot read fails naming it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-sshd-libs-'));
+  try {
+    const sshd = '/usr/bin/true';
+    const libraries = await sshdLibraries({ sshd, libDirs: [], helpers: {}, split: false, source: 'test' });
+    assert.ok(libraries.size > 0);
+    await assert.rejects(
+      sshdLibraries({ sshd, libDirs: [], helpers: { 'sshd-session': join(dir, 'missing') }, split: true, source: 'test' }),
+      /cannot list the libraries of .*missing with ldd/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
