@@ -7,7 +7,8 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { isAlive } from '../drivers/process.js';
-import { start, status, stop, consoleTail, silentReporter, type Reporter } from '../instance/lifecycle.js';
+import { start, status, stop, consoleTail, silentReporter, storeSyncFor, type Reporter } from '../instance/lifecycle.js';
+import type { StoreSync } from '../nix/store-sync.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { agentStateWriter } from './agent-state.js';
 import type { EventSink } from './events.js';
@@ -47,9 +48,12 @@ export class Agent {
   private watchTimer: NodeJS.Timeout | undefined;
   private readonly state;
   private closing = false;
+  private readonly storeSync: StoreSync;
+  private syncTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.state = agentStateWriter(options.paths.agentState);
+    this.storeSync = storeSyncFor(options.paths);
   }
 
   get listenAddress(): string {
@@ -97,13 +101,15 @@ export class Agent {
       if (this.connections.size === 0) this.armIdle();
       this.publish();
     });
-    this.ensureVm(`connection ${id}`).then(
-      (vm) => this.relay(client, vm),
-      (error: unknown) => {
+    this.ensureVm(`connection ${id}`)
+      .then(async (vm) => {
+        await this.syncStore();
+        this.relay(client, vm);
+      })
+      .catch((error: unknown) => {
         this.options.events.emit({ event: 'error', message: `connection ${id}: ${(error as Error).message}` });
         client.destroy();
-      },
-    );
+      });
   }
 
   private relay(client: Socket, vm: Vm): void {
@@ -139,7 +145,7 @@ export class Agent {
       }
       this.options.events.emit({ event: 'boot-start', reason });
       const t0 = Date.now();
-      const result = await start(this.options.paths.name, {}, this.options.reporter ?? silentReporter);
+      const result = await start(this.options.paths.name, {}, this.options.reporter ?? silentReporter, { storeSync: this.storeSync });
       const { pid, ssh } = result.status;
       if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
       this.options.events.emit({ event: 'boot-ready', seconds: (Date.now() - t0) / 1000, pid });
@@ -155,6 +161,22 @@ export class Agent {
     this.vm = vm;
     clearInterval(this.watchTimer);
     this.watchTimer = setInterval(() => void this.watch(vm), this.options.watchMs ?? 1000);
+    // Outputs copied back from the guest, and anything else the host gains, are registered
+    // between builds, so the next build rarely waits for a sync.
+    clearInterval(this.syncTimer);
+    this.syncTimer = setInterval(() => void this.syncStore(), 10_000);
+  }
+
+  /** Registers host paths the guest's Nix does not know yet, before a build can need them. */
+  private async syncStore(): Promise<void> {
+    if (!this.vm || process.env.LINUX_BUILDER_SKIP_STORE_SYNC === '1') return;
+    try {
+      if ((await this.storeSync.pending()).length === 0) return;
+      const result = await this.storeSync.sync();
+      if (result.registered > 0) this.options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds });
+    } catch (error) {
+      this.options.events.emit({ event: 'error', message: `store sync: ${(error as Error).message}` });
+    }
   }
 
   /** Notices a VM that died under us (killed, crashed, powered off from inside). */
@@ -166,6 +188,8 @@ export class Agent {
     if (this.vm !== vm) return;
     this.vm = undefined;
     clearInterval(this.watchTimer);
+    clearInterval(this.syncTimer);
+    this.storeSync.forget();
     const last = (await consoleTail(this.options.paths.consoleLog, 1))[0];
     this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason: `the VM process exited without a stop${last ? `; console: ${last}` : ''}` });
     // Clears the dead VM's state so the next connection boots a fresh one.
@@ -190,6 +214,8 @@ export class Agent {
     const idleSeconds = this.idleSince ? (Date.now() - this.idleSince.getTime()) / 1000 : 0;
     this.vm = undefined;
     clearInterval(this.watchTimer);
+    clearInterval(this.syncTimer);
+    this.storeSync.forget();
     this.options.events.emit({ event: 'idle-stop', idleSeconds });
     await this.serialize(() => stop(this.options.paths.name, { force: false })).catch((error: unknown) => {
       this.options.events.emit({ event: 'error', message: `idle stop: ${(error as Error).message}` });
@@ -207,6 +233,7 @@ export class Agent {
     for (const socket of this.connections.values()) socket.destroy();
     await this.booting?.catch(() => undefined);
     clearInterval(this.watchTimer);
+    clearInterval(this.syncTimer);
     if (this.vm) {
       this.vm = undefined;
       await this.serialize(() => stop(this.options.paths.name, { force: false })).catch(() => undefined);

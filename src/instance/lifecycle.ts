@@ -31,8 +31,9 @@ import { binfmtLines, checkEmulators, guestNixConf, instanceSystems } from './gu
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
+import { StoreSync } from '../nix/store-sync.js';
 
-export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH';
+export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
 
 export interface Reporter {
   /** A new phase of a long operation began. */
@@ -237,7 +238,12 @@ async function checkPortFree(paths: InstancePaths, port: number): Promise<void> 
   );
 }
 
-export async function start(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter): Promise<StartResult> {
+export interface StartOptions {
+  /** Keeps the guest's Nix database in step with the host store; a fresh one when absent. */
+  readonly storeSync?: StoreSync;
+}
+
+export async function start(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter, options: StartOptions = {}): Promise<StartResult> {
   const paths = instancePaths(name);
   checkSocketPath(paths.qmpSocket);
   const driver = selectDriver();
@@ -261,13 +267,13 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
       return { alreadyRunning: true, status: seen.status, pendingSettings: pending };
     }
     await clearRunFiles(paths);
-    return await boot(paths, driver, settings, reporter);
+    return await boot(paths, driver, settings, reporter, options.storeSync ?? storeSyncFor(paths));
   } finally {
     await lock.release();
   }
 }
 
-async function boot(paths: InstancePaths, driver: Driver, settings: Settings, reporter: Reporter): Promise<StartResult> {
+async function boot(paths: InstancePaths, driver: Driver, settings: Settings, reporter: Reporter, storeSync: StoreSync): Promise<StartResult> {
   const t0 = Date.now();
   const identity = await ensureIdentity(paths, settings);
   const port = identity.endpoint.port;
@@ -375,6 +381,7 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
   }
   const bootSeconds = Math.round((Date.now() - launchStarted) / 10) / 100;
   await writeRunState(paths.state, { ...run, phase: 'running', bootSeconds });
+  await registerHostStore(storeSync, reporter);
   reporter.detail(`total start time ${((Date.now() - t0) / 1000).toFixed(2)} s`);
   const seen = await observe(paths, driver);
   return { alreadyRunning: false, status: seen.status, pendingSettings: false };
@@ -397,6 +404,27 @@ async function guestReportedFailure(consoleLog: string): Promise<string | undefi
   const at = text.lastIndexOf(`${failedMarker}: `);
   if (at < 0) return undefined;
   return text.slice(at + failedMarker.length + 2).split(/\r?\n/)[0]?.trim();
+}
+
+/** ssh through the instance's own config (pinned key, shared connection). */
+export function storeSyncFor(paths: InstancePaths): StoreSync {
+  return new StoreSync(['ssh', '-F', paths.sshConfig, hostAlias(paths.name)]);
+}
+
+/**
+ * Zero-copy inputs: the guest's Nix learns the host's valid paths. Not fatal: without it,
+ * Nix copies inputs over SSH as every other builder does.
+ */
+async function registerHostStore(storeSync: StoreSync, reporter: Reporter): Promise<void> {
+  if (process.env.LINUX_BUILDER_SKIP_STORE_SYNC === '1') return;
+  storeSync.forget();
+  reporter.phase('registering host store paths');
+  try {
+    const result = await storeSync.sync();
+    reporter.detail(`registered ${result.registered} host store paths in the guest's Nix database in ${result.seconds.toFixed(2)} s`);
+  } catch (error) {
+    reporter.info(`warning: ${(error as Error).message}; Nix will copy inputs instead`);
+  }
 }
 
 /** The console tail, and the hypervisor's own complaints when it wrote any. */

@@ -1,0 +1,92 @@
+/**
+ * Zero-copy inputs: the guest already sees the host's store through the read-only share, but its
+ * Nix database does not know those paths, so Nix would copy them over SSH. This registers the
+ * host's valid paths in the guest's database (nix-store --dump-db | nix-store --load-db), at boot
+ * and again for paths the host gained since. Only paths valid on the host are registered: a path
+ * still being written is not valid yet and waits for the next sync.
+ */
+import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+
+const storeDir = '/nix/store';
+
+function run(command: string, args: string[], input?: NodeJS.ReadableStream): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    if (input && child.stdin) input.pipe(child.stdin);
+  });
+}
+
+/** Store entries that could be paths: no locks, no .links, no .drv (builds never need them remotely). */
+export function candidatePaths(names: readonly string[]): string[] {
+  return names
+    .filter((name) => /^[0-9a-z]{32}-/.test(name) && !name.endsWith('.lock') && !name.endsWith('.drv') && !name.endsWith('.chroot'))
+    .map((name) => `${storeDir}/${name}`);
+}
+
+async function validOnHost(paths: readonly string[]): Promise<string[]> {
+  const invalid = new Set<string>();
+  for (let i = 0; i < paths.length; i += 2000) {
+    const chunk = paths.slice(i, i + 2000);
+    const result = await run('nix-store', ['--check-validity', '--print-invalid', ...chunk]);
+    if (result.code !== 0) throw new Error(`nix-store --check-validity failed: ${result.stderr.trim()}`);
+    for (const line of result.stdout.split('\n')) if (line !== '') invalid.add(line);
+  }
+  return paths.filter((p) => !invalid.has(p));
+}
+
+export interface SyncResult {
+  readonly registered: number;
+  readonly seconds: number;
+}
+
+/** Keeps one guest's database in step with the host store; not safe for concurrent sync() calls. */
+export class StoreSync {
+  private readonly registered = new Set<string>();
+  private running: Promise<SyncResult> | undefined;
+
+  constructor(
+    /** argv of a command that runs its last argument in the guest over SSH, e.g. ['ssh', '-F', cfg, alias]. */
+    private readonly sshArgv: readonly string[],
+  ) {}
+
+  /** Host paths that exist and are not registered yet (cheap: one readdir). */
+  async pending(): Promise<string[]> {
+    const names = await readdir(storeDir).catch(() => [] as string[]);
+    return candidatePaths(names).filter((p) => !this.registered.has(p));
+  }
+
+  /** Registers every new valid host path; concurrent callers share one run. */
+  sync(): Promise<SyncResult> {
+    this.running ??= this.syncOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** After a reboot the guest's database is empty again. */
+  forget(): void {
+    this.registered.clear();
+  }
+
+  private async syncOnce(): Promise<SyncResult> {
+    const t0 = Date.now();
+    const fresh = await validOnHost(await this.pending());
+    if (fresh.length === 0) return { registered: 0, seconds: 0 };
+    const dump = spawn('nix-store', ['--dump-db', ...fresh], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const dumped = new Promise<number | null>((resolve) => dump.on('close', resolve));
+    // Dropping the guest's dentry cache forgets 9p lookups that missed before a path existed.
+    const [command, ...args] = this.sshArgv;
+    const load = await run(command ?? 'ssh', [...args, 'nix-store --load-db && echo 2 > /proc/sys/vm/drop_caches'], dump.stdout);
+    if ((await dumped) !== 0) throw new Error('nix-store --dump-db failed on the host');
+    if (load.code !== 0) throw new Error(`registering host paths in the guest failed: ${load.stderr.trim().split('\n').pop() ?? ''}`);
+    for (const path of fresh) this.registered.add(path);
+    return { registered: fresh.length, seconds: (Date.now() - t0) / 1000 };
+  }
+}
