@@ -229,8 +229,9 @@ export function sshdConfig(extra: readonly string[] = []): string {
     'PrintMotd no',
     'PidFile /run/sshd.pid',
     '# the Nix build hook keeps a master connection and opens parallel ones',
-    'MaxSessions 20',
-    'MaxStartups 20:30:100',
+    'MaxSessions 64',
+    // The agent releases every connection that waited for a boot at once: never drop one.
+    'MaxStartups 200',
     ...extra,
     '',
   ].join('\n');

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesMatching, sandbox } from '../support/cli.js';
 import { arm64BusyboxStorePath } from '../support/busybox-arm64.js';
-import { nixBuild, nixEnv } from '../support/nix.js';
+import { copiedToBuilder, nixBuild, nixBuildInputs, nixEnv } from '../support/nix.js';
+import { addRandomFiles } from '../support/store.js';
 import { agentEvents, freePort, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 
 function ssh(config: string, alias: string, command: string): Promise<number | null> {
@@ -58,6 +59,15 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
     assert.ok(events.indexOf('connection-open') < events.indexOf('boot-start'), 'a connection triggered the boot');
     assert.ok(events.includes('boot-ready'));
     assert.equal(vms().length, 1);
+  });
+
+  await t.test('a path the host gains after boot is registered before the build: no copy', async () => {
+    const [late] = addRandomFiles(1, 256 << 10, 'late-input');
+    assert.ok(late);
+    const result = await nixBuildInputs(env, { busybox, inputs: [late], nonce: `-late-${Date.now()}` });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(copiedToBuilder(result.stderr), [], result.stderr);
+    assert.equal(readFileSync(result.stdout.trim(), 'utf8'), `${256 << 10}\n`);
   });
 
   await t.test('kill -9 of QEMU while idle: the agent notices, the next build boots a new VM', async () => {

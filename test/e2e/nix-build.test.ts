@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesMatching, sandbox } from '../support/cli.js';
 import { arm64BusyboxStorePath } from '../support/busybox-arm64.js';
-import { nixBuild, nixEnv } from '../support/nix.js';
+import { copiedToBuilder, nixBuild, nixBuildInputs, nixEnv } from '../support/nix.js';
+import { addRandomFiles } from '../support/store.js';
 
 test('nix-config --install makes the host\'s Nix build aarch64, i686 and x86_64 in the guest; --uninstall restores the files', async (t) => {
   const box = sandbox();
@@ -27,6 +28,8 @@ test('nix-config --install makes the host\'s Nix build aarch64, i686 and x86_64 
   writeFileSync(scope.sshConfig, userSshConfig);
   const env = nixEnv(scope, box.env);
   const busybox = arm64BusyboxStorePath();
+  // Inputs the host has before the builder boots: several paths, a few MB.
+  const inputs = addRandomFiles(4, 1 << 20, 'boot-input');
 
   const started = await box.run(['--name', name, 'start', '--memory', '1G']);
   assert.equal(started.code, 0, started.stderr);
@@ -62,6 +65,14 @@ test('nix-config --install makes the host\'s Nix build aarch64, i686 and x86_64 
       const out = result.stdout.trim();
       assert.equal(readFileSync(out, 'utf8'), `built on ${arch}\n`, attr);
     }
+  });
+
+  await t.test('inputs already in the host store build with 0 paths copied to the guest', async () => {
+    const result = await nixBuildInputs(env, { busybox, inputs, nonce: `-zero-copy-${Date.now()}` });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(copiedToBuilder(result.stderr), [], result.stderr);
+    assert.match(result.stderr, /copying 0 paths/);
+    assert.equal(readFileSync(result.stdout.trim(), 'utf8'), '1048576\n'.repeat(4));
   });
 
   await t.test('two derivations of different systems build in one nix-build run', async () => {

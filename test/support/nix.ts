@@ -3,7 +3,9 @@ import { spawn } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const helloNix = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'hello.nix');
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
+export const helloNix = join(fixtures, 'hello.nix');
+export const inputsNix = join(fixtures, 'inputs.nix');
 
 export interface NixScope {
   readonly nixConf: string;
@@ -36,4 +38,30 @@ export function nixBuild(
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Builds inputs.nix: an aarch64 derivation reading the given host store paths. */
+export function nixBuildInputs(
+  env: NodeJS.ProcessEnv,
+  args: { busybox: string; inputs: readonly string[]; nonce: string },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const argv = [
+    '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '',
+    inputsNix, '--arg', 'busybox', JSON.stringify(args.busybox),
+    '--arg', 'inputs', `[ ${args.inputs.map((p) => JSON.stringify(p)).join(' ')} ]`, '--argstr', 'nonce', args.nonce,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The store paths Nix says it copied to the builder. */
+export function copiedToBuilder(stderr: string): string[] {
+  return [...stderr.matchAll(/copying path '([^']+)' to 'ssh/g)].map((m) => m[1] ?? '');
 }

@@ -116,7 +116,7 @@ test('sshd_config allows keys only and never PAM', () => {
     'PermitRootLogin prohibit-password',
     'UseDNS no',
     'HostKey /etc/ssh/ssh_host_ed25519_key',
-    'MaxStartups 20:30:100',
+    'MaxStartups 200',
     'KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256',
     'SshdSessionPath /opt/ssh/sshd-session',
   ]) {
