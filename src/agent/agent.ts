@@ -192,8 +192,8 @@ export class Agent {
     this.storeSync.forget();
     const last = (await consoleTail(this.options.paths.consoleLog, 1))[0];
     this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason: `the VM process exited without a stop${last ? `; console: ${last}` : ''}` });
-    // Clears the dead VM's state so the next connection boots a fresh one.
-    await this.serialize(() => stop(this.options.paths.name, { force: true })).catch(() => undefined);
+    // Nothing to clean here: the next start sees the dead pid and clears its state itself (a
+    // cleanup queued now could run after that boot and hit the new VM).
   }
 
   private armIdle(): void {

@@ -63,12 +63,14 @@ export async function writeMachinesFile(paths: InstancePaths, identity: Identity
 
 /**
  * With an agent configured, Nix connects to the agent, whose first connection boots the VM:
- * the handshake may then wait for a whole boot, hence the long ConnectTimeout.
+ * the handshake may then wait for a whole boot, hence the long ConnectTimeout. No shared
+ * connection then: each build must be a connection the agent sees, so it can register the host
+ * paths the build needs first, and so an idle VM is not kept up by a lingering master.
  */
 export function sshBlock(paths: InstancePaths, identity: Identity): string {
   const agentPort = identity.settings.agentPort;
   if (agentPort === undefined) return sshConfigBlock(identity.endpoint, connectionSharing(paths));
-  return sshConfigBlock({ ...identity.endpoint, port: agentPort }, connectionSharing(paths), 300);
+  return sshConfigBlock({ ...identity.endpoint, port: agentPort }, [], 300);
 }
 
 /** builders = what the host had (minus this instance) + this instance's machines file. */

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync, copyFileSync, truncateSync, statSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { nixStoreAdd, processesMatching, sandbox } from '../support/cli.js';
@@ -54,6 +54,32 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   const cat = await box.run(['--name', 'e2e', 'ssh', '--', 'cat', storePath]);
   assert.equal(cat.code, 0, cat.stderr);
   assert.equal(cat.stdout, 'from the host\n');
+
+  // The guest cannot write to the host: every 9p share is read-only.
+  for (const target of ['/usr/lb-write-test', '/nix/.ro-store/lb-write-test']) {
+    const write = await box.run(['--name', 'e2e', 'ssh', '--', 'touch', target]);
+    assert.notEqual(write.code, 0, `${target} must not be writable`);
+    assert.match(write.stderr, /Read-only file system/);
+  }
+  assert.ok(!existsSync('/usr/lb-write-test'));
+
+  // Secrets stay private: state and share dirs 0700, keys 0600.
+  const stateDir = join(box.stateHome, 'linux-builder', 'e2e');
+  for (const [path, mode] of [
+    [stateDir, 0o700],
+    [join(stateDir, 'guest-share'), 0o700],
+    [join(stateDir, 'id_ed25519'), 0o600],
+    [join(stateDir, 'guest-share', 'ssh_host_ed25519_key'), 0o600],
+  ] as const) {
+    assert.equal(statSync(path).mode & 0o777, mode, path);
+  }
+
+  // Every TCP listener of the VM is on loopback.
+  const listeners = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((line) => line.includes(`pid=${s.pid},`));
+  assert.ok(listeners.length > 0, 'the VM listens for SSH');
+  for (const line of listeners) assert.match(line, /\s127\.0\.0\.1:\d+\s/, line);
 
   const again = await box.run(['--name', 'e2e', 'start']);
   assert.equal(again.code, 0);
