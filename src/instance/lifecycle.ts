@@ -12,7 +12,7 @@ import type { Driver, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
 import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
-import { failedMarker, guestShareFiles, shareTags } from '../guest/layout.js';
+import { failedMarker, guestShareFiles, readyMarker, shareTags } from '../guest/layout.js';
 import { guestPaths } from '../guest/init.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
@@ -395,7 +395,14 @@ async function waitForReady(paths: InstancePaths, vm: RunningVm, port: number, d
     exited: vm.exited,
     onRung: (rung) => reporter.detail(`ready rung: ${rung}`),
     guestFailure: () => guestReportedFailure(paths.consoleLog),
+    guestReady: () => guestReportedReady(paths.consoleLog),
   });
+}
+
+/** The guest's init prints the ready line once sshd listens and the store and binfmt are set up. */
+async function guestReportedReady(consoleLog: string): Promise<boolean> {
+  const text = await readFile(consoleLog, 'latin1').catch(() => '');
+  return text.includes(readyMarker);
 }
 
 /** The reason after the failure marker the guest's init prints when it gives up. */

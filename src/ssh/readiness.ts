@@ -36,6 +36,11 @@ export interface ReadinessOptions {
   readonly onRung?: (rung: Rung) => void;
   /** The guest's own report that it gave up (e.g. a failure line on its console), if any. */
   readonly guestFailure?: () => Promise<string | undefined>;
+  /**
+   * The guest's own report that its setup is done (e.g. the ready line on its console). When
+   * given, no command runs before it: sshd may listen before the store overlay is mounted.
+   */
+  readonly guestReady?: () => Promise<boolean>;
   readonly now?: () => number;
   readonly pollMs?: number;
 }
@@ -84,10 +89,14 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
   };
   options.onRung?.('process');
   let lastError = '';
+  let guestSaidReady = options.guestReady === undefined;
   while (now() < options.deadline) {
     if (exitedWith) throw new NotReady('process', exitedWith);
     const left = options.deadline - now();
-    const probe = await probeBanner(target.host, target.port, Math.min(2000, Math.max(100, left)));
+    guestSaidReady ||= (await options.guestReady?.()) ?? true;
+    // slirp accepts at once and keeps a connection silent until the guest listens: short probes
+    // until the guest says it is ready, so the banner is seen within one poll of sshd listening.
+    const probe = await probeBanner(target.host, target.port, Math.min(guestSaidReady ? 2000 : 300, Math.max(100, left)));
     if (exitedWith) throw new NotReady('process', exitedWith);
     if (probe !== 'banner') {
       const failure = await options.guestFailure?.();
@@ -103,6 +112,10 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
       continue;
     }
     climb('ssh-banner');
+    if (!guestSaidReady) {
+      await sleep(pollMs);
+      continue;
+    }
     try {
       const result = await sshExec(target, options.command ?? 'true', Math.max(1000, Math.min(30_000, options.deadline - now())));
       if (result.code === 0) {

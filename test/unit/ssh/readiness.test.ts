@@ -118,3 +118,35 @@ test('a guest that reports it gave up fails the ladder at once, with its reason'
   assert.ok(Date.now() - started < 5000);
   server.close();
 });
+
+test('no command runs before the guest says its setup is done', async () => {
+  let execs = 0;
+  let readyAsked = 0;
+  const server = new ssh2.Server({ hostKeys: [pinned.privateKey] }, (connection) => {
+    connection.on('authentication', (ctx) => (ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey'])));
+    connection.on('session', (accept) => {
+      accept().on('exec', (acceptExec) => {
+        execs++;
+        const stream = acceptExec();
+        stream.exit(0);
+        stream.end();
+      });
+    });
+    connection.on('error', () => {});
+  });
+  const port = await listen(server);
+  await waitUntilReady({
+    target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+    deadline: Date.now() + 10_000,
+    exited: never,
+    pollMs: 10,
+    guestReady: async () => {
+      readyAsked++;
+      assert.equal(execs, 0, 'no exec before ready');
+      return readyAsked > 5;
+    },
+  });
+  assert.equal(execs, 1);
+  assert.ok(readyAsked > 5);
+  server.close();
+});
