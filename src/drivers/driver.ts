@@ -26,6 +26,13 @@ export interface BootKernel {
   readonly format: 'vmlinux-pvh' | 'bzImage' | 'image';
 }
 
+/** The instance disk: a raw, sparse file the guest sees as its only block device. */
+export interface Disk {
+  readonly path: string;
+  /** writeback honours the guest's flushes (the disk outlives the VM); unsafe skips them (wiped at every start). */
+  readonly cache: 'writeback' | 'unsafe';
+}
+
 /** A read-only directory shared with the guest. */
 export interface Share {
   readonly tag: string;
@@ -44,6 +51,8 @@ export interface LaunchPlan {
   /** Guest kernel arguments; the driver adds its console and machine-specific ones. */
   readonly kernelArgs: readonly string[];
   readonly shares: readonly Share[];
+  /** The instance disk, when it has one. */
+  readonly disk?: Disk;
   /** Host TCP port on 127.0.0.1 forwarded to the guest's port 22. */
   readonly sshPort: number;
   /** Host TSC frequency, passed to microvm guests so TCG boots never hang calibrating it. */

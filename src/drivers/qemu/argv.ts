@@ -67,6 +67,13 @@ export function qemuArgv(plan: LaunchPlan): string[] {
       '-fsdev', `local,id=fs${index},path=${optionValue(share.hostPath)},security_model=none,readonly=on`,
       '-device', `${device('9p')},fsdev=fs${index},mount_tag=${share.tag}`,
     ]),
+    ...(plan.disk
+      ? [
+          // discard=unmap: what the guest frees (ext4 discard) becomes holes again in the sparse file.
+          '-drive', `file=${optionValue(plan.disk.path)},if=none,id=disk0,format=raw,cache=${plan.disk.cache},discard=unmap`,
+          '-device', `${device('blk')},drive=disk0`,
+        ]
+      : []),
     '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${plan.sshPort}-:22`,
     '-device', `${device('net')},netdev=n0${nicRom}`,
     '-device', device('rng'),

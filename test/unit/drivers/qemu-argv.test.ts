@@ -181,6 +181,30 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
     plan: { kernelArgs: ['panic=5', 'tsc_early_khz=1000000'] },
     check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 panic=5 tsc_early_khz=1000000'),
   },
+  {
+    name: 'the instance disk on microvm: a raw drive with discard=unmap behind virtio-blk-device',
+    plan: { disk: { path: '/state/default/disk.img', cache: 'writeback' } },
+    check: (argv) => {
+      assert.equal(option(argv, '-drive'), 'file=/state/default/disk.img,if=none,id=disk0,format=raw,cache=writeback,discard=unmap');
+      assert.ok(options(argv, '-device').includes('virtio-blk-device,drive=disk0'));
+    },
+  },
+  {
+    name: 'the instance disk on aarch64 virt is a PCI device; an ephemeral disk skips flushes',
+    plan: { hostArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', cache: 'unsafe' } },
+    check: (argv) => {
+      assert.equal(option(argv, '-drive'), 'file=/s/a,,b/disk.img,if=none,id=disk0,format=raw,cache=unsafe,discard=unmap');
+      assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0'));
+    },
+  },
+  {
+    name: 'no disk, no drive and no block device',
+    plan: {},
+    check: (argv) => {
+      assert.equal(option(argv, '-drive'), undefined);
+      assert.ok(!options(argv, '-device').some((d) => d.startsWith('virtio-blk')));
+    },
+  },
 ];
 
 for (const row of table) {
