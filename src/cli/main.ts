@@ -31,6 +31,9 @@ function program(): Command {
     .option('--kernel <path>', 'boot this kernel image instead of the host\'s or the distribution\'s (remembered)')
     .option('--boot-timeout <duration>', 'give up when not ready after this long, e.g. 60s, 2m (remembered; default 120s)')
     .option('--systems <list>', 'Nix systems to build, comma-separated (remembered; default on x86_64: x86_64-linux,i686-linux,aarch64-linux)')
+    .option('--disk-size <size>', 'the instance disk (sparse), e.g. 40G; grows an existing disk, never shrinks it (remembered; default 40G)')
+    .option('--ephemeral', 'wipe the disk at every start, so nothing built survives a restart (remembered)')
+    .option('--no-ephemeral', 'keep the disk across restarts again (the default)')
     .option('--verbose', 'show what is done and why')
     .action(async (options) => startCommand(name(), options));
   cli

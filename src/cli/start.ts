@@ -8,6 +8,8 @@ export interface StartOptions {
   kernel?: string;
   bootTimeout?: string;
   systems?: string;
+  diskSize?: string;
+  ephemeral?: boolean;
   verbose?: boolean;
 }
 
@@ -15,7 +17,16 @@ export async function startCommand(name: string, options: StartOptions): Promise
   const reporter = terminalReporter({ verbose: options.verbose ?? false });
   const result: StartResult = await start(
     name,
-    { cores: options.cores, memory: options.memory, accel: options.accel, kernel: options.kernel, bootTimeout: options.bootTimeout, systems: options.systems },
+    {
+      cores: options.cores,
+      memory: options.memory,
+      accel: options.accel,
+      kernel: options.kernel,
+      bootTimeout: options.bootTimeout,
+      systems: options.systems,
+      diskSize: options.diskSize,
+      ephemeral: options.ephemeral,
+    },
     reporter,
   );
   const { status } = result;

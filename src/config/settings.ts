@@ -12,6 +12,10 @@ import { hostArch } from '../platform/host.js';
 
 export const settingsVersion = 1;
 
+export const defaultDiskMiB = 40 * 1024;
+const minDiskMiB = 1024;
+const maxDiskMiB = 64 * 1024 * 1024;
+
 export const settingsSchema = z.object({
   version: z.literal(settingsVersion),
   cores: z.number().int().min(1).max(256),
@@ -28,6 +32,10 @@ export const settingsSchema = z.object({
   idleTimeoutMs: z.number().int().min(1000).max(7 * 24 * 3_600_000).optional(),
   /** Nix systems the builder builds; absent: the defaults for the host. */
   systems: z.array(z.string().regex(/^[a-z0-9_]+-linux$/)).min(1).optional(),
+  /** The instance disk's size: the sparse file's length, grown (never shrunk) at the next start. */
+  diskSizeMiB: z.number().int().min(minDiskMiB).max(maxDiskMiB).default(defaultDiskMiB),
+  /** Wipe the disk at every start: nothing the guest built survives a restart. */
+  ephemeral: z.boolean().default(false),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -42,6 +50,8 @@ export function defaultSettings(host = hostLimits()): Settings {
     memoryMiB: Math.min(2048, Math.max(256, Math.floor(host.memoryMiB / 4))),
     accel: 'auto',
     bootTimeoutMs: 120_000,
+    diskSizeMiB: defaultDiskMiB,
+    ephemeral: false,
   };
 }
 
@@ -53,6 +63,8 @@ export interface SettingsFlags {
   kernel?: string;
   bootTimeout?: string;
   systems?: string;
+  diskSize?: string;
+  ephemeral?: boolean;
 }
 
 /** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
@@ -74,6 +86,14 @@ export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimi
     next.bootTimeoutMs = parseDurationMs('--boot-timeout', flags.bootTimeout, { min: 1000, max: 3_600_000 });
   }
   if (flags.systems !== undefined) next.systems = parseSystems(flags.systems, hostArch());
+  if (flags.diskSize !== undefined) {
+    next.diskSizeMiB = parseSizeMiB('--disk-size', flags.diskSize, {
+      min: minDiskMiB,
+      max: maxDiskMiB,
+      hint: 'the disk is a sparse file: it takes host space only as the guest writes; 40G is the default',
+    });
+  }
+  if (flags.ephemeral !== undefined) next.ephemeral = flags.ephemeral;
   return next;
 }
 

@@ -12,6 +12,10 @@ export const guestPaths = {
   sshDir: '/opt/ssh',
   sshLibDir: '/opt/ssh/lib',
   configMount: '/run/lbconfig',
+  /** The overlay's upper layer: the instance disk's file system, or a tmpfs without one. */
+  rwStore: '/nix/.rw-store',
+  /** The instance disk: the guest's only block device. */
+  diskDevice: '/dev/vda',
   sshdLog: '/run/sshd.log',
 } as const;
 
@@ -30,6 +34,8 @@ export interface ModuleGroups {
   readonly net: readonly (readonly string[])[];
   /** Everything else (rng, overlay, binfmt_misc, extras), loaded while sshd starts. */
   readonly late: readonly (readonly string[])[];
+  /** virtio_blk, ext4 and what they need; loaded in the background only when the disk is attached. */
+  readonly disk: readonly (readonly string[])[];
 }
 
 export interface InitOptions {
@@ -140,12 +146,63 @@ function sshdStartLines(noReexec: boolean): string[] {
   ];
 }
 
+/**
+ * The instance disk, set up in the background from when the config share says it is attached:
+ * ext4 made on first boot (no superblock magic), grown when the device grew since the last
+ * boot (the size is recorded on the disk), mounted at rwStore. Whiteouts at the top of the
+ * upper layer are dropped: a host path the guest's GC deleted shows through again.
+ */
+function diskLines(disk: ModuleGroups['disk']): string[] {
+  const rw = guestPaths.rwStore;
+  const dev = guestPaths.diskDevice;
+  const sectors = `/sys/block/${dev.slice('/dev/'.length)}/size`;
+  return [
+    `if [ -e ${guestPaths.configMount}/${guestShareFiles.disk} ]; then`,
+    '  {',
+    ...loadLines(disk, '    '),
+    '    t disk',
+    '    n=0',
+    `    while [ ! -b ${dev} ]; do n=$((n + 1)); [ $n -gt 500 ] && fail "no disk device ${dev}"; usleep 10000; done`,
+    '    # mkfs.ext4 and resize2fs are the host\'s, through /usr',
+    '    while [ ! -e /usr/sbin ]; do usleep 10000; done',
+    `    read -r size < ${sectors}`,
+    '    known=',
+    `    if [ "$(hexdump -s 1080 -n 2 -e '2/1 "%02x"' ${dev})" != 53ef ]; then`,
+    '      t mkfs',
+    `      /usr/sbin/mkfs.ext4 -q -F -L linux-builder -E lazy_itable_init=1,lazy_journal_init=1,nodiscard ${dev} > /dev/console 2>&1 || fail "mkfs.ext4 ${dev}"`,
+    '      known=$size',
+    '    fi',
+    `    mount -t ext4 -o noatime,discard ${dev} ${rw} || fail "mount ${dev} (ext4) on ${rw}"`,
+    `    [ -z "$known" ] && [ -f ${rw}/.sectors ] && read -r known < ${rw}/.sectors`,
+    '    if [ "$known" != "$size" ]; then',
+    '      t resize2fs',
+    `      /usr/sbin/resize2fs ${dev} > /dev/console 2>&1 || fail "resize2fs ${dev}"`,
+    '    fi',
+    `    echo $size > ${rw}/.sectors`,
+    `    mkdir -p ${rw}/upper ${rw}/work ${rw}/var/nix ${rw}/tmp && chmod 1777 ${rw}/tmp || fail "directories on ${rw}"`,
+    `    find ${rw}/upper -maxdepth 1 -type c -exec rm -f {} +`,
+    '    t disk-ready',
+    '  } &',
+    '  disk=$!',
+    'fi',
+  ];
+}
+
 const storeLines = [
-  'mount -t tmpfs -o mode=0755 tmpfs /nix/.rw-store',
-  'mkdir -p /nix/.rw-store/upper /nix/.rw-store/work',
+  'if [ -n "$disk" ]; then',
+  '  wait $disk || exit 1',
+  'else',
+  `  mount -t tmpfs -o mode=0755 tmpfs ${guestPaths.rwStore}`,
+  `  mkdir -p ${guestPaths.rwStore}/upper ${guestPaths.rwStore}/work`,
+  'fi',
   '# the upper layer\'s mode becomes the mode of /nix/store',
-  'chmod 0755 /nix/.rw-store/upper',
-  'mount -t overlay -o lowerdir=/nix/.ro-store,upperdir=/nix/.rw-store/upper,workdir=/nix/.rw-store/work overlay /nix/store || fail "overlay /nix/store"',
+  `chmod 0755 ${guestPaths.rwStore}/upper`,
+  `mount -t overlay -o lowerdir=/nix/.ro-store,upperdir=${guestPaths.rwStore}/upper,workdir=${guestPaths.rwStore}/work overlay /nix/store || fail "overlay /nix/store"`,
+  '# with a disk, the Nix database and the build directories live on it, never in RAM',
+  'if [ -n "$disk" ]; then',
+  `  mount --bind ${guestPaths.rwStore}/var/nix /nix/var/nix || fail "bind /nix/var/nix"`,
+  `  mount --bind ${guestPaths.rwStore}/tmp /tmp || fail "bind /tmp"`,
+  'fi',
 ];
 
 const binfmtLines = [
@@ -191,6 +248,8 @@ export function rcBuilder(options: InitOptions): string {
     `mount -t 9p -o ${nine} ${shareTags.usr} /usr &`,
     'usr=$!',
     ...hostKeyLines(),
+    'disk=',
+    ...diskLines(modules.disk),
     `wait $usr || fail "mount ${shareTags.usr} /usr"`,
     't sshd',
     ...sshdStartLines(options.sshdNoReexec ?? false),

@@ -21,6 +21,8 @@ export const guestShareFiles = {
   /** One binfmt_misc register line per line, written verbatim to /proc/sys/fs/binfmt_misc/register. */
   binfmt: 'binfmt',
   hostname: 'hostname',
+  /** Present when the instance disk is attached: the guest puts the store's upper layer, /nix/var and /tmp on it. */
+  disk: 'disk',
 } as const;
 
 /** Printed on the guest console by init once sshd is listening. */

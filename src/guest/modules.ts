@@ -22,7 +22,7 @@ export const builderModules = [
   'binfmt_misc',
 ] as const;
 
-/** For the instance disk (a later issue): add these to the wanted list when a disk is attached. */
+/** For the instance disk: the image always has them; the guest loads them only when a disk is attached. */
 export const diskModules = ['virtio_blk', 'crc32c_generic', 'ext4'] as const;
 
 export interface ModuleEntry {

@@ -15,6 +15,8 @@ export interface GuestShareContent {
   readonly nixConf: string;
   readonly binfmt: readonly string[];
   readonly hostname: string;
+  /** The instance disk is attached: the guest mounts it under the store. */
+  readonly disk: boolean;
 }
 
 export async function writeGuestShare(dir: string, content: GuestShareContent): Promise<void> {
@@ -26,6 +28,8 @@ export async function writeGuestShare(dir: string, content: GuestShareContent): 
     [guestShareFiles.nixConf, content.nixConf],
     [guestShareFiles.hostname, `${content.hostname}\n`],
   ];
+  if (content.disk) files.push([guestShareFiles.disk, 'vda\n']);
+  else await rm(join(dir, guestShareFiles.disk), { force: true });
   if (content.binfmt.length > 0) files.push([guestShareFiles.binfmt, `${content.binfmt.join('\n')}\n`]);
   else await rm(join(dir, guestShareFiles.binfmt), { force: true });
   await Promise.all(files.map(([name, text]) => writeFileAtomic(join(dir, name), text, 0o600)));

@@ -21,6 +21,7 @@ import { hostAlias } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
 import { ensurePrivateDir } from './files.js';
+import { applyDiskDecision, decideDisk, diskBytes, diskUsage, type DiskDecision, type DiskUsage } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
 import { acquireLock, lockHolder } from './lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
@@ -80,6 +81,8 @@ export interface InstanceStatus {
   stateDir: string;
   /** The on-demand agent serving this instance, when one runs. */
   agent: AgentStatus | null;
+  /** The instance disk as the host sees it; null before the first start. */
+  disk: DiskUsage | null;
   reasons: string[];
 }
 
@@ -114,6 +117,7 @@ async function observe(paths: InstancePaths, driver: Driver): Promise<Observed> 
     bootSeconds: null,
     stateDir: paths.stateDir,
     agent: await readAgentStatus(paths.agentState),
+    disk: await diskUsage(paths.disk),
     reasons,
   };
   const read = await readRunState(paths.state);
@@ -179,6 +183,7 @@ export async function status(name: string): Promise<InstanceStatus> {
       bootSeconds: null,
       stateDir: paths.stateDir,
       agent: null,
+      disk: null,
       reasons: [`cannot read the instance's state: ${(error as Error).message}`],
     };
   }
@@ -252,6 +257,8 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   const settings = applyFlags(remembered, flags);
   await checkKernelFlag(flags.kernel);
   await checkEmulators(instanceSystems(settings.systems, hostArch()), hostArch());
+  // Refuses a shrink before anything is written; decided again under the lock before launch.
+  decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
 
   await ensurePrivateDir(paths.stateDir);
   await ensurePrivateDir(paths.runtimeDir);
@@ -267,13 +274,26 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
       return { alreadyRunning: true, status: seen.status, pendingSettings: pending };
     }
     await clearRunFiles(paths);
-    return await boot(paths, driver, settings, reporter, options.storeSync ?? storeSyncFor(paths));
+    const disk = decideDisk({
+      currentBytes: await diskBytes(paths.disk),
+      wantedMiB: settings.diskSizeMiB,
+      ephemeral: settings.ephemeral,
+      explicit: flags.diskSize !== undefined,
+    });
+    return await boot(paths, driver, settings, disk, reporter, options.storeSync ?? storeSyncFor(paths));
   } finally {
     await lock.release();
   }
 }
 
-async function boot(paths: InstancePaths, driver: Driver, settings: Settings, reporter: Reporter, storeSync: StoreSync): Promise<StartResult> {
+async function boot(
+  paths: InstancePaths,
+  driver: Driver,
+  settings: Settings,
+  disk: DiskDecision,
+  reporter: Reporter,
+  storeSync: StoreSync,
+): Promise<StartResult> {
   const t0 = Date.now();
   const identity = await ensureIdentity(paths, settings);
   const port = identity.endpoint.port;
@@ -303,10 +323,13 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
     hostKey: await readFile(join(paths.guestShare, guestShareFiles.hostKey), 'utf8'),
     hostKeyPub: identity.hostPublicKey,
     authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
-    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters }),
+    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters, diskSizeMiB: disk.sizeMiB }),
     binfmt: binfmtLines(systems, arch),
     hostname: `linux-builder-${paths.name}`,
+    disk: true,
   });
+  await applyDiskDecision(paths.disk, disk);
+  reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);
   await writeMachinesFile(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
     modulesDir: kernel.modulesDir,
@@ -332,6 +355,8 @@ async function boot(paths: InstancePaths, driver: Driver, settings: Settings, re
       { tag: shareTags.store, hostPath: '/nix/store' },
       { tag: shareTags.config, hostPath: paths.guestShare },
     ],
+    // An ephemeral disk is wiped at the next start anyway: the guest's flushes need not reach the host's disk.
+    disk: { path: paths.disk, cache: settings.ephemeral ? 'unsafe' : 'writeback' },
     sshPort: port,
     tscKhz: arch === 'x86_64' ? await hostTscKhz() : undefined,
     consoleLog: paths.consoleLog,

@@ -93,6 +93,8 @@ export interface InstancePaths {
   readonly agentLog: string;
   readonly agentState: string;
   readonly agentLock: string;
+  /** The instance disk: a sparse raw image holding the store's upper layer, /nix/var and /tmp of the guest. */
+  readonly disk: string;
   readonly cacheDir: string;
 }
 
@@ -123,6 +125,7 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     agentLog: join(stateDir, 'agent.log'),
     agentState: join(stateDir, 'agent.json'),
     agentLock: join(stateDir, 'agent.lock'),
+    disk: join(stateDir, 'disk.img'),
     cacheDir: r.cache,
   };
 }

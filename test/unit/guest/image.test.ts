@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildFloorImage, ensureGuestImage, floorMarker } from '../../../src/guest/image.js';
 import { readyMarker } from '../../../src/guest/layout.js';
-import { builderModules } from '../../../src/guest/modules.js';
+import { builderModules, diskModules } from '../../../src/guest/modules.js';
 import { readNewc, syntheticElf } from './fixtures.js';
 
 /** A modules dir with every builder module (no deps), and a cached "sshd" (any dynamic binary passes ldd). */
@@ -13,8 +13,9 @@ async function fixture(root: string): Promise<{ modulesDir: string; cacheDir: st
   const modulesDir = join(root, 'modules');
   const cacheDir = join(root, 'cache');
   await mkdir(join(modulesDir, 'kernel'), { recursive: true });
-  await writeFile(join(modulesDir, 'modules.dep'), builderModules.map((m) => `kernel/${m}.ko:\n`).join(''));
-  for (const m of builderModules) await writeFile(join(modulesDir, `kernel/${m}.ko`), syntheticElf({ modinfo: [`name=${m}`] }));
+  const all = [...builderModules, ...diskModules];
+  await writeFile(join(modulesDir, 'modules.dep'), all.map((m) => `kernel/${m}.ko:\n`).join(''));
+  for (const m of all) await writeFile(join(modulesDir, `kernel/${m}.ko`), syntheticElf({ modinfo: [`name=${m}`] }));
   await mkdir(join(cacheDir, 'sshd/1.0/usr/sbin'), { recursive: true });
   await copyFile('/usr/bin/true', join(cacheDir, 'sshd/1.0/usr/sbin/sshd'));
   return { modulesDir, cacheDir };
@@ -38,7 +39,7 @@ test('the guest image is built once, then found by its key; it holds init, modul
     assert.deepEqual([console?.rdevMajor, console?.rdevMinor], [5, 1]);
     assert.equal(entries.get('init')?.data.toString(), '#!/bb/sh\nexec /bb/init\n');
     assert.equal(entries.get('bb/sh')?.data.toString(), 'busybox');
-    for (const m of builderModules) assert.ok(entries.has(`modules/${m}.ko`), m);
+    for (const m of [...builderModules, ...diskModules]) assert.ok(entries.has(`modules/${m}.ko`), m);
     assert.ok(entries.has('opt/ssh/sshd'));
     // sshd's libraries (here those of true) travel in the image; the dynamic loader stays on /usr
     assert.ok(entries.has('opt/ssh/lib/libc.so.6'));

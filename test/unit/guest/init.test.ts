@@ -8,8 +8,9 @@ const modules = {
   pci: [['virtio_pci']],
   net: [['net_failover'], ['virtio_net']],
   late: [['overlay', 'binfmt_misc']],
+  disk: [['virtio_blk', 'jbd2', 'mbcache'], ['ext4']],
 };
-const noModules = { boot: [], pci: [], net: [], late: [] };
+const noModules = { boot: [], pci: [], net: [], late: [], disk: [] };
 const rc = rcBuilder({ modules, cache: 'loose', sshdNoReexec: true });
 const lines = rc.split('\n');
 const lineOf = (pattern: RegExp) => {
@@ -32,6 +33,8 @@ test('modules load level by level, a level in parallel; 9p before the mounts, th
     'load virtio_pci',
     'load net_failover',
     'load virtio_net',
+    'load virtio_blk jbd2 mbcache',
+    'load ext4',
     'load overlay binfmt_misc',
   ]);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
@@ -104,6 +107,30 @@ test('the ready marker is the last thing printed, after sshd listens; failures p
   assert.equal(lines.slice(ready + 1).join(''), '');
   assert.match(rc, new RegExp(`echo "${failedMarker}: \\$\\*" > /dev/console`));
   assert.match(rc, /^t\(\) \{ read -r up _ < \/proc\/uptime; echo "\[rc \$up\] \$\*"/m);
+});
+
+test('the disk is set up in the background only when the config share says it is attached', () => {
+  const check = lineOf(/^if \[ -e \/run\/lbconfig\/disk \]; then$/);
+  assert.ok(check > lineOf(new RegExp(`mount -t 9p .* ${shareTags.config} /run/lbconfig`)) && check < lineOf(/^umount \/run\/lbconfig$/));
+  assert.ok(lineOf(/^ {4}load ext4$/) > check, 'ext4 loads inside the disk job');
+  assert.ok(lineOf(/^ {2}disk=\$!$/) < lineOf(/\/opt\/ssh\/sshd /), 'the disk job runs while sshd starts');
+  assert.ok(lineOf(/^ {2}wait \$disk \|\| exit 1$/) < lineOf(/ overlay \/nix\/store /), 'the overlay waits for the disk');
+  assert.ok(lineOf(/^ {2}mount -t tmpfs .* \/nix\/\.rw-store$/) > check, 'tmpfs only without a disk');
+});
+
+test('the disk: mkfs only without the ext4 magic, resize2fs only when the device grew, state and builds on it', () => {
+  assert.match(rc, /if \[ "\$\(hexdump -s 1080 -n 2 -e '2\/1 "%02x"' \/dev\/vda\)" != 53ef \]; then/);
+  const mkfs = lineOf(/\/usr\/sbin\/mkfs\.ext4 .* \/dev\/vda /);
+  const mount = lineOf(/mount -t ext4 -o noatime,discard \/dev\/vda \/nix\/\.rw-store /);
+  const resize = lineOf(/\/usr\/sbin\/resize2fs \/dev\/vda /);
+  assert.ok(lineOf(/while \[ ! -e \/usr\/sbin \]/) < mkfs, 'the host tools need /usr');
+  assert.ok(mkfs < mount && mount < resize, 'resize2fs grows the mounted file system online');
+  assert.ok(lineOf(/if \[ "\$known" != "\$size" \]; then/) < resize);
+  assert.ok(lineOf(/echo \$size > \/nix\/\.rw-store\/\.sectors/) > resize);
+  const overlay = lineOf(/ overlay \/nix\/store /);
+  assert.ok(lineOf(/mount --bind \/nix\/\.rw-store\/var\/nix \/nix\/var\/nix/) > overlay);
+  assert.ok(lineOf(/mount --bind \/nix\/\.rw-store\/tmp \/tmp/) > overlay);
+  assert.match(rc, /find \/nix\/\.rw-store\/upper -maxdepth 1 -type c -exec rm -f \{\} \+/);
 });
 
 test('sshd_config allows keys only and never PAM', () => {
