@@ -11,6 +11,9 @@ import { findBusybox } from '../guest/busybox.js';
 import { findLocalKernel } from '../guest/kernel-source.js';
 import { builderModules, findGuestModules } from '../guest/modules.js';
 import { checkEmulators, instanceSystems } from '../instance/guest-config.js';
+import { diskUsage, hostFreeMiB } from '../instance/disk.js';
+import { defaultDiskMiB } from '../config/settings.js';
+import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
@@ -71,6 +74,23 @@ async function checkPermissions(paths: InstancePaths): Promise<Check> {
   }
   if (problems.length > 0) return fail('permissions', problems.join('; '), `chmod them (e.g. chmod 700 ${paths.stateDir}; chmod 600 ${paths.clientKey})`);
   return ok('permissions', 'state dir 0700, keys 0600');
+}
+
+/** The sparse disk takes host space as the guest writes: the host should have room for all of it. */
+async function checkDiskSpace(paths: InstancePaths, sizeMiB: number): Promise<Check> {
+  const usage = await diskUsage(paths.disk);
+  const size = Math.max(sizeMiB, usage?.sizeMiB ?? 0);
+  const canGrowMiB = size - (usage?.allocatedMiB ?? 0);
+  const freeMiB = await hostFreeMiB(paths.disk);
+  const what = usage ? `${formatMiB(usage.allocatedMiB)} of ${formatMiB(size)} used` : `${formatMiB(size)}, not created yet`;
+  if (freeMiB < canGrowMiB) {
+    return warn(
+      'disk',
+      `${what}; the host has ${formatMiB(freeMiB)} free, the disk can still grow by ${formatMiB(canGrowMiB)}: builds may fail with a full host disk`,
+      `free space under ${paths.stateDir}, or start with a smaller --disk-size (after --ephemeral if the disk exists)`,
+    );
+  }
+  return ok('disk', `${what}; the host has ${formatMiB(freeMiB)} free`);
 }
 
 async function checkNixRegistration(paths: InstancePaths, port: number | undefined, env: NodeJS.ProcessEnv): Promise<Check[]> {
@@ -137,6 +157,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
         : warn('substituters', `unreachable: ${unreachable.join(' ')}; every build on this host waits seconds on them`, 'offline? set "substituters =" in nix.conf');
     }));
   }
+  checks.push(await guarded('disk', () => checkDiskSpace(paths, settings?.diskSizeMiB ?? defaultDiskMiB)));
   checks.push(await guarded('permissions', () => checkPermissions(paths)));
   checks.push(await guarded('socket paths', async () => {
     checkSocketPath(paths.qmpSocket);

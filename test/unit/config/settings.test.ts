@@ -33,3 +33,27 @@ test('a corrupt or truncated config.json names the file and how to recover', () 
   const good = JSON.stringify(defaultSettings(host));
   assert.deepEqual(parseSettings(good, 'x'), defaultSettings(host));
 });
+
+test('--disk-size takes a size (default 40G) and --ephemeral a switch; both are remembered', () => {
+  assert.equal(defaultSettings(host).diskSizeMiB, 40 * 1024);
+  assert.equal(defaultSettings(host).ephemeral, false);
+  const next = applyFlags(defaultSettings(host), { diskSize: '4G', ephemeral: true }, host);
+  assert.equal(next.diskSizeMiB, 4096);
+  assert.equal(next.ephemeral, true);
+  assert.equal(applyFlags(next, { ephemeral: false }, host).ephemeral, false);
+  assert.equal(applyFlags(next, {}, host).ephemeral, true, 'absent: remembered');
+  for (const bad of ['big', '512M', '-4G']) {
+    assert.throws(
+      () => applyFlags(defaultSettings(host), { diskSize: bad }, host),
+      (error: unknown) => error instanceof UserError && error.exitCode === 2 && /--disk-size/.test(error.message),
+      bad,
+    );
+  }
+});
+
+test('a config.json from before the disk gets the disk defaults', () => {
+  const { diskSizeMiB: _size, ephemeral: _ephemeral, ...old } = defaultSettings(host);
+  const parsed = parseSettings(JSON.stringify(old), 'x');
+  assert.equal(parsed.diskSizeMiB, 40 * 1024);
+  assert.equal(parsed.ephemeral, false);
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { binfmtLines, guestNixConf, instanceSystems } from '../../../src/instance/guest-config.js';
+import { binfmtLines, gcThresholds, guestNixConf, instanceSystems } from '../../../src/instance/guest-config.js';
 
 test('the guest nix.conf: no build users, no sandbox, extra platforms, jobs = cores, only reachable substituters', () => {
   const text = guestNixConf({ systems: ['x86_64-linux', 'i686-linux', 'aarch64-linux'], arch: 'x86_64', cores: 4, substituters: [] });
@@ -18,4 +18,15 @@ test('binfmt entries only for systems the guest kernel cannot run', () => {
   const lines = binfmtLines(instanceSystems(undefined, 'x86_64'), 'x86_64');
   assert.equal(lines.length, 1);
   assert.match(lines[0] ?? '', /^:qemu-aarch64:M::.*:\/usr\/bin\/qemu-aarch64-static:F$/);
+});
+
+test('the guest collects garbage by itself: min-free 5% of the disk (at least 1 GiB), max-free 20% (at least twice min-free)', () => {
+  const MiB = 1024 * 1024;
+  assert.deepEqual(gcThresholds(40 * 1024), { minFreeBytes: 2048 * MiB, maxFreeBytes: 8192 * MiB });
+  assert.deepEqual(gcThresholds(4096), { minFreeBytes: 1024 * MiB, maxFreeBytes: 2048 * MiB });
+  assert.deepEqual(gcThresholds(1024), { minFreeBytes: 256 * MiB, maxFreeBytes: 512 * MiB }, 'a small disk keeps room for builds');
+  const text = guestNixConf({ systems: ['x86_64-linux'], arch: 'x86_64', cores: 1, substituters: [], diskSizeMiB: 40 * 1024 });
+  assert.ok(text.split('\n').includes(`min-free = ${2048 * MiB}`), text);
+  assert.ok(text.split('\n').includes(`max-free = ${8192 * MiB}`), text);
+  assert.ok(!/min-free/.test(guestNixConf({ systems: ['x86_64-linux'], arch: 'x86_64', cores: 1, substituters: [] })), 'no disk, no thresholds');
 });
