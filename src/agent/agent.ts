@@ -97,7 +97,15 @@ export class Agent {
     client.on('error', () => client.destroy());
     client.once('close', () => {
       this.connections.delete(id);
-      this.options.events.emit({ event: 'connection-close', id, connections: this.connections.size, seconds: (Date.now() - opened) / 1000 });
+      this.options.events.emit({
+        event: 'connection-close',
+        id,
+        connections: this.connections.size,
+        seconds: (Date.now() - opened) / 1000,
+        // What crossed the relay: to the guest (bytesIn) and back (bytesOut).
+        bytesIn: client.bytesRead,
+        bytesOut: client.bytesWritten,
+      });
       if (this.connections.size === 0) this.armIdle();
       this.publish();
     });

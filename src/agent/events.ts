@@ -4,7 +4,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 export type AgentEvent =
   | { event: 'listening'; listen: string; idleTimeoutSeconds: number }
   | { event: 'connection-open'; id: number; connections: number }
-  | { event: 'connection-close'; id: number; connections: number; seconds: number }
+  | { event: 'connection-close'; id: number; connections: number; seconds: number; bytesIn: number; bytesOut: number }
   | { event: 'boot-start'; reason: string }
   | { event: 'boot-ready'; seconds: number; pid: number }
   | { event: 'vm-adopted'; pid: number }

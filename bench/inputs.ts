@@ -1,0 +1,91 @@
+/**
+ * Zero-copy inputs: in one run, builds an aarch64-linux derivation whose input closure is N MB
+ * (N = 1, 64, 512) through the agent with host-store registration on and off, and prints the
+ * bytes sent to the guest (counted by the agent's relay) and the wall time of each build.
+ *
+ *   npm run bench:inputs
+ * Target: with registration, bytes sent ≤ 1% of the closure and wall time flat in N.
+ */
+import { createWriteStream, mkdtempSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { sandbox, type Sandbox } from '../test/support/cli.js';
+import { agentEvents, freePort, startAgent } from '../test/support/agent.js';
+import { arm64BusyboxStorePath } from '../test/support/busybox-arm64.js';
+import { nixBuildInputs, nixEnv } from '../test/support/nix.js';
+import { seconds, table } from './stats.js';
+
+const sizesMiB = [1, 64, 512];
+const busybox = arm64BusyboxStorePath();
+
+async function randomStorePath(mib: number): Promise<string> {
+  const file = join(mkdtempSync(join(tmpdir(), 'lb-bench-input-')), `input-${mib}M-${Date.now()}.bin`);
+  const out = createWriteStream(file);
+  for (let i = 0; i < mib; i++) if (!out.write(randomBytes(1 << 20))) await once(out, 'drain');
+  out.end();
+  await once(out, 'close');
+  return execFileSync('nix-store', ['--add', file], { encoding: 'utf8' }).trim();
+}
+
+interface Row {
+  mib: number;
+  registration: boolean;
+  bytes: number;
+  ms: number;
+}
+
+async function measure(registration: boolean, inputs: Map<number, string>): Promise<Row[]> {
+  const base: Sandbox = sandbox();
+  const box: Sandbox = registration ? base : { ...base, env: { ...base.env, LINUX_BUILDER_SKIP_STORE_SYNC: '1' } };
+  const name = registration ? 'inputs-on' : 'inputs-off';
+  const scopeDir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
+  const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
+  const env = nixEnv(scope, box.env);
+  const agent = await startAgent(box, name, ['--listen', `127.0.0.1:${await freePort()}`, '--idle-timeout', '1h']);
+  const rows: Row[] = [];
+  try {
+    const installed = await box.run(['--name', name, 'nix-config', '--install', '--scope', 'user', '--nix-conf', scope.nixConf, '--ssh-config', scope.sshConfig]);
+    if (installed.code !== 0) throw new Error(installed.stderr);
+    // Boots the VM (and copies busybox when registration is off): not what is measured.
+    await nixBuildInputs(env, { busybox, inputs: [], nonce: `-warm-${Date.now()}` });
+    for (const mib of sizesMiB) {
+      const input = inputs.get(mib) ?? '';
+      const before = agentEvents(box, name).length;
+      const t0 = performance.now();
+      const result = await nixBuildInputs(env, { busybox, inputs: [input], nonce: `-${name}-${mib}-${Date.now()}` });
+      const ms = performance.now() - t0;
+      if (result.code !== 0) throw new Error(`${name} ${mib} MiB failed:\n${result.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the close events are written
+      const bytes = agentEvents(box, name)
+        .slice(before)
+        .filter((e) => e.event === 'connection-close')
+        .reduce((sum, e) => sum + Number(e.bytesIn ?? 0), 0);
+      rows.push({ mib, registration, bytes, ms });
+      process.stderr.write(`${name}: ${mib} MiB → ${(bytes / 1024).toFixed(0)} KiB sent, ${seconds(ms)} s\n`);
+    }
+  } finally {
+    agent.child.kill('SIGTERM');
+    await agent.exited;
+  }
+  return rows;
+}
+
+const inputs = new Map<number, string>();
+for (const mib of sizesMiB) inputs.set(mib, await randomStorePath(mib));
+const rows = [...(await measure(true, inputs)), ...(await measure(false, inputs))];
+console.log(`\ninputs benchmark: one build per size, TCG (${new Date().toISOString().slice(0, 10)})\n`);
+console.log(
+  table(
+    ['input closure', 'registration', 'sent to guest', '% of closure', 'wall (s)'],
+    rows.map((r) => [
+      `${r.mib} MiB`,
+      r.registration ? 'on' : 'off',
+      r.bytes >= 1 << 20 ? `${(r.bytes / (1 << 20)).toFixed(1)} MiB` : `${(r.bytes / 1024).toFixed(0)} KiB`,
+      `${((100 * r.bytes) / (r.mib * (1 << 20))).toFixed(2)} %`,
+      seconds(r.ms),
+    ]),
+  ),
+);
