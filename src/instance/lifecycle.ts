@@ -274,6 +274,8 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
       return { alreadyRunning: true, status: seen.status, pendingSettings: pending };
     }
     await clearRunFiles(paths);
+    // Settings given now are remembered for the next start, as when the VM runs already.
+    if (JSON.stringify(settings) !== JSON.stringify(remembered)) await saveSettings(paths, settings);
     const disk = decideDisk({
       currentBytes: await diskBytes(paths.disk),
       wantedMiB: settings.diskSizeMiB,
