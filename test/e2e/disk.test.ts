@@ -1,0 +1,120 @@
+/**
+ * The instance disk with the real VM: what the guest builds survives a restart (unless
+ * --ephemeral), --disk-size grows the guest's file system and refuses to shrink it, and a build
+ * writing twice the guest's RAM succeeds because the store's upper layer is on the disk.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { nixStoreAdd, sandbox, type Sandbox } from '../support/cli.js';
+
+const memory = '512M';
+
+async function ok(box: Sandbox, args: string[]): Promise<string> {
+  const result = await box.run(args);
+  assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** The guest's view of its disk: 1K-blocks of the file system under the store. */
+async function guestDiskKiB(box: Sandbox, name: string): Promise<number> {
+  const df = await ok(box, ['--name', name, 'ssh', '--', 'df -k /nix/.rw-store']);
+  const fields = df.trim().split('\n').at(-1)?.split(/\s+/) ?? [];
+  assert.equal(fields[0], '/dev/vda', df);
+  return Number(fields[1]);
+}
+
+test('a restart keeps what the guest built; --ephemeral wipes it at every start', async (t) => {
+  const box = sandbox();
+  t.after(async () => {
+    await box.run(['--name', 'keep', 'stop', '--force']);
+  });
+  await ok(box, ['--name', 'keep', 'start', '--memory', memory, '--disk-size', '4G']);
+  const status = JSON.parse(await ok(box, ['--name', 'keep', 'status', '--json']));
+  assert.equal(status.disk.path, join(box.stateHome, 'linux-builder', 'keep', 'disk.img'));
+  assert.equal(status.disk.sizeMiB, 4096);
+  assert.ok(status.disk.allocatedMiB < 512, `sparse: ${status.disk.allocatedMiB} MiB allocated`);
+  assert.equal(statSync(status.disk.path).mode & 0o777, 0o600);
+
+  const nonce = `${process.pid}-${Date.now()}`;
+  const added = await ok(box, ['--name', 'keep', 'ssh', '--', `echo ${nonce} > /tmp/kept && nix-store --add /tmp/kept`]);
+  const path = added.trim();
+  assert.match(path, /^\/nix\/store\/[0-9a-z]{32}-kept$/);
+
+  await ok(box, ['--name', 'keep', 'stop']);
+  await ok(box, ['--name', 'keep', 'start']);
+  await ok(box, ['--name', 'keep', 'ssh', '--', `nix-store --check-validity ${path}`]);
+  assert.equal(await ok(box, ['--name', 'keep', 'ssh', '--', `cat ${path}`]), `${nonce}\n`);
+
+  await ok(box, ['--name', 'keep', 'stop']);
+  await ok(box, ['--name', 'keep', 'start', '--ephemeral']);
+  const gone = await box.run(['--name', 'keep', 'ssh', '--', `nix-store --check-validity ${path}`]);
+  assert.notEqual(gone.code, 0, 'the ephemeral disk starts empty');
+  assert.match(gone.stderr, /is not valid/);
+  const config = JSON.parse(readFileSync(join(box.stateHome, 'linux-builder', 'keep', 'config.json'), 'utf8'));
+  assert.equal(config.ephemeral, true, '--ephemeral is remembered');
+});
+
+test('a bigger --disk-size grows the guest file system at the next start; a smaller one is refused, nothing written', async (t) => {
+  const box = sandbox();
+  const dir = join(box.stateHome, 'linux-builder', 'grow');
+  t.after(async () => {
+    await box.run(['--name', 'grow', 'stop', '--force']);
+  });
+  await ok(box, ['--name', 'grow', 'start', '--memory', memory, '--disk-size', '4G']);
+  const before = await guestDiskKiB(box, 'grow');
+  await ok(box, ['--name', 'grow', 'stop']);
+
+  const config = readFileSync(join(dir, 'config.json'), 'utf8');
+  const shrink = await box.run(['--name', 'grow', 'start', '--disk-size', '2G']);
+  assert.equal(shrink.code, 2, shrink.stderr);
+  assert.match(shrink.stderr, /^linux-builder: --disk-size 2G is smaller than the instance disk \(4G\)/m);
+  assert.match(shrink.stderr, /^hint: /m);
+  assert.equal(readFileSync(join(dir, 'config.json'), 'utf8'), config, 'settings untouched');
+  assert.equal(statSync(join(dir, 'disk.img')).size, 4 * 1024 ** 3, 'disk untouched');
+
+  await ok(box, ['--name', 'grow', 'start', '--disk-size', '6G']);
+  const after = await guestDiskKiB(box, 'grow');
+  assert.ok(after > before * 1.4, `the file system grew: ${before} KiB → ${after} KiB`);
+  const status = JSON.parse(await ok(box, ['--name', 'grow', 'status', '--json']));
+  assert.equal(status.disk.sizeMiB, 6144);
+});
+
+test('a build writing twice the guest RAM succeeds: the store and build dirs are on the disk', async (t) => {
+  const box = sandbox();
+  t.after(async () => {
+    await box.run(['--name', 'big', 'stop', '--force']);
+  });
+  // The expression reaches the guest through the host store (registered at start); the build runs in the guest alone.
+  const dir = mkdtempSync(join(tmpdir(), 'lb-disk-'));
+  const file = join(dir, 'big.nix');
+  writeFileSync(
+    file,
+    [
+      '{ nonce }:',
+      'derivation {',
+      '  name = "big-${nonce}";',
+      '  system = "x86_64-linux";',
+      '  builder = "/bin/sh";',
+      '  args = [ "-c" "/bin/dd if=/dev/zero of=$out bs=1M count=1100" ];',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const expression = nixStoreAdd(file);
+  await ok(box, ['--name', 'big', 'start', '--memory', memory, '--disk-size', '4G']);
+  const started = Date.now();
+  const built = await box.run(
+    ['--name', 'big', 'ssh', '--', `nix-build --no-out-link ${expression} --argstr nonce ${process.pid}-${Date.now()}`],
+    { timeoutMs: 600_000 },
+  );
+  assert.equal(built.code, 0, built.stderr);
+  const out = built.stdout.trim().split('\n').at(-1) ?? '';
+  assert.match(out, /^\/nix\/store\/[0-9a-z]{32}-big-/);
+  t.diagnostic(`1100 MiB built in the guest (512 MiB RAM) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const size = await ok(box, ['--name', 'big', 'ssh', '--', `stat -c %s ${out}`]);
+  assert.equal(Number(size.trim()), 1100 * 1024 * 1024);
+  assert.equal(await ok(box, ['--name', 'big', 'ssh', '--', 'echo usable']), 'usable\n');
+});
