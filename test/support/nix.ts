@@ -43,11 +43,11 @@ export function nixBuild(
 /** Builds inputs.nix: an aarch64 derivation reading the given host store paths. */
 export function nixBuildInputs(
   env: NodeJS.ProcessEnv,
-  args: { busybox: string; inputs: readonly string[]; nonce: string },
+  args: { busybox: string; inputs: readonly string[]; nonce: string; read?: boolean },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const argv = [
     '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '',
-    inputsNix, '--arg', 'busybox', JSON.stringify(args.busybox),
+    inputsNix, '--arg', 'busybox', JSON.stringify(args.busybox), '--arg', 'read', args.read === false ? 'false' : 'true',
     '--arg', 'inputs', `[ ${args.inputs.map((p) => JSON.stringify(p)).join(' ')} ]`, '--argstr', 'nonce', args.nonce,
   ];
   return new Promise((resolve, reject) => {
