@@ -1,34 +1,13 @@
 import { start, type StartResult } from '../instance/lifecycle.js';
 import { terminalReporter } from './output.js';
+import type { SettingsFlags } from '../config/settings.js';
 
-export interface StartOptions {
-  cores?: string;
-  memory?: string;
-  accel?: string;
-  kernel?: string;
-  bootTimeout?: string;
-  systems?: string;
-  diskSize?: string;
-  ephemeral?: boolean;
-  verbose?: boolean;
-}
+export type StartOptions = SettingsFlags & { verbose?: boolean };
 
 export async function startCommand(name: string, options: StartOptions): Promise<void> {
   const reporter = terminalReporter({ verbose: options.verbose ?? false });
-  const result: StartResult = await start(
-    name,
-    {
-      cores: options.cores,
-      memory: options.memory,
-      accel: options.accel,
-      kernel: options.kernel,
-      bootTimeout: options.bootTimeout,
-      systems: options.systems,
-      diskSize: options.diskSize,
-      ephemeral: options.ephemeral,
-    },
-    reporter,
-  );
+  const { verbose: _verbose, ...flags } = options;
+  const result: StartResult = await start(name, flags, reporter);
   const { status } = result;
   if (result.alreadyRunning) {
     console.log(`builder "${name}" is already running (pid ${status.pid}, ssh port ${status.ssh?.port})`);

@@ -29,15 +29,7 @@ export function nixBuild(
     helloNix, '--arg', 'busybox', JSON.stringify(args.busybox), '--argstr', 'nonce', args.nonce,
     ...attrs.flatMap((a) => ['-A', a]),
   ];
-  return new Promise((resolve, reject) => {
-    const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runNixBuild(env, argv);
 }
 
 /** Builds inputs.nix: an aarch64 derivation reading the given host store paths. */
@@ -50,6 +42,21 @@ export function nixBuildInputs(
     inputsNix, '--arg', 'busybox', JSON.stringify(args.busybox), '--arg', 'read', args.read === false ? 'false' : 'true',
     '--arg', 'inputs', `[ ${args.inputs.map((p) => JSON.stringify(p)).join(' ')} ]`, '--argstr', 'nonce', args.nonce,
   ];
+  return runNixBuild(env, argv);
+}
+
+/** The store paths Nix says it copied to the builder. */
+export function copiedToBuilder(stderr: string): string[] {
+  return [...stderr.matchAll(/copying path '([^']+)' to 'ssh/g)].map((m) => m[1] ?? '');
+}
+
+export interface NixBuildResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runNixBuild(env: NodeJS.ProcessEnv, argv: string[]): Promise<NixBuildResult> {
   return new Promise((resolve, reject) => {
     const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -59,9 +66,4 @@ export function nixBuildInputs(
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-/** The store paths Nix says it copied to the builder. */
-export function copiedToBuilder(stderr: string): string[] {
-  return [...stderr.matchAll(/copying path '([^']+)' to 'ssh/g)].map((m) => m[1] ?? '');
 }
