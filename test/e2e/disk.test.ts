@@ -118,3 +118,40 @@ test('a build writing twice the guest RAM succeeds: the store and build dirs are
   assert.equal(Number(size.trim()), 1100 * 1024 * 1024);
   assert.equal(await ok(box, ['--name', 'big', 'ssh', '--', 'echo usable']), 'usable\n');
 });
+
+test('a full disk fails the build with Nix\'s own error and leaves the VM usable', async (t) => {
+  const box = sandbox();
+  t.after(async () => {
+    await box.run(['--name', 'full', 'stop', '--force']);
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'lb-disk-'));
+  const file = join(dir, 'full.nix');
+  writeFileSync(
+    file,
+    [
+      '{ nonce }:',
+      'derivation {',
+      '  name = "too-big-${nonce}";',
+      '  system = "x86_64-linux";',
+      '  builder = "/bin/sh";',
+      '  args = [ "-c" "/bin/dd if=/dev/zero of=$out bs=1M count=2000" ];',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const expression = nixStoreAdd(file);
+  await ok(box, ['--name', 'full', 'start', '--memory', memory, '--disk-size', '1G']);
+  const built = await box.run(
+    ['--name', 'full', 'ssh', '--', `nix-build --no-out-link ${expression} --argstr nonce ${process.pid}-${Date.now()}`],
+    { timeoutMs: 600_000 },
+  );
+  assert.notEqual(built.code, 0, 'a 2000 MiB output cannot fit a 1 GiB disk');
+  assert.match(built.stderr, /No space left on device/, built.stderr);
+  assert.match(built.stderr, /builder for '.*too-big-.*' failed/, built.stderr);
+  // The VM stays usable: commands run, Nix works, and the failed output's space came back.
+  assert.equal(await ok(box, ['--name', 'full', 'ssh', '--', 'echo usable']), 'usable\n');
+  assert.match(await ok(box, ['--name', 'full', 'ssh', '--', 'nix-store --version']), /nix-store \(Nix\)/);
+  const df = await ok(box, ['--name', 'full', 'ssh', '--', 'df -k /nix/.rw-store']);
+  const available = Number(df.trim().split('\n').at(-1)?.split(/\s+/)[3]);
+  assert.ok(available > 500 * 1024, `space is back after the failed build: ${available} KiB free`);
+});

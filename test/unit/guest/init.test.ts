@@ -163,3 +163,7 @@ test('/etc has root and the sshd privilege-separation user; shadow is 0600', () 
   assert.equal(etc.shadow?.mode, 0o600);
   assert.match(etc['resolv.conf']?.text ?? '', /nameserver 10\.0\.2\.3/);
 });
+
+test('after an unclean stop, an empty Nix schema file on the disk means a fresh database', () => {
+  assert.match(rc, /s=\/nix\/\.rw-store\/var\/nix\/db\/schema\n\s+if \[ -e \$s \] && \[ ! -s \$s \]; then .*rm -rf \$\{s%\/schema\}; fi/);
+});
