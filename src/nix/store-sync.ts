@@ -78,15 +78,37 @@ export class StoreSync {
   private async syncOnce(): Promise<SyncResult> {
     const t0 = Date.now();
     const fresh = await validOnHost(await this.pending());
-    if (fresh.length === 0) return { registered: 0, seconds: 0 };
-    const dump = spawn('nix-store', ['--dump-db', ...fresh], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Chunks keep each guest command line well under ARG_MAX.
+    for (let i = 0; i < fresh.length; i += 2000) await this.register(fresh.slice(i, i + 2000));
+    return { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000 };
+  }
+
+  private async register(paths: readonly string[]): Promise<void> {
+    const dump = spawn('nix-store', ['--dump-db', ...paths], { stdio: ['ignore', 'pipe', 'ignore'] });
     const dumped = new Promise<number | null>((resolve) => dump.on('close', resolve));
-    // Dropping the guest's dentry cache forgets 9p lookups that missed before a path existed.
     const [command, ...args] = this.sshArgv;
-    const load = await run(command ?? 'ssh', [...args, 'nix-store --load-db && echo 2 > /proc/sys/vm/drop_caches'], dump.stdout);
+    const load = await run(command ?? 'ssh', [...args, guestRegisterCommand(paths)], dump.stdout);
     if ((await dumped) !== 0) throw new Error('nix-store --dump-db failed on the host');
     if (load.code !== 0) throw new Error(`registering host paths in the guest failed: ${load.stderr.trim().split('\n').pop() ?? ''}`);
-    for (const path of fresh) this.registered.add(path);
-    return { registered: fresh.length, seconds: (Date.now() - t0) / 1000 };
+    for (const path of paths) this.registered.add(path);
   }
+}
+
+/** Where the guest keeps a GC root for every host path it was told about. */
+export const hostRootsDir = '/nix/var/nix/gcroots/linux-builder-host';
+
+/**
+ * Runs in the guest with the dump on stdin: registers the paths, roots them (the guest's GC
+ * must never delete a host path: it would free nothing on the guest's disk, only hide the path
+ * behind a whiteout while a build may need it), and drops the dentry cache so a 9p lookup that
+ * missed before a path existed cannot hide it.
+ */
+export function guestRegisterCommand(paths: readonly string[]): string {
+  return [
+    'nix-store --load-db',
+    `mkdir -p ${hostRootsDir}`,
+    `cd ${hostRootsDir}`,
+    `ln -sfn ${paths.join(' ')} .`,
+    'echo 2 > /proc/sys/vm/drop_caches',
+  ].join(' && ');
 }
