@@ -14,20 +14,20 @@ import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
 import { failedMarker, guestShareFiles, readyMarker, shareTags } from '../guest/layout.js';
 import { guestPaths } from '../guest/init.js';
-import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
 import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
 import { ensurePrivateDir } from './files.js';
-import { applyDiskDecision, decideDisk, diskBytes, diskUsage, type DiskDecision, type DiskUsage } from './disk.js';
+import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
-import { acquireLock, lockHolder } from './lock.js';
+import { acquireLock } from './lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identity.js';
-import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
+import { writeRunState, runStateVersion, type RunState } from './state.js';
+import { observe, type InstanceStatus } from './status.js';
 import { binfmtLines, checkEmulators, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
@@ -50,6 +50,8 @@ export const silentReporter: Reporter = { phase() {}, info() {}, detail() {} };
 const consoleTailLines = 20;
 const gracefulStopMs = 30_000;
 
+export { status, type InstanceState, type InstanceStatus } from './status.js';
+
 // ---------------------------------------------------------------------------------------------
 // settings
 
@@ -58,134 +60,6 @@ async function checkKernelFlag(path: string | undefined): Promise<void> {
   const info = await stat(path).catch(() => undefined);
   if (!info?.isFile()) {
     throw badInput(`--kernel ${path}: no such file`, 'give the path of a Linux kernel image (bzImage/vmlinuz or vmlinux)');
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// status
-
-export type InstanceState = 'stopped' | 'starting' | 'running' | 'broken';
-
-export interface InstanceStatus {
-  name: string;
-  state: InstanceState;
-  pid: number | null;
-  driver: string;
-  accel: string | null;
-  cores: number | null;
-  memoryMiB: number | null;
-  systems: string[];
-  ssh: { host: string; port: number; user: string; hostKeyAlias: string } | null;
-  startedAt: string | null;
-  bootSeconds: number | null;
-  stateDir: string;
-  /** The on-demand agent serving this instance, when one runs. */
-  agent: AgentStatus | null;
-  /** The instance disk as the host sees it; null before the first start. */
-  disk: DiskUsage | null;
-  reasons: string[];
-}
-
-interface Observed {
-  status: InstanceStatus;
-  run: RunState | undefined;
-  /** The VM process of this instance is alive. */
-  owned: boolean;
-}
-
-async function observe(paths: InstancePaths, driver: Driver): Promise<Observed> {
-  const reasons: string[] = [];
-  let settings: Settings | undefined;
-  try {
-    settings = await loadSettings(paths);
-  } catch (error) {
-    reasons.push(error instanceof UserError ? error.message : String(error));
-  }
-  const base: InstanceStatus = {
-    name: paths.name,
-    state: 'stopped',
-    pid: null,
-    driver: driver.name,
-    accel: null,
-    cores: settings?.cores ?? null,
-    memoryMiB: settings?.memoryMiB ?? null,
-    systems: [],
-    ssh: settings?.sshPort
-      ? { host: '127.0.0.1', port: settings.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) }
-      : null,
-    startedAt: null,
-    bootSeconds: null,
-    stateDir: paths.stateDir,
-    agent: await readAgentStatus(paths.agentState),
-    disk: await diskUsage(paths.disk),
-    reasons,
-  };
-  const read = await readRunState(paths.state);
-  const starter = await lockHolder(paths.lock);
-  if (read.kind === 'corrupt') {
-    reasons.push(`${read.reason}; stop it with "linux-builder --name ${paths.name} stop --force"`);
-    return { status: { ...base, state: 'broken' }, run: undefined, owned: false };
-  }
-  if (read.kind === 'missing') {
-    if (starter !== undefined) return { status: { ...base, state: 'starting', reasons: [...reasons, `start in progress (pid ${starter})`] }, run: undefined, owned: false };
-    return { status: { ...base, state: settings ? 'stopped' : 'broken' }, run: undefined, owned: false };
-  }
-  const run = read.value;
-  const filled: InstanceStatus = {
-    ...base,
-    pid: run.pid,
-    accel: run.accel,
-    cores: run.cores,
-    memoryMiB: run.memoryMiB,
-    systems: run.systems,
-    ssh: { host: '127.0.0.1', port: run.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) },
-    startedAt: run.startedAt,
-    bootSeconds: run.bootSeconds,
-  };
-  const owned = (await isAlive(run.pid)) && (await driver.ownsProcess(run.pid, paths).catch(() => false));
-  if (!owned) {
-    const why = (await isAlive(run.pid))
-      ? `stale pid ${run.pid} now belongs to another program`
-      : run.phase === 'running'
-        ? `the VM (pid ${run.pid}) exited without "stop"; its console: ${paths.consoleLog}`
-        : `a start was interrupted (pid ${run.pid} is gone)`;
-    return { status: { ...filled, state: 'stopped', pid: null, reasons: [...reasons, why] }, run, owned: false };
-  }
-  if (run.phase === 'starting') {
-    if (starter !== undefined) return { status: { ...filled, state: 'starting' }, run, owned };
-    return {
-      status: { ...filled, state: 'broken', reasons: [...reasons, `the start that launched pid ${run.pid} died before it was ready; run "linux-builder --name ${paths.name} stop"`] },
-      run,
-      owned,
-    };
-  }
-  return { status: { ...filled, state: 'running' }, run, owned };
-}
-
-/** Never throws: whatever is wrong becomes state "broken" with reasons. */
-export async function status(name: string): Promise<InstanceStatus> {
-  const paths = instancePaths(name);
-  const driver = selectDriver();
-  try {
-    return (await observe(paths, driver)).status;
-  } catch (error) {
-    return {
-      name,
-      state: 'broken',
-      pid: null,
-      driver: driver.name,
-      accel: null,
-      cores: null,
-      memoryMiB: null,
-      systems: [],
-      ssh: null,
-      startedAt: null,
-      bootSeconds: null,
-      stateDir: paths.stateDir,
-      agent: null,
-      disk: null,
-      reasons: [`cannot read the instance's state: ${(error as Error).message}`],
-    };
   }
 }
 
