@@ -3,7 +3,8 @@
  * busybox, modules, sshd and generated texts finds the image by its key and rebuilds nothing.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { writeFileAtomic } from '../instance/files.js';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { HostArch } from '../drivers/driver.js';
@@ -161,25 +162,11 @@ function builderTexts(init: InitOptions): Record<string, { text: string; mode: n
   return texts;
 }
 
-/** Writes beside the target and renames, so a half-written image is never used. */
+/** Written atomically (temp file, fsync, rename), so a half-written image is never used. */
 async function writeImage(path: string, entries: readonly CpioEntry[], compression: Compression): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${process.pid}.tmp`;
-  const chunks = cpioChunks(entries);
-  const file = await open(temp, 'w', 0o600);
-  try {
-    if (compression === 'gzip') await file.write(gzipSync(Buffer.concat(chunks), { level: 1 }));
-    else for (const chunk of chunks) await file.write(chunk);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  const archive = Buffer.concat(cpioChunks(entries));
+  await writeFileAtomic(path, compression === 'gzip' ? gzipSync(archive, { level: 1 }) : archive, 0o600);
 }
 
 const imagePath = (cacheDir: string, name: string, compression: Compression) =>
