@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,12 +153,29 @@ test('host: the newest /boot kernel whose modules exist', async () => {
   });
 });
 
-test('host: an unreadable kernel is skipped with a log line', async (t) => {
+/** locateKernel as an unprivileged user (root reads every file, whatever its mode). */
+function locateAsNobody(roots: { bootDir: string; modulesRoot: string; cacheDir: string }): { version: string; lines: string[] } {
+  const child = fileURLToPath(new URL('../../support/locate-kernel-as.ts', import.meta.url));
+  const repo = fileURLToPath(new URL('../../..', import.meta.url));
+  const out = execFileSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(roots)], {
+    uid: 65534,
+    gid: 65534,
+    cwd: repo, // where tsx is resolved from
+    encoding: 'utf8',
+    env: { ...process.env, HOME: '/nonexistent' },
+  });
+  return JSON.parse(out) as { version: string; lines: string[] };
+}
+
+test('host: an unreadable kernel is skipped with a log line', async () => {
+  const roots = await fakeRoot('unreadable', { '6.1.0-9-amd64': { modules: true }, '6.1.0-10-amd64': { modules: true, readable: false } });
   if (process.getuid?.() === 0) {
-    t.skip('root reads every file');
+    await chmod(dir, 0o755); // the unprivileged user must reach the fake host
+    const found = locateAsNobody(roots);
+    assert.equal(found.version, '6.1.0-9-amd64');
+    assert.ok(found.lines.some((l) => /not readable/.test(l)));
     return;
   }
-  const roots = await fakeRoot('unreadable', { '6.1.0-9-amd64': { modules: true }, '6.1.0-10-amd64': { modules: true, readable: false } });
   const opts = options(roots);
   assert.equal((await locateKernel(opts)).version, '6.1.0-9-amd64');
   assert.ok(opts.lines.some((l) => /not readable/.test(l)));
