@@ -17,6 +17,7 @@ export const guestPaths = {
   /** The instance disk: the guest's only block device. */
   diskDevice: '/dev/vda',
   sshdLog: '/run/sshd.log',
+  collectorLog: '/run/gc.log',
 } as const;
 
 export type NineCache = 'loose' | 'fscache' | 'mmap' | 'none';
@@ -158,6 +159,7 @@ function diskLines(disk: ModuleGroups['disk']): string[] {
   const sectors = `/sys/block/${dev.slice('/dev/'.length)}/size`;
   return [
     `if [ -e ${guestPaths.configMount}/${guestShareFiles.disk} ]; then`,
+    `  read -r _ gcmin gcmax < ${guestPaths.configMount}/${guestShareFiles.disk}`,
     '  {',
     ...loadLines(disk, '    '),
     '    t disk',
@@ -188,6 +190,56 @@ function diskLines(disk: ModuleGroups['disk']): string[] {
     '    t disk-ready',
     '  } &',
     '  disk=$!',
+    'fi',
+  ];
+}
+
+/**
+ * The guest's garbage collector, instead of Nix's own min-free: every few seconds, when less
+ * than min-free bytes are free on the disk, it deletes dead paths that are on the guest's disk
+ * alone, in batches, until max-free bytes are free (then rests a while, longer each time nothing
+ * was freed, so a disk full of live paths does not keep the guest collecting). Nix's collector would also delete the host's paths
+ * the guest sees through the overlay: that frees nothing, hides them behind whiteouts, and on a
+ * full disk (no room for a whiteout) fails at the first one, leaving a failed build's output in
+ * place. This one leaves the lower layer alone, so a build that filled the disk is cleaned up
+ * within seconds and the next build has room. A reserve file held on the disk is dropped before
+ * each collection, so Nix can always open its database to collect.
+ */
+function collectorLines(): string[] {
+  const rw = guestPaths.rwStore;
+  const log = guestPaths.collectorLog;
+  const reserve = `${rw}/.reserve`;
+  const reserveBytes = 64 * 1024 * 1024;
+  return [
+    `freebytes() { df -Pk ${rw} | awk 'NR == 2 { printf "%d", $4 * 1024 }'; }`,
+    `reserve() { [ -e ${reserve} ] || /usr/bin/fallocate -l ${reserveBytes} ${reserve} 2>/dev/null || rm -f ${reserve}; }`,
+    'collect() {',
+    // Room for Nix's database, its journal and the GC itself, however full the disk got.
+    `  rm -f ${reserve}`,
+    `  /usr/bin/nix-store --gc --print-dead > /run/gc.dead 2>> ${log} || return`,
+    `  cd ${rw}/upper || return`,
+    '  while read -r p; do',
+    '    n=${p#/nix/store/}',
+    '    { [ -e "$n" ] || [ -L "$n" ]; } && [ ! -c "$n" ] && [ ! -e "/nix/.ro-store/$n" ] && echo "$p"',
+    '  done < /run/gc.dead > /run/gc.mine',
+    '  cd /',
+    '  while [ -s /run/gc.mine ]; do',
+    `    head -n 500 /run/gc.mine | xargs /usr/bin/nix-store --delete >> ${log} 2>&1`,
+    '    sed -i 1,500d /run/gc.mine',
+    '    [ "$(freebytes)" -ge "$gcmax" ] && break',
+    '  done',
+    `  reserve`,
+    '}',
+    'if [ -n "$disk" ] && [ -n "$gcmax" ]; then',
+    '  rest=10',
+    '  while sleep 3; do',
+    '    f=$(freebytes)',
+    '    if [ "$f" -ge "$gcmin" ]; then reserve; rest=10; continue; fi',
+    '    t "$f bytes free: collecting garbage"; collect; g=$(freebytes); t "collected: $g bytes free"',
+    '    # nothing to collect (the disk holds live paths): ask less often, up to every 5 minutes',
+    '    if [ "$g" -le "$f" ]; then rest=$((rest * 2)); [ $rest -gt 300 ] && rest=300; fi',
+    '    sleep $rest',
+    '  done &',
     'fi',
   ];
 }
@@ -264,6 +316,7 @@ export function rcBuilder(options: InitOptions): string {
     't store',
     `mount -t 9p -o ${nine} ${shareTags.store} /nix/.ro-store || fail "mount ${shareTags.store}"`,
     ...storeLines,
+    ...collectorLines(),
     't binfmt',
     ...binfmtLines,
     'hostname -F /etc/hostname',

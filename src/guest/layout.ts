@@ -21,7 +21,10 @@ export const guestShareFiles = {
   /** One binfmt_misc register line per line, written verbatim to /proc/sys/fs/binfmt_misc/register. */
   binfmt: 'binfmt',
   hostname: 'hostname',
-  /** Present when the instance disk is attached: the guest puts the store's upper layer, /nix/var and /tmp on it. */
+  /**
+   * Present when the instance disk is attached: the guest puts the store's upper layer, /nix/var
+   * and /tmp on it. One line: the device name, then min-free and max-free in bytes.
+   */
   disk: 'disk',
 } as const;
 

@@ -32,8 +32,6 @@ export interface GuestNixOptions {
   readonly arch: HostArch;
   readonly cores: number;
   readonly substituters: readonly string[];
-  /** The instance disk's size; sets when the guest's Nix collects garbage by itself. */
-  readonly diskSizeMiB?: number;
 }
 
 export interface GcThresholds {
@@ -42,21 +40,18 @@ export interface GcThresholds {
 }
 
 /**
- * Nix collects garbage during builds when the store's free space falls under min-free, until
- * max-free is free: min-free is 5% of the disk but at least 1 GiB (never over a quarter of a
- * small disk), max-free 20% but at least twice min-free (never over half).
+ * The guest collects garbage when the disk's free space falls under min-free, until max-free is
+ * free: min-free is 5% of the disk but at least 1 GiB (never over a quarter of a small disk),
+ * max-free 20% but at least twice min-free (never over half). Not Nix's own min-free: its
+ * collector would delete host paths the guest sees through the overlay (freeing nothing, only
+ * hiding them) and, on a full disk, fail at the first one; the guest's collector deletes only
+ * what is on the guest's disk (see collectorLines in src/guest/init.ts).
  */
 export function gcThresholds(diskSizeMiB: number): GcThresholds {
   const mib = 1024 * 1024;
   const minFreeMiB = Math.min(Math.max(1024, Math.round(diskSizeMiB * 0.05)), Math.floor(diskSizeMiB / 4));
   const maxFreeMiB = Math.min(Math.max(Math.round(diskSizeMiB * 0.2), 2 * minFreeMiB), Math.floor(diskSizeMiB / 2));
   return { minFreeBytes: minFreeMiB * mib, maxFreeBytes: maxFreeMiB * mib };
-}
-
-function gcLines(diskSizeMiB: number | undefined): string[] {
-  if (diskSizeMiB === undefined) return [];
-  const { minFreeBytes, maxFreeBytes } = gcThresholds(diskSizeMiB);
-  return [`min-free = ${minFreeBytes}`, `max-free = ${maxFreeBytes}`];
 }
 
 /** Root builds without build users or sandbox; kvm is never advertised (the guest has none). */
@@ -76,7 +71,6 @@ export function guestNixConf(options: GuestNixOptions): string {
     // Only substituters the host reached; an empty list keeps offline builds from waiting.
     `substituters = ${options.substituters.join(' ')}`.trimEnd(),
     'experimental-features = nix-command',
-    ...gcLines(options.diskSizeMiB),
     '',
   ].join('\n');
 }

@@ -4,6 +4,7 @@
  * is never here.
  */
 import { guestShareFiles } from '../guest/layout.js';
+import type { GcThresholds } from './guest-config.js';
 import { join } from 'node:path';
 import { ensurePrivateDir, writeFileAtomic } from './files.js';
 import { rm } from 'node:fs/promises';
@@ -15,8 +16,8 @@ export interface GuestShareContent {
   readonly nixConf: string;
   readonly binfmt: readonly string[];
   readonly hostname: string;
-  /** The instance disk is attached: the guest mounts it under the store. */
-  readonly disk: boolean;
+  /** Set when the instance disk is attached (the guest mounts it under the store): when the guest collects garbage. */
+  readonly disk?: GcThresholds;
 }
 
 export async function writeGuestShare(dir: string, content: GuestShareContent): Promise<void> {
@@ -28,7 +29,7 @@ export async function writeGuestShare(dir: string, content: GuestShareContent): 
     [guestShareFiles.nixConf, content.nixConf],
     [guestShareFiles.hostname, `${content.hostname}\n`],
   ];
-  if (content.disk) files.push([guestShareFiles.disk, 'vda\n']);
+  if (content.disk) files.push([guestShareFiles.disk, `vda ${content.disk.minFreeBytes} ${content.disk.maxFreeBytes}\n`]);
   else await rm(join(dir, guestShareFiles.disk), { force: true });
   if (content.binfmt.length > 0) files.push([guestShareFiles.binfmt, `${content.binfmt.join('\n')}\n`]);
   else await rm(join(dir, guestShareFiles.binfmt), { force: true });

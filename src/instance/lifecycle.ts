@@ -28,7 +28,7 @@ import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identity.js';
 import { writeRunState, runStateVersion, type RunState } from './state.js';
 import { observe, type InstanceStatus } from './status.js';
-import { binfmtLines, checkEmulators, guestNixConf, instanceSystems } from './guest-config.js';
+import { binfmtLines, checkEmulators, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
@@ -199,10 +199,10 @@ async function boot(
     hostKey: await readFile(join(paths.guestShare, guestShareFiles.hostKey), 'utf8'),
     hostKeyPub: identity.hostPublicKey,
     authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
-    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters, diskSizeMiB: disk.sizeMiB }),
+    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters }),
     binfmt: binfmtLines(systems, arch),
     hostname: `linux-builder-${paths.name}`,
-    disk: true,
+    disk: gcThresholds(disk.sizeMiB),
   });
   await applyDiskDecision(paths.disk, disk);
   reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);

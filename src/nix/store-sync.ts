@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
+import { guestPaths } from '../guest/init.js';
 
 const storeDir = '/nix/store';
 
@@ -97,18 +98,28 @@ export class StoreSync {
 /** Where the guest keeps a GC root for every host path it was told about. */
 export const hostRootsDir = '/nix/var/nix/gcroots/linux-builder-host';
 
+/** Store path names are [0-9a-z]{32}-[A-Za-z0-9+._?=-]+: `?` would glob in a shell. */
+function quote(path: string): string {
+  return `'${path}'`;
+}
+
 /**
  * Runs in the guest with the dump on stdin: registers the paths, roots them (the guest's GC
  * must never delete a host path: it would free nothing on the guest's disk, only hide the path
- * behind a whiteout while a build may need it), and drops the dentry cache so a 9p lookup that
- * missed before a path existed cannot hide it.
+ * behind a whiteout while a build may need it), removes the whiteouts of those the guest's GC
+ * deleted while they were not registered yet (a path the host added since the last sync), and
+ * drops the dentry cache so neither that nor a 9p lookup that missed before a path existed
+ * can hide it.
  */
 export function guestRegisterCommand(paths: readonly string[]): string {
+  const names = paths.map((p) => quote(p.slice(`${storeDir}/`.length)));
   return [
     'nix-store --load-db',
     `mkdir -p ${hostRootsDir}`,
     `cd ${hostRootsDir}`,
-    `ln -sfn ${paths.join(' ')} .`,
+    `ln -sfn ${paths.map(quote).join(' ')} .`,
+    `cd ${guestPaths.rwStore}/upper`,
+    `for p in ${names.join(' ')}; do if [ -c "$p" ]; then rm -f "$p"; fi; done`,
     'echo 2 > /proc/sys/vm/drop_caches',
   ].join(' && ');
 }

@@ -1,7 +1,8 @@
 /**
  * The instance disk with the real VM: what the guest builds survives a restart (unless
  * --ephemeral), --disk-size grows the guest's file system and refuses to shrink it, and a build
- * writing twice the guest's RAM succeeds because the store's upper layer is on the disk.
+ * writing twice the guest's RAM succeeds because the store's upper layer is on the disk, and a
+ * build that fills the disk fails with Nix's own error while the guest cleans up after it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { nixStoreAdd, sandbox, type Sandbox } from '../support/cli.js';
+import { nixEnv, runNixBuild } from '../support/nix.js';
 
 const memory = '512M';
 
@@ -117,4 +119,67 @@ test('a build writing twice the guest RAM succeeds: the store and build dirs are
   const size = await ok(box, ['--name', 'big', 'ssh', '--', `stat -c %s ${out}`]);
   assert.equal(Number(size.trim()), 1100 * 1024 * 1024);
   assert.equal(await ok(box, ['--name', 'big', 'ssh', '--', 'echo usable']), 'usable\n');
+});
+
+/** Free bytes the guest sees on its disk. */
+async function guestFreeBytes(box: Sandbox, name: string): Promise<number> {
+  const df = await ok(box, ['--name', name, 'ssh', '--', 'df -Pk /nix/.rw-store']);
+  return Number(df.trim().split('\n').at(-1)?.split(/\s+/)[3]) * 1024;
+}
+
+test('a build that fills the disk fails with Nix\'s own error; the guest collects its output by itself and the next build has room', async (t) => {
+  const box = sandbox();
+  const name = 'full';
+  t.after(async () => {
+    await box.run(['--name', name, 'stop', '--force']);
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'lb-full-'));
+  const scope = { nixConf: join(dir, 'nix.conf'), sshConfig: join(dir, 'ssh_config') };
+  // Preallocated 64 MiB files until the disk refuses one, then dd into what is left: full in seconds.
+  const fill = '/bin/mkdir $out; i=0; while /usr/bin/fallocate -l 64M $out/f$i; do i=$((i + 1)); done; /bin/dd if=/dev/zero of=$out/last bs=1M';
+  const write = (mib: number) => `/bin/dd if=/dev/zero of=$out bs=1M count=${mib}`;
+  const file = join(dir, 'full.nix');
+  writeFileSync(
+    file,
+    [
+      '{ nonce, script }:',
+      'derivation {',
+      '  name = "disk-${nonce}";',
+      '  system = "x86_64-linux";',
+      '  builder = "/bin/sh";',
+      '  args = [ "-c" script ];',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  await ok(box, ['--name', name, 'start', '--memory', memory, '--disk-size', '1G']);
+  await ok(box, ['--name', name, 'nix-config', '--install', '--scope', 'user', '--nix-conf', scope.nixConf, '--ssh-config', scope.sshConfig]);
+  const env = nixEnv(scope, box.env);
+  const build = (nonce: string, script: string) =>
+    runNixBuild(env, ['--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', file, '--argstr', 'nonce', nonce, '--argstr', 'script', script]);
+  const nonce = `${process.pid}-${Date.now()}`;
+
+  for (const round of [1, 2]) {
+    const full = await build(`fill-${round}-${nonce}`, fill);
+    assert.notEqual(full.code, 0, 'the build that fills the disk fails');
+    assert.match(full.stderr, /No space left on device/, full.stderr);
+    assert.match(full.stderr, /build failure may have been caused by lack of free disk space/, full.stderr);
+    assert.ok((await guestFreeBytes(box, name)) < 64 * 1024 * 1024, 'the disk was full');
+
+    // The guest's collector notices within seconds; no one logs in to clean up.
+    const started = Date.now();
+    let free = 0;
+    while ((free = await guestFreeBytes(box, name)) < 400 * 1024 * 1024) {
+      assert.ok(Date.now() - started < 300_000, `still ${free} bytes free after 5 minutes`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    t.diagnostic(`round ${round}: ${Math.round(free / 1024 / 1024)} MiB free again ${((Date.now() - started) / 1000).toFixed(1)} s after the failed build`);
+
+    const next = await build(`next-${round}-${nonce}`, write(200));
+    assert.equal(next.code, 0, next.stderr);
+  }
+  const log = await ok(box, ['--name', name, 'ssh', '--', 'cat /run/gc.log']);
+  assert.match(log, new RegExp(`deleting '/nix/store/[0-9a-z]{32}-disk-fill-1-${nonce}'`), log);
+  assert.doesNotMatch(log, /No space left|error:/, log);
+  assert.equal(await ok(box, ['--name', name, 'ssh', '--', 'nix-store --verify 2>&1 | grep -c error || true']), '0\n', 'the guest\'s Nix database is sound');
 });

@@ -56,7 +56,7 @@ export interface NixBuildResult {
   stderr: string;
 }
 
-function runNixBuild(env: NodeJS.ProcessEnv, argv: string[]): Promise<NixBuildResult> {
+export function runNixBuild(env: NodeJS.ProcessEnv, argv: string[]): Promise<NixBuildResult> {
   return new Promise((resolve, reject) => {
     const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -167,3 +167,15 @@ test('/etc has root and the sshd privilege-separation user; shadow is 0600', () 
 test('after an unclean stop, an empty Nix schema file on the disk means a fresh database', () => {
   assert.match(rc, /s=\/nix\/\.rw-store\/var\/nix\/db\/schema\n\s+if \[ -e \$s \] && \[ ! -s \$s \]; then .*rm -rf \$\{s%\/schema\}; fi/);
 });
+
+test('the guest collects garbage itself, only paths on its own disk, from the thresholds in the disk file', () => {
+  assert.ok(lineOf(/^ {2}read -r _ gcmin gcmax < \/run\/lbconfig\/disk$/) < lineOf(/^umount \/run\/lbconfig$/), 'read before the share is unmounted');
+  assert.match(rc, /^ {2}rm -f \/nix\/\.rw-store\/\.reserve\n {2}\/usr\/bin\/nix-store --gc --print-dead > \/run\/gc\.dead/m);
+  assert.match(rc, /\{ \[ -e "\$n" \] \|\| \[ -L "\$n" \]; \} && \[ ! -c "\$n" \] && \[ ! -e "\/nix\/\.ro-store\/\$n" \] && echo "\$p"/);
+  assert.match(rc, /head -n 500 \/run\/gc\.mine \| xargs \/usr\/bin\/nix-store --delete/);
+  assert.doesNotMatch(rc, /nix-store --gc(?! --print-dead)/, 'never a plain --gc: it would delete (hide) host paths');
+  assert.ok(lineOf(/^ {4}if \[ "\$f" -ge "\$gcmin" \]; then reserve; rest=10; continue; fi$/) < lineOf(/^ {4}t "\$f bytes free: collecting garbage"; collect; /));
+  const loop = lineOf(/^ {4}if \[ "\$g" -le "\$f" \]; then rest=\$\(\(rest \* 2\)\); \[ \$rest -gt 300 \] && rest=300; fi$/);
+  assert.ok(loop > lineOf(/ overlay \/nix\/store /), 'it starts once the store is up');
+  assert.ok(lineOf(/^if \[ -n "\$disk" \] && \[ -n "\$gcmax" \]; then$/) < loop, 'only with a disk');
+});

@@ -17,7 +17,15 @@ test('the guest registers, roots every host path against its own GC, then drops 
   const command = guestRegisterCommand(['/nix/store/a-x', '/nix/store/b-y']);
   assert.equal(
     command,
-    `nix-store --load-db && mkdir -p ${hostRootsDir} && cd ${hostRootsDir} && ln -sfn /nix/store/a-x /nix/store/b-y . && echo 2 > /proc/sys/vm/drop_caches`,
+    [
+      'nix-store --load-db',
+      `mkdir -p ${hostRootsDir}`,
+      `cd ${hostRootsDir}`,
+      "ln -sfn '/nix/store/a-x' '/nix/store/b-y' .",
+      'cd /nix/.rw-store/upper',
+      `for p in 'a-x' 'b-y'; do if [ -c "$p" ]; then rm -f "$p"; fi; done`,
+      'echo 2 > /proc/sys/vm/drop_caches',
+    ].join(' && '),
   );
   assert.match(hostRootsDir, /^\/nix\/var\/nix\/gcroots\//);
 });
