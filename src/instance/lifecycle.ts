@@ -19,7 +19,7 @@ import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
-import { ensurePrivateDir } from './files.js';
+import { ensurePrivateDir, writingTo } from './files.js';
 import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
 import { acquireLock } from './lock.js';
@@ -184,7 +184,9 @@ async function boot(
   reporter.phase('preparing kernel');
   const arch = hostArch();
   const kernel = await locateKernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: reporter.detail });
-  const bootKernel = await driver.prepareKernel(kernel.image, paths.cacheDir);
+  const bootKernel = await writingTo(join(paths.cacheDir, 'kernels'), () => driver.prepareKernel(kernel.image, paths.cacheDir), {
+    what: `unpacking kernel ${kernel.version} into kernels/`,
+  });
   reporter.detail(`kernel ${kernel.version} (${kernel.source}): ${bootKernel.path} [${bootKernel.format}]`);
   if (kernel.modulesDir === undefined) {
     throw failed(
