@@ -32,7 +32,7 @@ import { binfmtLines, checkEmulators, guestNixConf, instanceSystems } from './gu
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
-import { StoreSync } from '../nix/store-sync.js';
+import { HostStoreUnreadable, StoreSync } from '../nix/store-sync.js';
 
 export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
 
@@ -333,7 +333,8 @@ async function registerHostStore(storeSync: StoreSync, reporter: Reporter): Prom
     const result = await storeSync.sync();
     reporter.detail(`registered ${result.registered} host store paths in the guest's Nix database in ${result.seconds.toFixed(2)} s`);
   } catch (error) {
-    reporter.info(`warning: ${(error as Error).message}; Nix will copy inputs instead`);
+    const consequence = error instanceof HostStoreUnreadable ? 'linux-builder doctor says what this user needs' : 'Nix will copy inputs instead';
+    reporter.info(`warning: host store paths are not registered in the guest: ${(error as Error).message}; ${consequence}`);
   }
 }
 
