@@ -37,9 +37,16 @@ export function sandbox(): Sandbox {
   };
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<RunResult> {
+/** Another user to run the CLI as (the test runs as root): its ids, and a directory it may enter. */
+export interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+  readonly cwd: string;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, as?: RunAs): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
