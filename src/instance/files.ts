@@ -63,16 +63,24 @@ export async function ensureParentDir(path: string): Promise<void> {
 // ---- a full disk -----------------------------------------------------------------------
 
 /** What tools print when a write fails for space (tar, dpkg-deb, apt's own check before a download). */
-const outOfSpaceText = /No space left on device|Disk quota exceeded|You don't have enough free space/;
+const noSpaceText = /No space left on device|You don't have enough free space/;
+const noQuotaText = /Disk quota exceeded/;
 
-/** ENOSPC or EDQUOT, from a system call or in a failed tool's output, also as the cause of another error. */
-export function isOutOfSpace(error: unknown, depth = 0): boolean {
-  if (typeof error !== 'object' || error === null || depth > 4) return false;
+/** Out of space or of quota, from a system call or in a failed tool's output, also as the cause of another error. */
+function shortage(error: unknown, depth = 0): 'space' | 'quota' | undefined {
+  if (typeof error !== 'object' || error === null || depth > 4) return undefined;
   const code = errnoCode(error);
-  if (code === 'ENOSPC' || code === 'EDQUOT') return true;
-  const texts = ['message', 'stderr'].map((key) => (key in error ? (error as Record<string, unknown>)[key] : undefined));
-  if (texts.some((text) => typeof text === 'string' && outOfSpaceText.test(text))) return true;
-  return 'cause' in error && isOutOfSpace(error.cause, depth + 1);
+  if (code === 'ENOSPC') return 'space';
+  if (code === 'EDQUOT') return 'quota';
+  const fields = error as { message?: unknown; stderr?: unknown; cause?: unknown };
+  const text = [fields.message, fields.stderr].filter((t) => typeof t === 'string').join('\n');
+  if (noQuotaText.test(text)) return 'quota';
+  if (noSpaceText.test(text)) return 'space';
+  return shortage(fields.cause, depth + 1);
+}
+
+export function isOutOfSpace(error: unknown): boolean {
+  return shortage(error) !== undefined;
 }
 
 export interface Write {
@@ -134,7 +142,7 @@ export class OutOfSpace extends UserError {}
 /** The user error for a write that ran out of space (ENOSPC) or quota (EDQUOT). */
 export async function outOfSpace(error: unknown, write: Write): Promise<OutOfSpace> {
   const place = placeOf(write.path);
-  const quota = errnoCode(error) === 'EDQUOT' || /Disk quota exceeded/.test(String((error as { stderr?: unknown }).stderr ?? (error as Error).message));
+  const quota = shortage(error) === 'quota';
   const file = relative(place.dir, write.path) || '.';
   const fs = await space(write.path);
   const amounts = [
