@@ -206,7 +206,7 @@ async function boot(
     hostname: `linux-builder-${paths.name}`,
     disk: true,
   });
-  await applyDiskDecision(paths.disk, disk);
+  await writingTo(paths.disk, () => applyDiskDecision(paths.disk, disk));
   reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);
   await writeMachinesFile(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
