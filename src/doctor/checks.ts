@@ -3,7 +3,9 @@
  * what was found and, when it blocks a build, the fix.
  */
 import { execFile } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { selectDriver } from '../drivers/index.js';
 import { findOnPath } from '../drivers/process.js';
 import { UserError } from '../errors.js';
@@ -18,6 +20,8 @@ import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
+import { configFiles, defaultScope } from '../nix/registration.js';
+import { probeStoreAccess, storeAccessCheck } from './nix-store.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
 import { hostAlias } from '../ssh/config.js';
@@ -93,9 +97,28 @@ async function checkDiskSpace(paths: InstancePaths, sizeMiB: number): Promise<Ch
   return ok('disk', `${what}; the host has ${formatMiB(freeMiB)} free`);
 }
 
+/** Writable, or creatable: the nearest existing directory above it is writable. */
+async function canWrite(path: string): Promise<boolean> {
+  for (let at = path; ; at = dirname(at)) {
+    if (await stat(at).then(() => true, () => false)) return access(at, constants.W_OK).then(() => true, () => false);
+    if (at === dirname(at)) return false;
+  }
+}
+
+/** The install command, and the files it writes: the user needs write access to both. */
+async function installFix(paths: InstancePaths, env: NodeJS.ProcessEnv): Promise<string> {
+  const command = `linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} nix-config --install`;
+  const scope = defaultScope();
+  const files = configFiles(scope, {}, env);
+  const blocked: string[] = [];
+  for (const file of [files.nixConf, files.sshConfig]) if (!(await canWrite(file))) blocked.push(file);
+  if (blocked.length === 0) return `${command} (writes ${files.nixConf} and ${files.sshConfig})`;
+  return `${command} needs write access to ${blocked.join(' and ')}${scope === 'system' ? ': run it as root, or with --scope user' : ''}`;
+}
+
 async function checkNixRegistration(paths: InstancePaths, port: number | undefined, env: NodeJS.ProcessEnv): Promise<Check[]> {
   const name = 'nix config';
-  const install = `linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} nix-config --install`;
+  const install = await installFix(paths, env);
   const settings = await hostNixSettings(env);
   if (!builderEntries(settings.builders).includes(`@${paths.machines}`)) {
     return [fail(name, `Nix's builders (${settings.builders || 'empty'}) do not include this instance's machines file`, install)];
@@ -129,7 +152,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   );
   checks.push(await guarded('accel', async () => {
     const decision = await driver.chooseAccel(settings?.accel ?? 'auto');
-    return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`) : ok('accel', decision.reason);
+    return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`, decision.fix) : ok('accel', decision.reason);
   }));
   checks.push(await guarded('kernel', async () => {
     const kernel = await findLocalKernel({ explicit: settings?.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: () => {} });
@@ -145,8 +168,12 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
     return ok('qemu-user', `emulators present for ${systems.join(', ')}`);
   }));
   const version = await nixVersion();
-  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix-store not found', 'install Nix (Debian: apt-get install nix-bin)'));
+  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', 'install Nix (Debian: apt-get install nix-bin)'));
   if (version) {
+    checks.push(await guarded('nix store', async () => {
+      const { trustedUsers } = await hostNixSettings(env);
+      return { name: 'nix store', ...storeAccessCheck(await probeStoreAccess(trustedUsers, env)) };
+    }));
     checks.push(...(await checkNixRegistration(paths, settings?.agentPort ?? settings?.sshPort, env).catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
     checks.push(await guarded('substituters', async () => {
       const { substituters } = await hostNixSettings(env);

@@ -18,6 +18,8 @@ export interface AccelDecision {
   readonly accel: Accel;
   /** One line saying why, e.g. "/dev/kvm is not usable: the CPU has no vmx/svm". */
   readonly reason: string;
+  /** What the user can do to get the faster accelerator, where something can be done. */
+  readonly fix?: string;
 }
 
 /** A kernel ready to boot, as the driver prepared it (e.g. vmlinux extracted for PVH). */

@@ -4,8 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { writeFileAtomic } from '../instance/files.js';
-import { basename, join } from 'node:path';
+import { writeFileAtomic, writingTo } from '../instance/files.js';
+import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { HostArch } from '../drivers/driver.js';
 import { busyboxApplets, findBusybox } from './busybox.js';
@@ -164,9 +164,10 @@ function builderTexts(init: InitOptions): Record<string, { text: string; mode: n
 
 /** Written atomically (temp file, fsync, rename), so a half-written image is never used. */
 async function writeImage(path: string, entries: readonly CpioEntry[], compression: Compression): Promise<void> {
-  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
   const archive = Buffer.concat(cpioChunks(entries));
-  await writeFileAtomic(path, compression === 'gzip' ? gzipSync(archive, { level: 1 }) : archive, 0o600);
+  const data = compression === 'gzip' ? gzipSync(archive, { level: 1 }) : archive;
+  await writingTo(path, () => mkdir(dirname(path), { recursive: true, mode: 0o700 }), { neededBytes: data.length });
+  await writeFileAtomic(path, data, 0o600);
 }
 
 const imagePath = (cacheDir: string, name: string, compression: Compression) =>

@@ -9,6 +9,7 @@ import { access, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import type { HostArch } from '../drivers/driver.js';
 import { badInput, errnoCode, failed } from '../errors.js';
+import { writingTo } from '../instance/files.js';
 
 export interface KernelLocation {
   readonly image: string;
@@ -207,6 +208,11 @@ export function parseAptDepends(output: string): string | undefined {
 }
 
 async function download(options: LocateKernelOptions): Promise<KernelLocation> {
+  const dir = kernelsDir(options.cacheDir);
+  return writingTo(dir, () => downloadInto(dir, options), { what: 'downloading and unpacking the kernel package into kernels/' });
+}
+
+async function downloadInto(dir: string, options: LocateKernelOptions): Promise<KernelLocation> {
   const run = options.run ?? runCommand;
   const meta = `linux-image-${debianArch(options.hostArch)}`;
   const depends = await run('apt-cache', ['depends', meta]);
@@ -221,7 +227,6 @@ async function download(options: LocateKernelOptions): Promise<KernelLocation> {
     );
   }
   options.log(`no host kernel with modules: downloading ${pkg} from the distribution mirror (unpacked into the cache, not installed)`);
-  const dir = kernelsDir(options.cacheDir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const work = await mkdtemp(join(dir, '.download-'));
   try {
@@ -231,12 +236,13 @@ async function download(options: LocateKernelOptions): Promise<KernelLocation> {
       throw failed(
         `could not download ${pkg}: ${lastLine(fetched.stderr) || `apt-get exited with ${fetched.code}`}`,
         `check the network and the apt sources (apt-get update), or ${noKernelHint}`,
+        fetched,
       );
     }
     const unpacked = join(work, 'root');
     const extracted = await run('dpkg-deb', ['-x', join(work, deb), unpacked]);
     if (extracted.code !== 0) {
-      throw failed(`could not unpack ${deb}: ${lastLine(extracted.stderr) || `dpkg-deb exited with ${extracted.code}`}`, noKernelHint);
+      throw failed(`could not unpack ${deb}: ${lastLine(extracted.stderr) || `dpkg-deb exited with ${extracted.code}`}`, noKernelHint, extracted);
     }
     // "<package>_<version>_<arch>.deb" → "<package>_<version>"
     const tree = join(dir, deb.replace(/_[^_]+\.deb$/, ''));

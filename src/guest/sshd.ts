@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { errnoCode, failed } from '../errors.js';
+import { writingTo } from '../instance/files.js';
 
 const run = promisify(execFile);
 const hostSshd = '/usr/sbin/sshd';
@@ -58,7 +59,7 @@ export async function findSshd(options: { cacheDir: string; log: (line: string) 
     const found = await fromTree(join(sshdCache, version), version);
     if (found) return found;
   }
-  return await downloadSshd(sshdCache, options.log);
+  return await writingTo(sshdCache, () => downloadSshd(sshdCache, options.log), { what: 'downloading and unpacking openssh-server into sshd/' });
 }
 
 async function downloadSshd(sshdCache: string, log: (line: string) => void): Promise<FoundSshd> {

@@ -1,8 +1,9 @@
-/** File primitives for state: private directories, atomic writes. */
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+/** File primitives for state and cache: private directories, atomic writes, a full disk explained. */
+import { chmod, mkdir, open, readFile, rename, rm, statfs } from 'node:fs/promises';
+import { dirname, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errnoCode, failed } from '../errors.js';
+import { errnoCode, failed, UserError } from '../errors.js';
+import { roots } from './paths.js';
 
 /** Creates dir (and parents) and makes the leaf 0700. */
 export async function ensurePrivateDir(dir: string): Promise<void> {
@@ -10,6 +11,7 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await chmod(dir, 0o700);
   } catch (error) {
+    if (isOutOfSpace(error)) throw await outOfSpace(error, { path: dir });
     const code = errnoCode(error);
     throw failed(
       `cannot create ${dir}${code ? ` (${code})` : ''}`,
@@ -23,24 +25,26 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 
 /** Writes to a temp file in the same directory, fsyncs, then renames: readers never see half a file. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(temp, 'wx', mode);
-  try {
-    await handle.chmod(mode); // exactly mode, whatever the umask
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
+  await writingTo(path, async () => {
+    const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.chmod(mode); // exactly mode, whatever the umask
+      await handle.writeFile(data);
+      await handle.sync();
+    } catch (error) {
+      await handle.close();
+      await rm(temp, { force: true });
+      throw error;
+    }
     await handle.close();
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+    try {
+      await rename(temp, path);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }, { neededBytes: Buffer.byteLength(data) });
 }
 
 export async function readTextIfExists(path: string): Promise<string | undefined> {
@@ -54,4 +58,99 @@ export async function readTextIfExists(path: string): Promise<string | undefined
 
 export async function ensureParentDir(path: string): Promise<void> {
   await ensurePrivateDir(dirname(path));
+}
+
+// ---- a full disk -----------------------------------------------------------------------
+
+/** What tools print when a write fails for space (tar, dpkg-deb, apt's own check before a download). */
+const noSpaceText = /No space left on device|You don't have enough free space/;
+const noQuotaText = /Disk quota exceeded/;
+
+/** Out of space or of quota, from a system call or in a failed tool's output, also as the cause of another error. */
+function shortage(error: unknown, depth = 0): 'space' | 'quota' | undefined {
+  if (typeof error !== 'object' || error === null || depth > 4) return undefined;
+  const code = errnoCode(error);
+  if (code === 'ENOSPC') return 'space';
+  if (code === 'EDQUOT') return 'quota';
+  const fields = error as { message?: unknown; stderr?: unknown; cause?: unknown };
+  const text = [fields.message, fields.stderr].filter((t) => typeof t === 'string').join('\n');
+  if (noQuotaText.test(text)) return 'quota';
+  if (noSpaceText.test(text)) return 'space';
+  return shortage(fields.cause, depth + 1);
+}
+
+export function isOutOfSpace(error: unknown): boolean {
+  return shortage(error) !== undefined;
+}
+
+export interface Write {
+  /** The file or directory being written. */
+  readonly path: string;
+  /** What is being done, when the path alone does not say it ("downloading linux-image-…"). */
+  readonly what?: string;
+  /** The bytes the write needs, when known. */
+  readonly neededBytes?: number;
+}
+
+/** Runs a write; running out of space becomes the one error that says where and how much. */
+export async function writingTo<T>(path: string, write: () => Promise<T>, details: Omit<Write, 'path'> = {}): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    // An inner write already said where; its place is the more exact one.
+    if (error instanceof OutOfSpace || !isOutOfSpace(error)) throw error;
+    throw await outOfSpace(error, { path, ...details });
+  }
+}
+
+interface Place {
+  readonly dir: string;
+  readonly label: string;
+  readonly variable?: string;
+  readonly room?: string;
+}
+
+/** The linux-builder directory a path is in: the user knows these by name and by variable. */
+function placeOf(path: string): Place {
+  const r = roots();
+  const places: Place[] = [
+    { dir: r.cache, label: 'the cache directory', variable: 'XDG_CACHE_HOME', room: 'a kernel and a guest image take about 100 MiB, a downloaded kernel package about 500 MiB more' },
+    { dir: r.state, label: 'the state directory', variable: 'XDG_STATE_HOME', room: 'the instance disk there grows as the guest writes, up to --disk-size' },
+    { dir: r.runtime, label: 'the runtime directory', variable: 'XDG_RUNTIME_DIR' },
+  ];
+  const inside = (dir: string): boolean => {
+    const rest = relative(dir, path);
+    return rest !== '..' && !rest.startsWith('../');
+  };
+  return places.find((p) => inside(p.dir)) ?? { dir: dirname(path), label: 'the directory' };
+}
+
+const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** Free and total bytes of the file system holding path (or its nearest existing parent). */
+async function space(path: string): Promise<{ free: number; total: number } | undefined> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    const fs = await statfs(dir).catch(() => undefined);
+    if (fs) return { free: fs.bavail * fs.bsize, total: fs.blocks * fs.bsize };
+    if (dir === dirname(dir)) return undefined;
+  }
+}
+
+/** A write ran out of space or quota: one line naming the directory, and the free space. */
+export class OutOfSpace extends UserError {}
+
+/** The user error for a write that ran out of space (ENOSPC) or quota (EDQUOT). */
+export async function outOfSpace(error: unknown, write: Write): Promise<OutOfSpace> {
+  const place = placeOf(write.path);
+  const quota = shortage(error) === 'quota';
+  const file = relative(place.dir, write.path) || '.';
+  const fs = await space(write.path);
+  const amounts = [
+    write.neededBytes === undefined ? undefined : `needs ${mib(write.neededBytes)}`,
+    quota ? 'disk quota exceeded' : fs === undefined ? undefined : `${mib(fs.free)} free of ${mib(fs.total)}`,
+  ].filter((part) => part !== undefined);
+  const message = `${place.label} ${place.dir} is out of space: ${write.what ?? `writing ${file}`}${amounts.length > 0 ? ` (${amounts.join(', ')})` : ''}`;
+  const where = place.variable ? `, or point ${place.variable} at a file system with more room` : '';
+  const hint = `${quota ? 'free space within your quota there' : 'free space there'}${where}${place.room ? ` (${place.room})` : ''}`;
+  return new OutOfSpace(message, { hint, exitCode: 1, cause: error });
 }

@@ -19,7 +19,7 @@ import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
-import { ensurePrivateDir } from './files.js';
+import { ensurePrivateDir, writingTo } from './files.js';
 import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
 import { acquireLock } from './lock.js';
@@ -32,7 +32,7 @@ import { binfmtLines, checkEmulators, gcThresholds, guestNixConf, instanceSystem
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
-import { StoreSync } from '../nix/store-sync.js';
+import { HostStoreUnreadable, StoreSync } from '../nix/store-sync.js';
 
 export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
 
@@ -184,7 +184,9 @@ async function boot(
   reporter.phase('preparing kernel');
   const arch = hostArch();
   const kernel = await locateKernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: reporter.detail });
-  const bootKernel = await driver.prepareKernel(kernel.image, paths.cacheDir);
+  const bootKernel = await writingTo(join(paths.cacheDir, 'kernels'), () => driver.prepareKernel(kernel.image, paths.cacheDir), {
+    what: `unpacking kernel ${kernel.version} into kernels/`,
+  });
   reporter.detail(`kernel ${kernel.version} (${kernel.source}): ${bootKernel.path} [${bootKernel.format}]`);
   if (kernel.modulesDir === undefined) {
     throw failed(
@@ -204,7 +206,7 @@ async function boot(
     hostname: `linux-builder-${paths.name}`,
     disk: gcThresholds(disk.sizeMiB),
   });
-  await applyDiskDecision(paths.disk, disk);
+  await writingTo(paths.disk, () => applyDiskDecision(paths.disk, disk));
   reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);
   await writeMachinesFile(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
@@ -331,7 +333,8 @@ async function registerHostStore(storeSync: StoreSync, reporter: Reporter): Prom
     const result = await storeSync.sync();
     reporter.detail(`registered ${result.registered} host store paths in the guest's Nix database in ${result.seconds.toFixed(2)} s`);
   } catch (error) {
-    reporter.info(`warning: ${(error as Error).message}; Nix will copy inputs instead`);
+    const consequence = error instanceof HostStoreUnreadable ? 'linux-builder doctor says what this user needs' : 'Nix will copy inputs instead';
+    reporter.info(`warning: host store paths are not registered in the guest: ${(error as Error).message}; ${consequence}`);
   }
 }
 

@@ -5,6 +5,7 @@
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { errnoCode, failed } from '../errors.js';
 import { isAlive } from '../drivers/process.js';
+import { writingTo } from './files.js';
 
 export interface Lock {
   release(): Promise<void>;
@@ -24,8 +25,8 @@ export async function lockHolder(path: string): Promise<number | undefined> {
 /** Writes the pid to a temp file, then hard-links it into place: the lock never exists empty. */
 async function tryAcquire(path: string): Promise<Lock | undefined> {
   const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, `${process.pid}\n`, { mode: 0o600 });
   try {
+    await writingTo(temp, () => writeFile(temp, `${process.pid}\n`, { mode: 0o600 }));
     await link(temp, path);
     return { release: () => rm(path, { force: true }) };
   } catch (error) {

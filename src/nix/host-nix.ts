@@ -11,15 +11,20 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.e
   });
 }
 
+/** `nix --version`: unlike nix-store, it answers without opening the store (which a user may not be allowed to). */
 export async function nixVersion(): Promise<string | undefined> {
-  const out = await run('nix-store', ['--version']).catch(() => undefined);
+  const out = await run('nix', ['--version']).catch(() => undefined);
   return out?.match(/(\d+\.\d+(?:\.\d+)?)/)?.[1];
 }
 
 export interface HostNixSettings {
   readonly builders: string;
   readonly substituters: readonly string[];
+  /** Users (and @groups) whose settings, builders among them, a nix-daemon accepts. */
+  readonly trustedUsers: readonly string[];
 }
+
+const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((s): s is string => typeof s === 'string') : []);
 
 /** The effective settings, as `nix show-config` resolves every config file and NIX_CONFIG. */
 export async function hostNixSettings(env: NodeJS.ProcessEnv = process.env): Promise<HostNixSettings> {
@@ -32,10 +37,10 @@ export async function hostNixSettings(env: NodeJS.ProcessEnv = process.env): Pro
   }
   const json = JSON.parse(out) as Record<string, { value?: unknown }>;
   const builders = json.builders?.value;
-  const substituters = json.substituters?.value;
   return {
     builders: typeof builders === 'string' ? builders : '',
-    substituters: Array.isArray(substituters) ? substituters.filter((s): s is string => typeof s === 'string') : [],
+    substituters: strings(json.substituters?.value),
+    trustedUsers: strings(json['trusted-users']?.value),
   };
 }
 

@@ -7,7 +7,7 @@ import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { failed } from '../errors.js';
-import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from '../instance/files.js';
+import { ensurePrivateDir, OutOfSpace, readTextIfExists, writeFileAtomic } from '../instance/files.js';
 import { connectionSharing, type Identity } from '../instance/identity.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { sshConfigBlock } from '../ssh/config.js';
@@ -131,6 +131,7 @@ async function editFile(path: string, edit: (text: string) => { text: string; ad
   try {
     await writeKeepingMode(path, result.text, path.includes('/.ssh/') ? 0o600 : 0o644);
   } catch (error) {
+    if (error instanceof OutOfSpace) throw error;
     throw failed(`cannot write ${path}: ${(error as Error).message}`, 'run as root for --scope system, or choose --scope user');
   }
   return { created: before === undefined, addedNewline: result.addedNewline };

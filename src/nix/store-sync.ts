@@ -31,12 +31,27 @@ export function candidatePaths(names: readonly string[]): string[] {
     .map((name) => `${storeDir}/${name}`);
 }
 
+/**
+ * This user's nix-store cannot open the host's store: a single-user store owned by someone else,
+ * with no nix-daemon. Nothing to retry: registration stays off for this StoreSync's life.
+ */
+export class HostStoreUnreadable extends Error {}
+
+/** What a failed nix-store said, as one error: HostStoreUnreadable when it was denied access. */
+export function nixStoreFailure(command: string, stderr: string): Error {
+  const said = stderr.trim().split('\n').pop()?.replace(/^error: /, '') ?? '';
+  if (/Permission denied|Operation not permitted/.test(stderr)) {
+    return new HostStoreUnreadable(`this user cannot open the host's Nix store (${command}: ${said})`);
+  }
+  return new Error(`${command} failed on the host${said ? `: ${said}` : ''}`);
+}
+
 async function validOnHost(paths: readonly string[]): Promise<string[]> {
   const invalid = new Set<string>();
   for (let i = 0; i < paths.length; i += 2000) {
     const chunk = paths.slice(i, i + 2000);
     const result = await run('nix-store', ['--check-validity', '--print-invalid', ...chunk]);
-    if (result.code !== 0) throw new Error(`nix-store --check-validity failed: ${result.stderr.trim()}`);
+    if (result.code !== 0) throw nixStoreFailure('nix-store --check-validity', result.stderr);
     for (const line of result.stdout.split('\n')) if (line !== '') invalid.add(line);
   }
   return paths.filter((p) => !invalid.has(p));
@@ -51,6 +66,8 @@ export interface SyncResult {
 export class StoreSync {
   private readonly registered = new Set<string>();
   private running: Promise<SyncResult> | undefined;
+  /** Set once this user turned out unable to read the host store; later syncs do nothing. */
+  private unreadable: HostStoreUnreadable | undefined;
 
   constructor(
     /** argv of a command that runs its last argument in the guest over SSH, e.g. ['ssh', '-F', cfg, alias]. */
@@ -77,6 +94,17 @@ export class StoreSync {
   }
 
   private async syncOnce(): Promise<SyncResult> {
+    if (this.unreadable) return { registered: 0, seconds: 0 };
+    try {
+      return await this.registerNew();
+    } catch (error) {
+      // Said once (start's warning, or the agent's first error event); retrying cannot help.
+      if (error instanceof HostStoreUnreadable) this.unreadable = error;
+      throw error;
+    }
+  }
+
+  private async registerNew(): Promise<SyncResult> {
     const t0 = Date.now();
     const fresh = await validOnHost(await this.pending());
     // Chunks keep each guest command line well under ARG_MAX.
@@ -85,11 +113,13 @@ export class StoreSync {
   }
 
   private async register(paths: readonly string[]): Promise<void> {
-    const dump = spawn('nix-store', ['--dump-db', ...paths], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const dump = spawn('nix-store', ['--dump-db', ...paths], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let dumpErrors = '';
+    dump.stderr.on('data', (chunk: Buffer) => (dumpErrors += chunk.toString()));
     const dumped = new Promise<number | null>((resolve) => dump.on('close', resolve));
     const [command, ...args] = this.sshArgv;
     const load = await run(command ?? 'ssh', [...args, guestRegisterCommand(paths)], dump.stdout);
-    if ((await dumped) !== 0) throw new Error('nix-store --dump-db failed on the host');
+    if ((await dumped) !== 0) throw nixStoreFailure('nix-store --dump-db', dumpErrors);
     if (load.code !== 0) throw new Error(`registering host paths in the guest failed: ${load.stderr.trim().split('\n').pop() ?? ''}`);
     for (const path of paths) this.registered.add(path);
   }

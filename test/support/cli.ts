@@ -3,7 +3,7 @@
  * shared download cache (so the kernel is fetched once per machine, not per test).
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,9 +37,16 @@ export function sandbox(): Sandbox {
   };
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<RunResult> {
+/** Another user to run the CLI as (the test runs as root): its ids, and a directory it may enter. */
+export interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+  readonly cwd: string;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, as?: RunAs): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -66,6 +73,30 @@ export function processesMatching(needle: string): number[] {
     }
   }
   return pids;
+}
+
+/** Pids of live processes (other than this one) with an open file or their working directory under dir. */
+export function processesUsing(dir: string): number[] {
+  const pids: number[] = [];
+  const under = (target: string): boolean => target === dir || target.startsWith(`${dir}/`);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const fds = readdirSync(`/proc/${entry}/fd`).map((fd) => `/proc/${entry}/fd/${fd}`);
+      if ([`/proc/${entry}/cwd`, ...fds].some((link) => under(readlinkOrEmpty(link)))) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile, or not ours to look at
+    }
+  }
+  return pids;
+}
+
+function readlinkOrEmpty(link: string): string {
+  try {
+    return readlinkSync(link);
+  } catch {
+    return '';
+  }
 }
 
 export function nixStoreAdd(path: string): string {

@@ -20,6 +20,7 @@ export interface AccelFacts {
 }
 
 const tcgHint = '--accel tcg';
+const kvmGroupFix = 'join the group that owns /dev/kvm (usually kvm): sudo usermod -aG kvm $USER, then log in again';
 
 export function decideAccel(requested: AccelChoice, facts: AccelFacts): AccelDecision {
   if (requested === 'tcg') return { accel: 'tcg', reason: 'TCG requested' };
@@ -31,24 +32,25 @@ export function decideAccel(requested: AccelChoice, facts: AccelFacts): AccelDec
     if (requested === 'kvm') throw badInput('--accel kvm works only on Linux', 'use --accel hvf or --accel auto');
     return { accel: 'hvf', reason: 'macOS: using HVF' };
   }
-  const kvmProblem = whyKvmUnusable(facts);
-  if (kvmProblem === undefined) return { accel: 'kvm', reason: '/dev/kvm is usable: using KVM' };
-  if (requested === 'kvm') throw badInput(`--accel kvm cannot work here: ${kvmProblem}`, tcgHint);
-  return { accel: 'tcg', reason: `${kvmProblem}: using TCG` };
+  const kvm = whyKvmUnusable(facts);
+  if (kvm === undefined) return { accel: 'kvm', reason: '/dev/kvm is usable: using KVM' };
+  if (requested === 'kvm') throw badInput(`--accel kvm cannot work here: ${kvm.problem}`, kvm.fix ?? tcgHint);
+  return { accel: 'tcg', reason: `${kvm.problem}: using TCG`, ...(kvm.fix ? { fix: kvm.fix } : {}) };
 }
 
 function hintFor(facts: AccelFacts): string {
   return facts.platform === 'linux' ? 'use --accel auto, kvm or tcg' : tcgHint;
 }
 
-/** undefined when KVM works, else one phrase saying why not. */
-function whyKvmUnusable(facts: AccelFacts): string | undefined {
-  if (facts.platform !== 'linux') return `KVM needs Linux (this host is ${facts.platform})`;
-  if (facts.kvmAccess === 'missing') return '/dev/kvm does not exist';
-  if (facts.kvmAccess === 'denied') return '/dev/kvm is not readable and writable by this user (join the kvm group)';
+/** undefined when KVM works, else one phrase saying why not, and the fix when there is one. */
+function whyKvmUnusable(facts: AccelFacts): { problem: string; fix?: string } | undefined {
+  if (facts.platform !== 'linux') return { problem: `KVM needs Linux (this host is ${facts.platform})` };
+  if (facts.kvmAccess === 'missing') return { problem: '/dev/kvm does not exist' };
+  // Before access: joining the kvm group cannot help where the CPU cannot run KVM at all.
   if (facts.arch === 'x86_64' && !hasVirtualizationFlag(facts.cpuinfo ?? '')) {
-    return '/dev/kvm exists but the CPU has no vmx/svm (a PVM or nested device that hangs normal kernels)';
+    return { problem: '/dev/kvm exists but the CPU has no vmx/svm (a PVM or nested device that hangs normal kernels)' };
   }
+  if (facts.kvmAccess === 'denied') return { problem: '/dev/kvm is not readable and writable by this user (join the kvm group)', fix: kvmGroupFix };
   return undefined;
 }
 

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { BootKernel, HostArch } from '../driver.js';
 import { errnoCode } from '../../errors.js';
@@ -114,6 +115,7 @@ export async function prepareKernel(image: string, cacheDir: string, arch: HostA
   const temp = `${vmlinux}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     if (payload !== undefined && (await decompress(image, payload, temp)) && (await hasPvhNote(temp).catch(() => false))) {
+      await syncFile(temp);
       await rename(temp, vmlinux);
       return { path: vmlinux, format: 'vmlinux-pvh' };
     }
@@ -124,29 +126,42 @@ export async function prepareKernel(image: string, cacheDir: string, arch: HostA
   }
 }
 
-/** Streams the payload through the decompressor into `output`; false if it could not run. */
-function decompress(image: string, payload: Payload, output: string): Promise<boolean> {
+/**
+ * Streams the payload through the decompressor into `output`; false if the decompressor could
+ * not run. A failed write (a full disk) rejects: that says nothing about the kernel.
+ */
+async function decompress(image: string, payload: Payload, output: string): Promise<boolean> {
   const [command, ...args] = payload.command;
   const child = spawn(command ?? 'false', args, { stdio: ['pipe', 'pipe', 'ignore'] });
+  const started = new Promise<boolean>((resolve) => {
+    child.once('spawn', () => resolve(true));
+    child.once('error', () => resolve(false));
+  });
   const input = createReadStream(image, { start: payload.offset });
-  const sink = createWriteStream(output, { mode: 0o600 });
-  const ran = new Promise<boolean>((resolve) => {
-    child.on('error', () => {
-      input.destroy();
-      sink.destroy();
-      resolve(false);
-    });
-    child.on('close', () => resolve(true));
-  });
-  const written = new Promise<boolean>((resolve) => {
-    sink.on('close', () => resolve(true));
-    sink.on('error', () => resolve(false));
-  });
+  input.on('error', () => child.kill('SIGKILL'));
   // The decompressor stops reading at the end of its stream; the rest of the bzImage is not for it.
   child.stdin.on('error', () => input.destroy());
   input.pipe(child.stdin);
-  child.stdout.pipe(sink);
-  return Promise.all([ran, written]).then(([a, b]) => a && b);
+  try {
+    await pipeline(child.stdout, createWriteStream(output, { mode: 0o600 }));
+  } catch (error) {
+    // Stopped writing: the decompressor must not wait forever on a full pipe.
+    child.kill('SIGKILL');
+    input.destroy();
+    if (!(await started)) return false;
+    throw error;
+  }
+  return started;
+}
+
+/** On disk before it gets its final name, as every cache file: a crash leaves no empty vmlinux. */
+async function syncFile(path: string): Promise<void> {
+  const file = await open(path, 'r+');
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

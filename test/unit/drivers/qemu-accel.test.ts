@@ -25,6 +25,13 @@ const chosen: ReadonlyArray<{ name: string; requested: AccelChoice; facts: Accel
   },
   { name: 'no /dev/kvm → tcg', requested: 'auto', facts: facts({ kvmAccess: 'missing' }), accel: 'tcg', reason: /does not exist: using TCG/ },
   { name: '/dev/kvm not rw → tcg', requested: 'auto', facts: facts({ kvmAccess: 'denied' }), accel: 'tcg', reason: /kvm group/ },
+  {
+    name: 'PVM /dev/kvm not rw → tcg for the CPU, not the group (joining kvm would not help)',
+    requested: 'auto',
+    facts: facts({ kvmAccess: 'denied', cpuinfo: pvmCpu }),
+    accel: 'tcg',
+    reason: /^\/dev\/kvm exists but the CPU has no vmx\/svm/,
+  },
   { name: 'no cpuinfo at all on x86 → tcg', requested: 'auto', facts: facts({ cpuinfo: undefined }), accel: 'tcg', reason: /vmx\/svm/ },
   { name: 'aarch64 Linux, rw /dev/kvm → kvm (no CPU flag needed)', requested: 'auto', facts: facts({ arch: 'aarch64', cpuinfo: 'Features\t: fp asimd\n' }), accel: 'kvm', reason: /KVM/ },
   { name: 'aarch64 Linux, no /dev/kvm → tcg', requested: 'auto', facts: facts({ arch: 'aarch64', kvmAccess: 'missing' }), accel: 'tcg', reason: /TCG/ },
@@ -42,6 +49,13 @@ for (const row of chosen) {
     assert.ok(!decision.reason.includes('\n'), 'one line');
   });
 }
+
+test('the kvm group fix comes only where joining it makes KVM work', () => {
+  assert.match(decideAccel('auto', facts({ kvmAccess: 'denied' })).fix ?? '', /usermod -aG kvm/);
+  assert.equal(decideAccel('auto', facts({ kvmAccess: 'denied', cpuinfo: pvmCpu })).fix, undefined);
+  assert.equal(decideAccel('auto', facts({ kvmAccess: 'missing' })).fix, undefined);
+  assert.throws(() => decideAccel('kvm', facts({ kvmAccess: 'denied' })), (error: unknown) => error instanceof UserError && /usermod/.test(error.hint ?? ''));
+});
 
 const refused: ReadonlyArray<{ name: string; requested: AccelChoice; facts: AccelFacts; message: RegExp; hint: RegExp }> = [
   { name: 'explicit kvm on a PVM device', requested: 'kvm', facts: facts({ cpuinfo: pvmCpu }), message: /--accel kvm cannot work here: .*no vmx\/svm/, hint: /--accel tcg/ },

@@ -3,9 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
+import { OutOfSpace } from '../../../src/instance/files.js';
 import {
   bzImageVersion,
   compareKernelVersions,
@@ -278,4 +279,37 @@ test('download: a failed download names the package and cleans up', async () => 
     (e: unknown) => e instanceof UserError && /could not download linux-image-6.1.0-56-amd64: E: Failed to fetch/.test(e.message),
   );
   assert.deepEqual(await readdir(join(roots.cacheDir, 'kernels')), []);
+});
+
+test('download: a full cache while unpacking is one out-of-space error naming the cache, and nothing is left', async () => {
+  const roots = await fakeRoot('download-full', {});
+  // The cache as users know it: $XDG_CACHE_HOME/linux-builder.
+  const cacheDir = join(dirname(roots.cacheDir), 'linux-builder');
+  const fullDisk: CommandRunner = async (command, args, cwd) => {
+    if (command === 'apt-cache') return { code: 0, stdout: '  Depends: linux-image-6.1.0-56-amd64\n', stderr: '' };
+    if (command === 'apt-get') {
+      await writeFile(join(cwd ?? '.', 'linux-image-6.1.0-56-amd64_6.1.140-1_amd64.deb'), 'deb');
+      return { code: 0, stdout: '', stderr: '' };
+    }
+    await mkdir(join(args[2] ?? '', 'boot'), { recursive: true });
+    return {
+      code: 2,
+      stdout: '',
+      stderr: 'tar: ./lib/modules/6.1.0-56-amd64/kernel/fs/xfs/xfs.ko: Cannot write: No space left on device\ndpkg-deb: error: tar subprocess returned error exit status 2\n',
+    };
+  };
+  const saved = process.env.XDG_CACHE_HOME;
+  process.env.XDG_CACHE_HOME = dirname(roots.cacheDir);
+  try {
+    await assert.rejects(locateKernel(options({ ...roots, cacheDir }, { run: fullDisk })), (e: unknown) => {
+      assert.ok(e instanceof OutOfSpace, String(e));
+      assert.match(e.message, new RegExp(`^the cache directory ${cacheDir} is out of space: downloading and unpacking the kernel package into kernels/ \\(.* free of .*\\)$`));
+      assert.match(e.hint ?? '', /XDG_CACHE_HOME/);
+      return true;
+    });
+  } finally {
+    if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+    else process.env.XDG_CACHE_HOME = saved;
+  }
+  assert.deepEqual(await readdir(join(cacheDir, 'kernels')), [], 'the half-unpacked tree is removed');
 });

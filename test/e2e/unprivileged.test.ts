@@ -1,0 +1,136 @@
+/**
+ * The whole flow as a user who is not root, on this machine's Nix: single-user, the store owned
+ * by root, no nix-daemon. The user gets its own state, cache and runtime dirs; doctor says why
+ * that user cannot build through the builder and what it would need; start, status, ssh and
+ * stop work (TCG), and start warns once that host paths could not be registered.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { nixStoreAdd, processesMatching, runCli, type RunAs, type RunResult } from '../support/cli.js';
+import { sharedKernel } from '../support/kernel.js';
+
+const memory = '1G';
+const daemonSocket = '/nix/var/nix/daemon-socket/socket';
+
+interface TestUser extends RunAs {
+  readonly name: string;
+  readonly home: string;
+}
+
+function createUser(base: string): TestUser {
+  const name = `lb-e2e-${randomBytes(3).toString('hex')}`;
+  const home = join(base, 'home');
+  execFileSync('useradd', ['--home-dir', home, '--create-home', '--shell', '/bin/sh', '--user-group', name]);
+  const id = (flag: string): number => Number(execFileSync('id', [flag, name], { encoding: 'utf8' }).trim());
+  return { name, home, uid: id('-u'), gid: id('-g'), cwd: home };
+}
+
+function canRead(user: TestUser, path: string): boolean {
+  return spawnSync('test', ['-r', path], { uid: user.uid, gid: user.gid }).status === 0;
+}
+
+/**
+ * A kernel this user can read, as a user would pass it with --kernel: the shared one when it is
+ * readable (a /boot kernel on Debian), else a copy with its modules beside it (root's cache is
+ * private). Hard links when on the same file system: nothing is copied.
+ */
+async function kernelFor(user: TestUser, base: string): Promise<string> {
+  const kernel = await sharedKernel();
+  assert.ok(kernel.modulesDir, 'the shared kernel has modules');
+  if (canRead(user, kernel.image) && canRead(user, join(kernel.modulesDir, 'modules.dep'))) return kernel.image;
+  const image = join(base, 'kernel', 'boot', `vmlinuz-${kernel.version}`);
+  const modules = join(base, 'kernel', 'lib', 'modules', kernel.version);
+  for (const dir of [dirname(image), dirname(modules)]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const [from, to] of [[kernel.image, image], [kernel.modulesDir, modules]] as const) {
+    if (spawnSync('cp', ['-al', from, to]).status !== 0) execFileSync('cp', ['-a', from, to]);
+  }
+  chmodSync(join(base, 'kernel'), 0o755);
+  return image;
+}
+
+const ownedBy = (path: string, user: TestUser): boolean => statSync(path).uid === user.uid;
+
+test(
+  "as an unprivileged user on root's single-user store: doctor says what is missing; start, status, ssh and stop work",
+  { skip: process.getuid?.() === 0 ? false : 'creating a user needs root' },
+  async (t) => {
+    const base = mkdtempSync(join(tmpdir(), 'lb-user-'));
+    chmodSync(base, 0o755); // the user's home is inside
+    const user = createUser(base);
+    // No XDG variables: the defaults under the user's home and /tmp/linux-builder-<uid>.
+    const env = { PATH: process.env.PATH, HOME: user.home, USER: user.name, LOGNAME: user.name, LANG: 'C.UTF-8' };
+    const as = (args: string[]): Promise<RunResult> => runCli(args, env, 300_000, user);
+    const runtimeDir = `/tmp/linux-builder-${user.uid}`;
+    const qmp = join(runtimeDir, 'default', 'qmp.sock');
+    t.after(async () => {
+      await as(['stop', '--force']);
+      // Whatever of this user's instance survived (the VM, ssh's shared connection): ours to end.
+      for (const pid of processesMatching(`${runtimeDir}/`)) process.kill(pid, 'SIGKILL');
+      spawnSync('userdel', ['--remove', user.name]);
+      for (const dir of [base, runtimeDir, join(tmpdir(), `tsx-${user.uid}`)]) rmSync(dir, { recursive: true, force: true });
+    });
+    const help = await as(['--help']);
+    if (help.code !== 0) return t.skip(`this checkout cannot be run by another user: ${help.stderr.split('\n')[0]}`);
+    const kernel = await kernelFor(user, base);
+    const daemon = existsSync(daemonSocket);
+
+    const doctor = await as(['doctor']);
+    assert.equal(doctor.code, 1, 'nothing can build through the builder as this user');
+    assert.match(doctor.stdout, /^✓ nix +Nix \d+\.\d+/m, 'Nix is found (nix-store fails for this user, nix --version does not)');
+    const storeLine = doctor.stdout.split('\n').find((line) => /^✗ nix store /.test(line)) ?? '';
+    if (daemon) {
+      assert.match(storeLine, /nix-daemon, which ignores the builders setting of users not in trusted-users/);
+    } else {
+      assert.match(storeLine, new RegExp(`single-user and belongs to root .*no nix-daemon runs: ${user.name} cannot use it \\(nix-store: .*\\)\\. The VM still starts`));
+      assert.match(doctor.stdout, new RegExp(`fix: build as root; or install a multi-user Nix \\(nix-daemon\\) and add ${user.name} to trusted-users`));
+    }
+    assert.match(doctor.stdout, new RegExp(`fix: linux-builder nix-config --install \\(writes ${user.home}/\\.config/nix/nix\\.conf and ${user.home}/\\.ssh/config\\)`));
+    // The kvm group is the fix only where the CPU can run KVM at all.
+    const cpuCanKvm = /^flags\s*:.*\s(vmx|svm)(\s|$)/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    const kvmDenied = existsSync('/dev/kvm') && spawnSync('test', ['-r', '/dev/kvm', '-a', '-w', '/dev/kvm'], { uid: user.uid, gid: user.gid }).status !== 0;
+    assert.equal(/usermod -aG kvm/.test(doctor.stdout), cpuCanKvm && kvmDenied, doctor.stdout);
+
+    const started = await as(['start', '--memory', memory, '--kernel', kernel]);
+    assert.equal(started.code, 0, started.stderr);
+    assert.match(started.stdout, /builder "default" is running: booted in [\d.]+ s \(tcg/);
+    assert.ok(!/\n\s+at /.test(started.stderr), 'no stack trace');
+    const warnings = started.stderr.split('\n').filter((line) => line.startsWith('warning:'));
+    if (!daemon) {
+      assert.equal(warnings.length, 1, started.stderr);
+      assert.match(warnings[0] ?? '', /^warning: host store paths are not registered in the guest: this user cannot open the host's Nix store \(nix-store --check-validity: .+\); linux-builder doctor says what this user needs$/);
+    }
+
+    const status = await as(['status', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const s = JSON.parse(status.stdout);
+    assert.equal(s.state, 'running');
+    assert.equal(s.accel, 'tcg');
+    assert.equal(s.stateDir, join(user.home, '.local', 'state', 'linux-builder', 'default'));
+    assert.deepEqual(processesMatching(qmp), [s.pid]);
+    assert.equal(statSync(`/proc/${s.pid}`).uid, user.uid, 'the VM runs as the user');
+    for (const dir of [s.stateDir, join(user.home, '.cache', 'linux-builder'), join(runtimeDir, 'default')]) {
+      assert.ok(ownedBy(dir, user), `${dir} belongs to the user`);
+      assert.equal(statSync(dir).mode & 0o777, 0o700, dir);
+    }
+
+    // A path root added to the host store: the guest sees it through the read-only share.
+    const file = join(mkdtempSync(join(tmpdir(), 'lb-store-')), `for-${user.name}.txt`);
+    writeFileSync(file, `added by root for ${user.name}\n`);
+    const storePath = nixStoreAdd(file);
+    rmSync(dirname(file), { recursive: true });
+    const cat = await as(['ssh', '--', 'cat', storePath]);
+    assert.equal(cat.code, 0, cat.stderr);
+    assert.equal(cat.stdout, `added by root for ${user.name}\n`);
+
+    const stopped = await as(['stop']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stdout, /stopped/);
+    assert.deepEqual(processesMatching(`${runtimeDir}/`), [], 'no VM and no ssh connection of this user left');
+    assert.equal(JSON.parse((await as(['status', '--json'])).stdout).state, 'stopped');
+  },
+);
