@@ -7,7 +7,9 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { isAlive } from '../drivers/process.js';
-import { start, status, stop, consoleTail, silentReporter, storeSyncFor, type Reporter } from '../instance/lifecycle.js';
+import { start, status, stop, consoleTail, settleExitedVm, silentReporter, storeSyncFor, type Reporter } from '../instance/lifecycle.js';
+import type { ExitInfo } from '../drivers/driver.js';
+import { describeExit } from '../instance/last-exit.js';
 import type { StoreSync } from '../nix/store-sync.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { agentStateWriter } from './agent-state.js';
@@ -157,8 +159,11 @@ export class Agent {
       const { pid, ssh } = result.status;
       if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
       this.options.events.emit({ event: 'boot-ready', seconds: (Date.now() - t0) / 1000, pid });
-      this.adopt({ pid, port: ssh.port });
-      return { pid, port: ssh.port };
+      const vm = { pid, port: ssh.port };
+      this.adopt(vm);
+      // We launched it, so we hear how it ends (killed by which signal) at once.
+      void result.exited?.then((info) => this.noticeExit(vm, info));
+      return vm;
     }).finally(() => {
       this.booting = undefined;
     });
@@ -192,16 +197,27 @@ export class Agent {
     if (this.vm === vm && !(await isAlive(vm.pid))) await this.noticeExit(vm);
   }
 
-  private async noticeExit(vm: Vm): Promise<void> {
+  /** info: how it ended, when this agent launched it; else only that it is gone. */
+  private async noticeExit(vm: Vm, info?: ExitInfo): Promise<void> {
     if (this.vm !== vm) return;
     this.vm = undefined;
     clearInterval(this.watchTimer);
     clearInterval(this.syncTimer);
     this.storeSync.forget();
+    const at = new Date().toISOString();
+    const how = info ? describeExit(info) : 'the VM process was gone (killed, crashed, or powered off inside)';
     const last = (await consoleTail(this.options.paths.consoleLog, 1))[0];
-    this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason: `the VM process exited without a stop${last ? `; console: ${last}` : ''}` });
-    // Nothing to clean here: the next start sees the dead pid and clears its state itself (a
-    // cleanup queued now could run after that boot and hit the new VM).
+    // Queued with boots: the record and the removal of its run files come before the next boot,
+    // and under the instance lock, so they never touch a VM started meanwhile.
+    await this.serialize(() => settleExitedVm(this.options.paths.name, { pid: vm.pid, at, reason: how }))
+      .then((recorded) => {
+        const reason = recorded.requested ? recorded.reason : `exited without a stop: ${how}${last ? `; console: ${last}` : ''}`;
+        this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason });
+      })
+      .catch((error: unknown) => {
+        this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason: `exited without a stop: ${how}` });
+        this.options.events.emit({ event: 'error', message: `after the VM exited: ${(error as Error).message}` });
+      });
   }
 
   private armIdle(): void {
@@ -225,7 +241,8 @@ export class Agent {
     clearInterval(this.syncTimer);
     this.storeSync.forget();
     this.options.events.emit({ event: 'idle-stop', idleSeconds });
-    await this.serialize(() => stop(this.options.paths.name, { force: false })).catch((error: unknown) => {
+    const requestedBy = `the agent after ${Math.round(idleSeconds)} s without a connection`;
+    await this.serialize(() => stop(this.options.paths.name, { force: false, requestedBy })).catch((error: unknown) => {
       this.options.events.emit({ event: 'error', message: `idle stop: ${(error as Error).message}` });
     });
   }
@@ -244,7 +261,7 @@ export class Agent {
     clearInterval(this.syncTimer);
     if (this.vm) {
       this.vm = undefined;
-      await this.serialize(() => stop(this.options.paths.name, { force: false })).catch(() => undefined);
+      await this.serialize(() => stop(this.options.paths.name, { force: false, requestedBy: `the agent on ${signal}` })).catch(() => undefined);
     }
     await this.state.flush();
     await rm(this.options.paths.agentState, { force: true });

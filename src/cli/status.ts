@@ -12,6 +12,8 @@ export async function statusCommand(name: string, options: { json?: boolean }): 
     if (s.ssh) console.log(`  ssh        ${s.ssh.user}@${s.ssh.host}:${s.ssh.port} (host key alias ${s.ssh.hostKeyAlias})`);
     if (s.bootSeconds !== null) console.log(`  booted in  ${s.bootSeconds} s at ${s.startedAt}`);
     if (s.agent) console.log(`  agent      pid ${s.agent.pid} on ${s.agent.listen}, ${s.agent.connections} connection(s)${s.agent.idleSince ? `, idle since ${s.agent.idleSince}` : ''}`);
+    // The previous VM's end is news only while none runs.
+    if (s.lastExit && s.state !== 'running') console.log(`  last exit  ${s.lastExit.at}: ${s.lastExit.reason} (pid ${s.lastExit.pid}${s.lastExit.requested ? '' : ', not requested'})`);
     console.log(`  state dir  ${s.stateDir}`);
     for (const reason of s.reasons) console.log(`  note       ${reason}`);
   }

@@ -90,6 +90,11 @@ export interface Driver {
   launch(plan: LaunchPlan): Promise<RunningVm>;
   /** True when pid is this instance's VM process (not a recycled pid of another program). */
   ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean>;
+  /**
+   * This instance's live VM processes, found by command line: for when the state files cannot
+   * say (corrupt or removed). Throws when processes cannot be listed.
+   */
+  findProcesses(plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<number[]>;
   /** Stops hard: the hypervisor's own quit, then SIGKILL; resolves when the process is gone. */
   forceStop(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>, timeoutMs: number): Promise<void>;
 }

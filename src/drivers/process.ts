@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, chmod, open, readFile } from 'node:fs/promises';
+import { access, chmod, open, readdir, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExitInfo, RunningVm } from './driver.js';
@@ -65,6 +65,22 @@ export async function processCommandLine(pid: number): Promise<string | undefine
       const line = stdout.trim();
       resolve(error === null && line !== '' ? line : undefined);
     });
+  });
+}
+
+/** Every live process with its command line; throws when processes cannot be listed. */
+export async function listProcesses(): Promise<{ pid: number; commandLine: string }[]> {
+  if (process.platform === 'linux') {
+    const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry)).map(Number);
+    const found = await Promise.all(pids.map(async (pid) => ({ pid, commandLine: await processCommandLine(pid) })));
+    return found.flatMap(({ pid, commandLine }) => (commandLine === undefined ? [] : [{ pid, commandLine }]));
+  }
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile('ps', ['-axo', 'pid=,command='], { timeout: 10_000, maxBuffer: 64 << 20 }, (error, out) => (error ? reject(error) : resolve(out)));
+  });
+  return stdout.split('\n').flatMap((line) => {
+    const match = /^\s*(\d+)\s+(.*)$/.exec(line);
+    return match ? [{ pid: Number(match[1]), commandLine: match[2] ?? '' }] : [];
   });
 }
 

@@ -28,6 +28,8 @@ export interface Identity {
   readonly endpoint: SshEndpoint;
   /** The guest's host public key line. */
   readonly hostPublicKey: string;
+  /** Keys were generated now: the first use, or the state dir was removed. */
+  readonly newKeys: boolean;
 }
 
 /** ssh options that make repeated connections (one per Nix build) reuse one SSH session. */
@@ -55,14 +57,14 @@ export async function ensureIdentity(paths: InstancePaths, wanted: Settings): Pr
   const settings = wanted.sshPort === undefined ? { ...wanted, sshPort: await pickFreePort() } : wanted;
   if (settings !== wanted || (await readTextIfExists(paths.config)) === undefined) await saveSettings(paths, settings);
   const alias = hostAlias(paths.name);
-  const [, hostKey] = await Promise.all([
+  const [clientKey, hostKey] = await Promise.all([
     ensureKeyPair(paths.clientKey, paths.clientKeyPub, `${alias}-client`),
     ensureKeyPair(join(paths.guestShare, guestShareFiles.hostKey), join(paths.guestShare, guestShareFiles.hostKeyPub), alias),
   ]);
   const endpoint = endpointOf(paths, settings.sshPort ?? 0);
   await writeFileAtomic(paths.knownHosts, knownHostsLine(alias, hostKey.publicKey));
   await writeFileAtomic(paths.sshConfig, sshConfigBlock(endpoint, connectionSharing(paths)));
-  return { settings, endpoint, hostPublicKey: hostKey.publicKey };
+  return { settings, endpoint, hostPublicKey: hostKey.publicKey, newKeys: clientKey.created || hostKey.created };
 }
 
 export async function readHostPublicKey(paths: InstancePaths): Promise<string> {

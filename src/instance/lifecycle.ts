@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { failed, badInput, UserError } from '../errors.js';
 import { applyFlags, type Settings, type SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
-import type { Driver, LaunchPlan, RunningVm } from '../drivers/driver.js';
+import type { Driver, ExitInfo, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
 import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
@@ -26,8 +26,9 @@ import { acquireLock } from './lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identity.js';
-import { writeRunState, runStateVersion, type RunState } from './state.js';
-import { observe, type InstanceStatus } from './status.js';
+import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
+import { corruptStateAdvice, observe, type InstanceStatus, type Observed } from './status.js';
+import { recordUnrequestedExit, writeLastExit, type LastExit } from './last-exit.js';
 import { binfmtLines, checkEmulators, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
@@ -49,6 +50,8 @@ export const silentReporter: Reporter = { phase() {}, info() {}, detail() {} };
 
 const consoleTailLines = 20;
 const gracefulStopMs = 30_000;
+/** A start holds the instance lock for a whole boot. */
+const settleLockWaitMs = 10 * 60_000;
 
 export { status, type InstanceState, type InstanceStatus } from './status.js';
 
@@ -71,6 +74,8 @@ export interface StartResult {
   readonly status: InstanceStatus;
   /** Settings changed while running: they apply at the next start. */
   readonly pendingSettings: boolean;
+  /** Resolves when the VM this call launched exits (absent when it was running already). */
+  readonly exited?: Promise<ExitInfo>;
 }
 
 export class BootFailure extends UserError {
@@ -147,7 +152,7 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
       if (pending) await saveSettings(paths, settings);
       return { alreadyRunning: true, status: seen.status, pendingSettings: pending };
     }
-    await clearRunFiles(paths);
+    await clearLeftovers(paths, driver, seen, reporter);
     // Settings given now are remembered for the next start, as when the VM runs already.
     if (JSON.stringify(settings) !== JSON.stringify(remembered)) await saveSettings(paths, settings);
     const disk = decideDisk({
@@ -172,6 +177,11 @@ async function boot(
 ): Promise<StartResult> {
   const t0 = Date.now();
   const identity = await ensureIdentity(paths, settings);
+  if (identity.newKeys) {
+    reporter.info(
+      `builder "${paths.name}" has new SSH keys (its first start, or its state dir was removed): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
+    );
+  }
   const port = identity.endpoint.port;
   await checkPortFree(paths, port);
   // Probed while the kernel and image are prepared; offline hosts answer in milliseconds.
@@ -275,6 +285,11 @@ async function boot(
   } catch (error) {
     await driver.forceStop(vm.pid, plan, 10_000).catch(() => rollback());
     await clearRunFiles(paths);
+    await recordUnrequestedExit(paths.lastExit, {
+      pid: vm.pid,
+      at: new Date().toISOString(),
+      reason: error instanceof NotReady ? `its boot failed at rung "${error.rung}"` : `its boot failed: ${(error as Error).message}`,
+    }).catch(() => undefined);
     if (error instanceof NotReady) {
       throw new BootFailure(error.rung, error.message, await bootDiagnostics(paths), paths.consoleLog);
     }
@@ -287,7 +302,7 @@ async function boot(
   await registerHostStore(storeSync, reporter);
   reporter.detail(`total start time ${((Date.now() - t0) / 1000).toFixed(2)} s`);
   const seen = await observe(paths, driver);
-  return { alreadyRunning: false, status: seen.status, pendingSettings: false };
+  return { alreadyRunning: false, status: seen.status, pendingSettings: false, exited: vm.exited };
 }
 
 async function waitForReady(paths: InstancePaths, vm: RunningVm, port: number, deadline: number, reporter: Reporter): Promise<void> {
@@ -354,6 +369,61 @@ async function closeSharedConnection(paths: InstancePaths): Promise<void> {
   await rm(paths.controlSocket, { force: true });
 }
 
+/**
+ * Before a boot: what the last VM left (its dead pid's run files, a corrupt state.json) is
+ * recorded and removed. A VM of the instance that runs although state.json does not say so
+ * (corrupt or removed) refuses the start: a second VM would share its disk.
+ */
+async function clearLeftovers(paths: InstancePaths, driver: Driver, seen: Observed, reporter: Reporter): Promise<void> {
+  const read = await readRunState(paths.state);
+  if (read.kind === 'ok') {
+    if (seen.run) await recordVanishedVm(paths, seen.run);
+  } else {
+    const vms = await driver.findProcesses(paths).catch(() => undefined);
+    if (read.kind === 'corrupt') {
+      if (vms === undefined || vms.length > 0) throw failed(`cannot start builder "${paths.name}": ${read.reason}`, corruptStateAdvice(paths, read.reason, vms));
+      reporter.info(`${read.reason}; no VM of builder "${paths.name}" runs, so it is replaced`);
+    } else if (vms !== undefined && vms.length > 0) {
+      throw failed(
+        `a VM of builder "${paths.name}" still runs (pid ${vms.join(', ')}) although ${paths.state} is missing`,
+        `stop it with "linux-builder --name ${paths.name} stop --force", then start again`,
+      );
+    }
+  }
+  await closeSharedConnection(paths);
+  await clearRunFiles(paths);
+}
+
+/** A VM found gone without a stop: its exit is recorded, unless a stop or the agent already did. */
+async function recordVanishedVm(paths: InstancePaths, run: RunState): Promise<void> {
+  await recordUnrequestedExit(paths.lastExit, {
+    pid: run.pid,
+    at: new Date().toISOString(),
+    reason: run.phase === 'starting' ? 'its start was interrupted' : 'the VM process was gone (killed, crashed, or the host restarted)',
+  }).catch(() => undefined); // only informs: never in the way of a start or stop
+}
+
+/**
+ * A VM that exited without a stop, as the agent saw it: its exit is recorded and its run files
+ * removed, under the instance lock so a start in progress is never touched. Returns the record,
+ * which is a stop's own when a stop asked for this exit.
+ */
+export async function settleExitedVm(name: string, exit: Omit<LastExit, 'requested'>): Promise<LastExit> {
+  const paths = instancePaths(name);
+  const recorded = await recordUnrequestedExit(paths.lastExit, exit);
+  const lock = await acquireLock(paths.lock, { timeoutMs: settleLockWaitMs });
+  try {
+    const read = await readRunState(paths.state);
+    if (read.kind === 'ok' && read.value.pid === exit.pid && !(await isAlive(exit.pid))) {
+      await closeSharedConnection(paths);
+      await clearRunFiles(paths);
+    }
+  } finally {
+    await lock.release();
+  }
+  return recorded;
+}
+
 async function clearRunFiles(paths: InstancePaths): Promise<void> {
   await Promise.all([paths.state, paths.pidFile, paths.qmpSocket].map((file) => rm(file, { force: true })));
 }
@@ -366,15 +436,21 @@ export interface StopResult {
   readonly graceful: boolean;
 }
 
-export async function stop(name: string, options: { force: boolean }, reporter: Reporter = silentReporter): Promise<StopResult> {
+export interface StopOptions {
+  readonly force: boolean;
+  /** Who asked, for the last-exit record: '"linux-builder stop"' unless the agent says otherwise. */
+  readonly requestedBy?: string;
+}
+
+export async function stop(name: string, options: StopOptions, reporter: Reporter = silentReporter): Promise<StopResult> {
   const paths = instancePaths(name);
   const driver = selectDriver();
+  const requestedBy = options.requestedBy ?? `"linux-builder stop${options.force ? ' --force' : ''}"`;
   const seen = await observe(paths, driver);
-  if (!seen.owned || !seen.run) {
-    await clearRunFiles(paths);
-    return { wasRunning: false, graceful: false };
-  }
+  if (!seen.owned || !seen.run) return stopUnlisted(paths, driver, seen, requestedBy);
   const { pid, sshPort } = seen.run;
+  // Marked first, so whoever sees this VM exit (the agent) knows it was asked to.
+  await noteRequestedExit(paths, pid, `stop requested by ${requestedBy}`);
   let graceful = false;
   if (!options.force) {
     reporter.detail('asking the guest to power off over SSH');
@@ -395,7 +471,35 @@ export async function stop(name: string, options: { force: boolean }, reporter: 
   if ((await isAlive(pid)) && (await driver.ownsProcess(pid, paths).catch(() => false))) {
     throw failed(`the VM (pid ${pid}) is still running after stop`, `kill it: kill -9 ${pid}`);
   }
+  const reason = graceful
+    ? `powered off by ${requestedBy}`
+    : options.force
+      ? `killed by ${requestedBy}`
+      : `killed by ${requestedBy}: the guest did not power off within ${gracefulStopMs / 1000} s`;
+  await noteRequestedExit(paths, pid, reason);
   await closeSharedConnection(paths);
   await clearRunFiles(paths);
   return { wasRunning: true, graceful };
+}
+
+/**
+ * The state files name no live VM: a dead one's exit is recorded; a VM of the instance that
+ * runs anyway (state.json corrupt or removed) is found by its command line and killed, so no
+ * process of the instance is left.
+ */
+async function stopUnlisted(paths: InstancePaths, driver: Driver, seen: Observed, requestedBy: string): Promise<StopResult> {
+  const strays = await driver.findProcesses(paths).catch(() => []);
+  for (const pid of strays) {
+    await noteRequestedExit(paths, pid, `killed by ${requestedBy} (the state files did not name it)`);
+    await driver.forceStop(pid, paths, 10_000);
+  }
+  if (seen.run && strays.length === 0) await recordVanishedVm(paths, seen.run);
+  await closeSharedConnection(paths);
+  await clearRunFiles(paths);
+  return { wasRunning: strays.length > 0, graceful: false };
+}
+
+/** The record only informs: a stop goes on without it (e.g. the state dir was removed). */
+async function noteRequestedExit(paths: InstancePaths, pid: number, reason: string): Promise<void> {
+  await writeLastExit(paths.lastExit, { pid, at: new Date().toISOString(), requested: true, reason }).catch(() => undefined);
 }

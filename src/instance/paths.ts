@@ -68,6 +68,8 @@ export interface InstancePaths {
   readonly config: string;
   /** What is running: pid, boot time, accel actually used. */
   readonly state: string;
+  /** How and when the last VM exited, so `status` can say why it is down. */
+  readonly lastExit: string;
   readonly lock: string;
   readonly consoleLog: string;
   readonly processLog: string;
@@ -107,6 +109,7 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     stateDir,
     config: join(stateDir, 'config.json'),
     state: join(stateDir, 'state.json'),
+    lastExit: join(stateDir, 'last-exit.json'),
     lock: join(stateDir, 'lock'),
     consoleLog: join(stateDir, 'console.log'),
     processLog: join(stateDir, 'vm.log'),

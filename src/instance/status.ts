@@ -3,6 +3,7 @@
  * start, stop and the agent decide from. Never throws to its callers: a broken instance is
  * state "broken" with reasons.
  */
+import { stat } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import type { Settings } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
@@ -11,6 +12,7 @@ import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostAlias } from '../ssh/config.js';
 import { diskUsage, type DiskUsage } from './disk.js';
+import { readLastExit, type LastExit } from './last-exit.js';
 import { lockHolder } from './lock.js';
 import { instancePaths, type InstancePaths } from './paths.js';
 import { guestUser, loadSettings } from './identity.js';
@@ -35,6 +37,8 @@ export interface InstanceStatus {
   agent: AgentStatus | null;
   /** The instance disk as the host sees it; null before the first start. */
   disk: DiskUsage | null;
+  /** How and when the last VM exited; null when none has exited since the state dir was made. */
+  lastExit: LastExit | null;
   reasons: string[];
 }
 
@@ -53,6 +57,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
   } catch (error) {
     reasons.push(error instanceof UserError ? error.message : String(error));
   }
+  const lastExit = await readLastExit(paths.lastExit);
   const base: InstanceStatus = {
     name: paths.name,
     state: 'stopped',
@@ -70,16 +75,19 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     stateDir: paths.stateDir,
     agent: await readAgentStatus(paths.agentState),
     disk: await diskUsage(paths.disk),
+    lastExit,
     reasons,
   };
   const read = await readRunState(paths.state);
   const starter = await lockHolder(paths.lock);
   if (read.kind === 'corrupt') {
-    reasons.push(`${read.reason}; stop it with "linux-builder --name ${paths.name} stop --force"`);
+    reasons.push(corruptStateAdvice(paths, read.reason, await driver.findProcesses(paths).catch(() => undefined)));
     return { status: { ...base, state: 'broken' }, run: undefined, owned: false };
   }
   if (read.kind === 'missing') {
     if (starter !== undefined) return { status: { ...base, state: 'starting', reasons: [...reasons, `start in progress (pid ${starter})`] }, run: undefined, owned: false };
+    if (!(await exists(paths.stateDir))) reasons.push(await missingStateDirNote(paths, driver));
+    else if (lastExit && !lastExit.requested) reasons.push(unrequestedExitNote(paths, lastExit));
     return { status: { ...base, state: settings ? 'stopped' : 'broken' }, run: undefined, owned: false };
   }
   const run = read.value;
@@ -96,11 +104,16 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
   };
   const owned = (await isAlive(run.pid)) && (await driver.ownsProcess(run.pid, paths).catch(() => false));
   if (!owned) {
+    const recorded = lastExit?.pid === run.pid ? lastExit : undefined;
     const why = (await isAlive(run.pid))
       ? `stale pid ${run.pid} now belongs to another program`
-      : run.phase === 'running'
-        ? `the VM (pid ${run.pid}) exited without "stop"; its console: ${paths.consoleLog}`
-        : `a start was interrupted (pid ${run.pid} is gone)`;
+      : run.phase === 'starting'
+        ? `a start was interrupted (pid ${run.pid} is gone)`
+        : recorded
+          ? recorded.requested
+            ? `the VM (pid ${run.pid}) exited at ${recorded.at}: ${recorded.reason}`
+            : unrequestedExitNote(paths, recorded)
+          : `the VM (pid ${run.pid}) exited without "stop"; its console: ${paths.consoleLog}`;
     return { status: { ...filled, state: 'stopped', pid: null, reasons: [...reasons, why] }, run, owned: false };
   }
   if (run.phase === 'starting') {
@@ -112,6 +125,36 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     };
   }
   return { status: { ...filled, state: 'running' }, run, owned };
+}
+
+function unrequestedExitNote(paths: InstancePaths, exit: LastExit): string {
+  return `the VM (pid ${exit.pid}) exited without "stop" at ${exit.at}: ${exit.reason}; its console: ${paths.consoleLog}`;
+}
+
+/**
+ * What to do about a state.json that does not parse, depending on whether a VM of the instance
+ * still runs (vms: its pids; undefined when processes could not be listed).
+ */
+export function corruptStateAdvice(paths: InstancePaths, problem: string, vms: readonly number[] | undefined): string {
+  const cli = `linux-builder --name ${paths.name}`;
+  if (vms === undefined) return `${problem}; cannot tell whether its VM still runs (processes cannot be listed): stop it if it does, then remove ${paths.state}`;
+  if (vms.length > 0) return `${problem}, and the VM still runs (pid ${vms.join(', ')}): "${cli} stop --force" stops it and removes the file`;
+  return `${problem}; no VM of this instance runs: "${cli} start" replaces the file (or remove it: rm ${paths.state})`;
+}
+
+/** No state dir: never started, or removed; a VM left running without it is named. */
+async function missingStateDirNote(paths: InstancePaths, driver: Driver): Promise<string> {
+  const cli = `linux-builder --name ${paths.name}`;
+  const vms = await driver.findProcesses(paths).catch(() => []);
+  if (vms.length > 0) return `${paths.stateDir} does not exist, but a VM of this instance still runs (pid ${vms.join(', ')}): "${cli} stop --force" stops it`;
+  return `${paths.stateDir} does not exist: the builder never started, or its files were removed; "${cli} start" creates them with new keys (then run "${cli} nix-config --install" again)`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Never throws: whatever is wrong becomes state "broken" with reasons. */
@@ -136,6 +179,7 @@ export async function status(name: string): Promise<InstanceStatus> {
       stateDir: paths.stateDir,
       agent: null,
       disk: null,
+      lastExit: null,
       reasons: [`cannot read the instance's state: ${(error as Error).message}`],
     };
   }

@@ -16,14 +16,14 @@ export function generateKeyPair(comment: string): KeyPair {
   return { privateKey: pair.private, publicKey: `${pair.public.trim()}\n` };
 }
 
-/** Returns the pair at privatePath/publicPath, generating it the first time. */
-export async function ensureKeyPair(privatePath: string, publicPath: string, comment: string): Promise<KeyPair> {
+/** Returns the pair at privatePath/publicPath, generating it the first time (created: true). */
+export async function ensureKeyPair(privatePath: string, publicPath: string, comment: string): Promise<KeyPair & { created: boolean }> {
   const [privateKey, publicKey] = await Promise.all([readTextIfExists(privatePath), readTextIfExists(publicPath)]);
-  if (privateKey !== undefined && publicKey !== undefined) return { privateKey, publicKey };
+  if (privateKey !== undefined && publicKey !== undefined) return { privateKey, publicKey, created: false };
   const pair = generateKeyPair(comment);
   await writeFileAtomic(privatePath, pair.privateKey, 0o600);
   await writeFileAtomic(publicPath, pair.publicKey, 0o600);
-  return pair;
+  return { ...pair, created: true };
 }
 
 /** The base64 blob of a public key line, as pinned in known_hosts and Nix's machines file. */

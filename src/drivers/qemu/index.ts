@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises';
 import type { Driver, LaunchPlan, RunningVm } from '../driver.js';
 import { failed } from '../../errors.js';
 import { hostArch, hostTscKhz } from '../../platform/host.js';
-import { findOnPath, isAlive, killHard, processCommandLine, spawnDetached, waitForExit } from '../process.js';
+import { findOnPath, isAlive, killHard, listProcesses, processCommandLine, spawnDetached, waitForExit } from '../process.js';
 import { decideAccel, probeAccelFacts } from './accel.js';
 import { optionValue, qemuArgv } from './argv.js';
 import { prepareKernel } from './kernel.js';
@@ -31,10 +31,20 @@ async function launch(plan: LaunchPlan): Promise<RunningVm> {
   return spawnDetached([binaryPath, ...argv.slice(1)], plan.processLog);
 }
 
+/** The instance's QMP socket is in its VM's command line, and in no other program's. */
+function namesQmpSocket(commandLine: string, qmpSocket: string): boolean {
+  return commandLine.includes(`unix:${optionValue(qmpSocket)},`);
+}
+
 async function ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean> {
   const commandLine = await processCommandLine(pid);
-  if (commandLine === undefined) return false;
-  return commandLine.includes(`unix:${optionValue(plan.qmpSocket)},`);
+  return commandLine !== undefined && namesQmpSocket(commandLine, plan.qmpSocket);
+}
+
+async function findProcesses(plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<number[]> {
+  const candidates = (await listProcesses()).filter((p) => p.pid !== process.pid && namesQmpSocket(p.commandLine, plan.qmpSocket));
+  const alive = await Promise.all(candidates.map(async (p) => ((await isAlive(p.pid)) ? [p.pid] : [])));
+  return alive.flat();
 }
 
 async function quitThroughQmp(qmpSocket: string, timeoutMs: number): Promise<void> {
@@ -72,5 +82,6 @@ export const qemuDriver: Driver = {
   },
   launch,
   ownsProcess,
+  findProcesses,
   forceStop,
 };

@@ -96,6 +96,21 @@ test('forceStop SIGKILLs a VM whose QMP does not answer', async () => {
   }
 });
 
+test('findProcesses finds this instance\'s VM by its command line, and no other', async () => {
+  const p = plan('lost');
+  const vm = await spawnDetached(['sh', '-c', 'sleep 30', `unix:${p.qmpSocket},server=on,wait=off`], join(dir, 'lost.log'));
+  const other = await spawnDetached(['sh', '-c', 'sleep 30', `unix:${p.qmpSocket}x,server=on,wait=off`], join(dir, 'lost-other.log'));
+  try {
+    assert.deepEqual(await qemuDriver.findProcesses(p), [vm.pid]);
+    killHard(vm.pid);
+    await exitOf(vm);
+    assert.deepEqual(await qemuDriver.findProcesses(p), []);
+  } finally {
+    killHard(vm.pid);
+    killHard(other.pid);
+  }
+});
+
 test('forceStop leaves alone a pid that is not this VM', async () => {
   const p = plan('other');
   const stranger = await spawnDetached(['sleep', '30'], join(dir, 'stranger.log'));
