@@ -99,6 +99,24 @@ function readlinkOrEmpty(link: string): string {
   }
 }
 
+/** Live child processes of pid, with their command lines. */
+export function childProcesses(pid: number): { pid: number; commandLine: string }[] {
+  const children: { pid: number; commandLine: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (in parentheses, may hold spaces): state, then ppid.
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) !== pid || state === 'Z') continue;
+      children.push({ pid: Number(entry), commandLine: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return children;
+}
+
 export function nixStoreAdd(path: string): string {
   return execFileSync('nix-store', ['--add', path], { encoding: 'utf8' }).trim();
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const helloNix = join(fixtures, 'hello.nix');
 export const inputsNix = join(fixtures, 'inputs.nix');
+export const slowNix = join(fixtures, 'slow.nix');
 
 export interface NixScope {
   readonly nixConf: string;
@@ -56,14 +57,51 @@ export interface NixBuildResult {
   stderr: string;
 }
 
+/** A nix-build still running: its result, and its stderr so far. */
+export interface RunningNixBuild {
+  readonly result: Promise<NixBuildResult>;
+  stderr(): string;
+  kill(): void;
+}
+
+/** The line slow.nix prints in the guest before it sleeps. */
+export const slowBuildStarted = 'linux-builder-test: build started';
+
+/** Starts a build of slow.nix: an x86_64 derivation that sleeps an hour in the guest, to interrupt. */
+export function startSlowBuild(env: NodeJS.ProcessEnv, nonce: string): RunningNixBuild {
+  return spawnNixBuild(env, ['--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', slowNix, '--argstr', 'nonce', nonce]);
+}
+
+/** Resolves once the guest printed that the build started; rejects when nix-build ends first. */
+export async function buildStarted(build: RunningNixBuild): Promise<void> {
+  let ended: NixBuildResult | undefined;
+  void build.result.then((result) => (ended = result));
+  for (;;) {
+    if (build.stderr().includes(slowBuildStarted)) return;
+    if (ended) throw new Error(`nix-build ended (${ended.code}) before the build started: ${ended.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 export function runNixBuild(env: NodeJS.ProcessEnv, argv: string[]): Promise<NixBuildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return spawnNixBuild(env, argv).result;
+}
+
+function spawnNixBuild(env: NodeJS.ProcessEnv, argv: string[]): RunningNixBuild {
+  const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const result = new Promise<NixBuildResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+  return {
+    result,
+    stderr: () => stderr,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
 }
