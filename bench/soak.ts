@@ -2,23 +2,27 @@
  * Soak: N small builds for several systems, P at a time, by the host's Nix (`--max-jobs 0`)
  * through one agent whose idle timeout is short. The builds come in waves; the pauses between
  * waves straddle the idle timeout (well past it, just past it, just before it), so the VM stops
- * and boots again many times and some builds arrive while it is stopping. Prints builds done and
- * failed (with each distinct failure reason), the boots and idle stops from the agent's event
- * log, and build latency (p50/p95/max), split by whether a build overlapped a boot.
+ * and boots again many times and some builds arrive while it is stopping. Each aarch64 build
+ * reads an input the host store gained just before it, so the agent's registration of new host
+ * paths runs under the same load. Prints builds done and failed (with each distinct failure
+ * reason), builds whose input Nix copied instead of finding it registered, the boots and idle
+ * stops from the agent's event log, and build latency (p50/p95/max), split by whether a build
+ * overlapped a boot.
  *
  *   npm run bench:soak [-- --builds 200 --parallel 4 --idle-timeout 5s --wave 20 --keep]
- * Target: 0 failures. The instance's files (agent.log, console.log) are kept after a failure,
+ * Target: 0 failures, 0 inputs copied. The instance's files (agent.log, console.log) are kept after a failure,
  * or with --keep.
  */
 import { loadavg } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCount, parseDurationMs } from '../src/config/values.js';
 import { sandbox } from '../test/support/cli.js';
 import { agentEvents, freePort, startAgent, type LoggedEvent } from '../test/support/agent.js';
 import { arm64BusyboxStorePath } from '../test/support/busybox-arm64.js';
-import { nixBuild, nixEnv } from '../test/support/nix.js';
+import { copiedToBuilder, nixBuild, nixBuildInputs, nixEnv, type NixBuildResult } from '../test/support/nix.js';
+import { addRandomFiles } from '../test/support/store.js';
 import { median, percentile, seconds, table } from './stats.js';
 
 const flag = (option: string, fallback: string): string => {
@@ -35,12 +39,13 @@ const idleMs = parseDurationMs('--idle-timeout', idleText, { min: 1000, max: 3_6
 // stop began, one while the guest powers off, one just before the stop, one just after.
 const pauseOffsetsMs = [10_000, 300, 3000, -1000, 1000];
 
-/** hello.nix attributes, one derivation per system. */
+/** One derivation per system: hello.nix's, and for aarch64 inputs.nix's, with a fresh input. */
 const systems = [
-  { attr: 'aarch64', system: 'aarch64-linux' },
-  { attr: 'i686', system: 'i686-linux' },
-  { attr: 'x86_64', system: 'x86_64-linux' },
+  { attr: 'aarch64', system: 'aarch64-linux', arch: 'aarch64' },
+  { attr: 'i686', system: 'i686-linux', arch: 'i686' },
+  { attr: 'x86_64', system: 'x86_64-linux', arch: 'x86_64' },
 ] as const;
+const inputBytes = 4096;
 
 interface Build {
   readonly index: number;
@@ -49,6 +54,8 @@ interface Build {
   readonly endedAt: number;
   readonly ok: boolean;
   readonly failure: string;
+  /** Store paths Nix copied to the builder: inputs the agent should have registered. */
+  readonly copied: number;
 }
 
 const box = sandbox();
@@ -71,12 +78,24 @@ function failureReason(stderr: string, code: number | null): string {
 }
 
 async function oneBuild(index: number): Promise<Build> {
-  const { attr, system } = systems[index % systems.length] ?? systems[0];
+  const { attr, system, arch } = systems[index % systems.length] ?? systems[0];
+  const nonce = `-soak-${run}-${index}`;
   const startedAt = Date.now();
-  const result = await nixBuild(env, [attr], { busybox, nonce: `-soak-${run}-${index}` });
+  let result: NixBuildResult;
+  let expected: string;
+  if (attr === 'aarch64') {
+    const inputs = addRandomFiles(1, inputBytes, `soak-${run}-${index}`);
+    result = await nixBuildInputs(env, { busybox, inputs, nonce });
+    expected = `${inputBytes}\n`;
+  } else {
+    result = await nixBuild(env, [attr], { busybox, nonce });
+    expected = `built on ${arch}\n`;
+  }
   const endedAt = Date.now();
-  const ok = result.code === 0;
-  return { index, system, startedAt, endedAt, ok, failure: ok ? '' : failureReason(result.stderr, result.code) };
+  const output = result.code === 0 ? readFileSync(result.stdout.trim(), 'utf8') : '';
+  const failure =
+    result.code !== 0 ? failureReason(result.stderr, result.code) : output !== expected ? `wrong output: ${JSON.stringify(output)}, not ${JSON.stringify(expected)}` : '';
+  return { index, system, startedAt, endedAt, ok: failure === '', failure, copied: copiedToBuilder(result.stderr).length };
 }
 
 /** Runs builds first..last-1, `parallel` at a time. */
@@ -157,6 +176,7 @@ try {
     table(['measure', 'value'], [
       ['builds done', String(ok.length)],
       ['builds failed', String(failures)],
+      ['builds that copied an input to the guest', `${done.filter((b) => b.copied > 0).length} (${done.reduce((n, b) => n + b.copied, 0)} paths)`],
       ['VM boots (boot-ready)', `${count('boot-ready')} of ${count('boot-start')} started`],
       ['boot to ready, median (s)', seconds(median(events.filter((e) => e.event === 'boot-ready').map((e) => Number(e.seconds) * 1000)))],
       ['idle stops', String(count('idle-stop'))],
@@ -182,7 +202,8 @@ try {
   const errors = new Map<string, number>();
   for (const e of events) if (e.event === 'error') errors.set(String(e.message), (errors.get(String(e.message)) ?? 0) + 1);
   for (const [message, n] of errors) console.log(`\n${n} × agent error: ${message}`);
-  console.log(`\ntarget: 0 failures (${failures === 0 ? 'met' : 'missed'})`);
+  const copies = done.filter((b) => b.copied > 0).length;
+  console.log(`\ntarget: 0 failures (${failures === 0 ? 'met' : 'missed'}), 0 inputs copied (${copies === 0 ? 'met' : 'missed'})`);
 } finally {
   if (!interrupted) await cleanUp();
 }
