@@ -12,3 +12,10 @@ export function table(header: readonly string[], rows: readonly (readonly string
 }
 
 export const seconds = (ms: number): string => (ms / 1000).toFixed(2);
+
+/** The nearest-rank percentile (p from 0 to 100); NaN for no values. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}

@@ -32,6 +32,9 @@ export interface AgentOptions {
   readonly watchMs?: number;
 }
 
+/** How long an idle stop waits for a host store registration under way. */
+const syncDrainMs = 30_000;
+
 interface Vm {
   readonly pid: number;
   readonly port: number;
@@ -55,7 +58,8 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     this.state = agentStateWriter(options.paths.agentState);
-    this.storeSync = storeSyncFor(options.paths);
+    // One event per registration run, however many connections waited for it.
+    this.storeSync = storeSyncFor(options.paths, (result) => options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds }));
   }
 
   get listenAddress(): string {
@@ -185,8 +189,7 @@ export class Agent {
     if (!this.vm || process.env.LINUX_BUILDER_SKIP_STORE_SYNC === '1') return;
     try {
       if ((await this.storeSync.pending()).length === 0) return;
-      const result = await this.storeSync.sync();
-      if (result.registered > 0) this.options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds });
+      await this.storeSync.sync();
     } catch (error) {
       this.options.events.emit({ event: 'error', message: `store sync: ${(error as Error).message}` });
     }
@@ -242,9 +245,17 @@ export class Agent {
     this.storeSync.forget();
     this.options.events.emit({ event: 'idle-stop', idleSeconds });
     const requestedBy = `the agent after ${Math.round(idleSeconds)} s without a connection`;
-    await this.serialize(() => stop(this.options.paths.name, { force: false, requestedBy })).catch((error: unknown) => {
+    await this.serialize(() => this.stopVm(requestedBy)).catch((error: unknown) => {
       this.options.events.emit({ event: 'error', message: `idle stop: ${(error as Error).message}` });
     });
+  }
+
+  /** Call with this.vm already cleared, so no new registration starts. */
+  private async stopVm(requestedBy: string): Promise<void> {
+    // A registration under way finishes first: powered off under it, it would fail, and the
+    // guest's database would be cut mid-write.
+    await Promise.race([this.storeSync.settled(), new Promise((resolve) => setTimeout(resolve, syncDrainMs).unref())]);
+    await stop(this.options.paths.name, { force: false, requestedBy });
   }
 
   /** Stops accepting, lets open connections finish up to the grace period, stops the VM. */
@@ -261,7 +272,7 @@ export class Agent {
     clearInterval(this.syncTimer);
     if (this.vm) {
       this.vm = undefined;
-      await this.serialize(() => stop(this.options.paths.name, { force: false, requestedBy: `the agent on ${signal}` })).catch(() => undefined);
+      await this.serialize(() => this.stopVm(`the agent on ${signal}`)).catch(() => undefined);
     }
     await this.state.flush();
     await rm(this.options.paths.agentState, { force: true });

@@ -33,7 +33,7 @@ import { binfmtLines, checkEmulators, gcThresholds, guestNixConf, instanceSystem
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
-import { HostStoreUnreadable, StoreSync } from '../nix/store-sync.js';
+import { HostStoreUnreadable, StoreSync, type SyncResult } from '../nix/store-sync.js';
 
 export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
 
@@ -332,8 +332,8 @@ async function guestReportedFailure(consoleLog: string): Promise<string | undefi
 }
 
 /** ssh through the instance's own config (pinned key, shared connection). */
-export function storeSyncFor(paths: InstancePaths): StoreSync {
-  return new StoreSync(['ssh', '-F', paths.sshConfig, hostAlias(paths.name)]);
+export function storeSyncFor(paths: InstancePaths, onRegistered?: (result: SyncResult) => void): StoreSync {
+  return new StoreSync(['ssh', '-F', paths.sshConfig, hostAlias(paths.name)], onRegistered);
 }
 
 /**

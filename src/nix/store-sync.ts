@@ -62,16 +62,21 @@ export interface SyncResult {
   readonly seconds: number;
 }
 
-/** Keeps one guest's database in step with the host store; not safe for concurrent sync() calls. */
+/** Keeps one guest's database in step with the host store. */
 export class StoreSync {
   private readonly registered = new Set<string>();
   private running: Promise<SyncResult> | undefined;
   /** Set once this user turned out unable to read the host store; later syncs do nothing. */
   private unreadable: HostStoreUnreadable | undefined;
+  private next: Promise<SyncResult> | undefined;
+  /** Bumped by forget(): a run begun before it must not mark its paths as known to a new guest. */
+  private generation = 0;
 
   constructor(
     /** argv of a command that runs its last argument in the guest over SSH, e.g. ['ssh', '-F', cfg, alias]. */
     private readonly sshArgv: readonly string[],
+    /** Called once per run that registered paths, however many callers share it. */
+    private readonly onRegistered: (result: SyncResult) => void = () => {},
   ) {}
 
   /** Host paths that exist and are not registered yet (cheap: one readdir). */
@@ -80,17 +85,38 @@ export class StoreSync {
     return candidatePaths(names).filter((p) => !this.registered.has(p));
   }
 
-  /** Registers every new valid host path; concurrent callers share one run. */
+  /**
+   * Registers every valid host path that exists now. A run under way may have read the store
+   * before the caller's paths appeared: callers that arrive during a run share the next one.
+   */
   sync(): Promise<SyncResult> {
-    this.running ??= this.syncOnce().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    if (!this.running) return this.begin();
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.begin();
+      });
+    return this.next;
   }
 
-  /** After a reboot the guest's database is empty again. */
+  /** Resolves once no run is under way or waiting (whether they succeeded or not). */
+  async settled(): Promise<void> {
+    while (this.running || this.next) await (this.next ?? this.running)?.catch(() => undefined);
+  }
+
+  /** After a reboot the guest's database may be empty again. */
   forget(): void {
+    this.generation++;
     this.registered.clear();
+  }
+
+  private begin(): Promise<SyncResult> {
+    const run = this.syncOnce().finally(() => {
+      if (this.running === run) this.running = undefined;
+    });
+    this.running = run;
+    return run;
   }
 
   private async syncOnce(): Promise<SyncResult> {
@@ -106,13 +132,16 @@ export class StoreSync {
 
   private async registerNew(): Promise<SyncResult> {
     const t0 = Date.now();
+    const generation = this.generation;
     const fresh = await validOnHost(await this.pending());
     // Chunks keep each guest command line well under ARG_MAX.
-    for (let i = 0; i < fresh.length; i += 2000) await this.register(fresh.slice(i, i + 2000));
-    return { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000 };
+    for (let i = 0; i < fresh.length; i += 2000) await this.register(fresh.slice(i, i + 2000), generation);
+    const result = { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000 };
+    if (result.registered > 0) this.onRegistered(result);
+    return result;
   }
 
-  private async register(paths: readonly string[]): Promise<void> {
+  private async register(paths: readonly string[], generation: number): Promise<void> {
     const dump = spawn('nix-store', ['--dump-db', ...paths], { stdio: ['ignore', 'pipe', 'pipe'] });
     let dumpErrors = '';
     dump.stderr.on('data', (chunk: Buffer) => (dumpErrors += chunk.toString()));
@@ -120,8 +149,8 @@ export class StoreSync {
     const [command, ...args] = this.sshArgv;
     const load = await run(command ?? 'ssh', [...args, guestRegisterCommand(paths)], dump.stdout);
     if ((await dumped) !== 0) throw nixStoreFailure('nix-store --dump-db', dumpErrors);
-    if (load.code !== 0) throw new Error(`registering host paths in the guest failed: ${load.stderr.trim().split('\n').pop() ?? ''}`);
-    for (const path of paths) this.registered.add(path);
+    if (load.code !== 0) throw new Error(`registering host paths in the guest failed (exit ${load.code}): ${load.stderr.trim().split('\n').pop() ?? ''}`);
+    if (generation === this.generation) for (const path of paths) this.registered.add(path);
   }
 }
 
