@@ -211,7 +211,7 @@ function collectorLines(): string[] {
   const reserve = `${rw}/.reserve`;
   const reserveBytes = 64 * 1024 * 1024;
   return [
-    `freebytes() { df -Pk ${rw} | awk 'NR == 2 { printf "%d", $4 * 1024 }'; }`,
+    `freebytes() { df -Pk ${rw} | awk 'NR == 2 { printf "%.0f", $4 * 1024 }'; }`,
     `reserve() { [ -e ${reserve} ] || /usr/bin/fallocate -l ${reserveBytes} ${reserve} 2>/dev/null || rm -f ${reserve}; }`,
     'collect() {',
     // Room for Nix's database, its journal and the GC itself, however full the disk got.

@@ -174,6 +174,8 @@ test('the guest collects garbage itself, only paths on its own disk, from the th
   assert.match(rc, /\{ \[ -e "\$n" \] \|\| \[ -L "\$n" \]; \} && \[ ! -c "\$n" \] && \[ ! -e "\/nix\/\.ro-store\/\$n" \] && echo "\$p"/);
   assert.match(rc, /head -n 500 \/run\/gc\.mine \| xargs \/usr\/bin\/nix-store --delete/);
   assert.doesNotMatch(rc, /nix-store --gc(?! --print-dead)/, 'never a plain --gc: it would delete (hide) host paths');
+  // %d in busybox awk stops at 2^31: a disk with more than 2 GiB free read as -2147483648 and was collected.
+  assert.match(rc, /awk 'NR == 2 \{ printf "%\.0f", \$4 \* 1024 \}'/);
   assert.ok(lineOf(/^ {4}if \[ "\$f" -ge "\$gcmin" \]; then reserve; rest=10; continue; fi$/) < lineOf(/^ {4}t "\$f bytes free: collecting garbage"; collect; /));
   const loop = lineOf(/^ {4}if \[ "\$g" -le "\$f" \]; then rest=\$\(\(rest \* 2\)\); \[ \$rest -gt 300 \] && rest=300; fi$/);
   assert.ok(loop > lineOf(/ overlay \/nix\/store /), 'it starts once the store is up');
