@@ -85,10 +85,10 @@ async function oneBuild(index: number): Promise<Build> {
   let expected: string;
   if (attr === 'aarch64') {
     const inputs = addRandomFiles(1, inputBytes, `soak-${run}-${index}`);
-    result = await nixBuildInputs(env, { busybox, inputs, nonce });
+    result = await nixBuildInputs(env, { busybox, inputs, nonce, signal: interrupt.signal });
     expected = `${inputBytes}\n`;
   } else {
-    result = await nixBuild(env, [attr], { busybox, nonce });
+    result = await nixBuild(env, [attr], { busybox, nonce, signal: interrupt.signal });
     expected = `built on ${arch}\n`;
   }
   const endedAt = Date.now();
@@ -102,8 +102,14 @@ async function oneBuild(index: number): Promise<Build> {
 async function wave(first: number, last: number, done: Build[]): Promise<void> {
   let next = first;
   const worker = async (): Promise<void> => {
-    while (next < last && !interrupted) {
-      const build = await oneBuild(next++);
+    while (next < last && !interrupt.signal.aborted) {
+      let build: Build;
+      try {
+        build = await oneBuild(next++);
+      } catch (error) {
+        if (interrupt.signal.aborted) return;
+        throw error;
+      }
       done.push(build);
       if (!build.ok) process.stderr.write(`build ${build.index} (${build.system}) failed: ${build.failure.split('\n')[0]}\n`);
     }
@@ -124,17 +130,19 @@ function bootIntervals(events: readonly LoggedEvent[]): { from: number; to: numb
 
 const loadText = (): string => loadavg().map((l) => l.toFixed(2)).join(', ');
 
-let interrupted = false;
+const interrupt = new AbortController();
 const agent = await startAgent(box, name, ['--listen', `127.0.0.1:${await freePort()}`, '--idle-timeout', idleText]);
-const cleanUp = async (): Promise<void> => {
-  agent.child.kill('SIGTERM'); // the agent powers off the VM it runs
-  await agent.exited;
-  await box.run(['--name', name, 'stop', '--force']);
-};
+let cleaning: Promise<void> | undefined;
+const cleanUp = (): Promise<void> =>
+  (cleaning ??= (async () => {
+    agent.child.kill('SIGTERM'); // the agent powers off the VM it runs
+    await agent.exited;
+    await box.run(['--name', name, 'stop', '--force']);
+  })());
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    interrupted = true;
-    process.stderr.write(`\n${signal}: stopping the agent and the VM\n`);
+    process.stderr.write(`\n${signal}: stopping the builds, the agent and the VM (files kept in ${join(box.stateHome, 'linux-builder', name)})\n`);
+    interrupt.abort(); // kills the nix-builds, so the agent has no connection to wait for
     void cleanUp().finally(() => process.exit(130));
   });
 }
@@ -147,14 +155,17 @@ try {
   const installed = await box.run(['--name', name, 'nix-config', '--install', '--scope', 'user', '--nix-conf', scope.nixConf, '--ssh-config', scope.sshConfig]);
   if (installed.code !== 0) throw new Error(installed.stderr);
   const waves = Math.ceil(builds / waveSize);
-  for (let w = 0; w < waves && !interrupted; w++) {
+  for (let w = 0; w < waves && !interrupt.signal.aborted; w++) {
     await wave(w * waveSize, Math.min(builds, (w + 1) * waveSize), done);
     const failed = done.filter((b) => !b.ok).length;
     process.stderr.write(`wave ${w + 1}/${waves}: ${done.length} builds, ${failed} failed, ${seconds(Date.now() - t0)} s\n`);
     if (w < waves - 1) await new Promise((resolve) => setTimeout(resolve, Math.max(0, idleMs + (pauseOffsetsMs[w % pauseOffsetsMs.length] ?? 0))));
   }
   const wallMs = Date.now() - t0;
-  if (interrupted) process.exit(130);
+  if (interrupt.signal.aborted) {
+    await cleanUp();
+    process.exit(130);
+  }
   await new Promise((resolve) => setTimeout(resolve, 300)); // the last events are written
 
   const events = agentEvents(box, name);
@@ -205,9 +216,9 @@ try {
   const copies = done.filter((b) => b.copied > 0).length;
   console.log(`\ntarget: 0 failures (${failures === 0 ? 'met' : 'missed'}), 0 inputs copied (${copies === 0 ? 'met' : 'missed'})`);
 } finally {
-  if (!interrupted) await cleanUp();
+  await cleanUp();
 }
-if (failures === 0 && !interrupted && !keep) {
+if (failures === 0 && !interrupt.signal.aborted && !keep) {
   for (const dir of [box.stateHome, box.runtimeDir, scopeDir]) rmSync(dir, { recursive: true, force: true });
 } else {
   console.log(`agent log and console kept in ${join(box.stateHome, 'linux-builder', name)}`);

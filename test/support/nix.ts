@@ -21,7 +21,7 @@ export function nixEnv(scope: NixScope, base: NodeJS.ProcessEnv = process.env): 
 export function nixBuild(
   env: NodeJS.ProcessEnv,
   attrs: string[],
-  args: { busybox: string; nonce: string },
+  args: { busybox: string; nonce: string; signal?: AbortSignal },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const argv = [
     '--max-jobs', '0', '--no-out-link',
@@ -30,20 +30,20 @@ export function nixBuild(
     helloNix, '--arg', 'busybox', JSON.stringify(args.busybox), '--argstr', 'nonce', args.nonce,
     ...attrs.flatMap((a) => ['-A', a]),
   ];
-  return runNixBuild(env, argv);
+  return runNixBuild(env, argv, args.signal);
 }
 
 /** Builds inputs.nix: an aarch64 derivation reading the given host store paths. */
 export function nixBuildInputs(
   env: NodeJS.ProcessEnv,
-  args: { busybox: string; inputs: readonly string[]; nonce: string; read?: boolean },
+  args: { busybox: string; inputs: readonly string[]; nonce: string; read?: boolean; signal?: AbortSignal },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const argv = [
     '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '',
     inputsNix, '--arg', 'busybox', JSON.stringify(args.busybox), '--arg', 'read', args.read === false ? 'false' : 'true',
     '--arg', 'inputs', `[ ${args.inputs.map((p) => JSON.stringify(p)).join(' ')} ]`, '--argstr', 'nonce', args.nonce,
   ];
-  return runNixBuild(env, argv);
+  return runNixBuild(env, argv, args.signal);
 }
 
 /** The store paths Nix says it copied to the builder. */
@@ -83,12 +83,13 @@ export async function buildStarted(build: RunningNixBuild): Promise<void> {
   }
 }
 
-export function runNixBuild(env: NodeJS.ProcessEnv, argv: string[]): Promise<NixBuildResult> {
-  return spawnNixBuild(env, argv).result;
+/** An aborted signal kills nix-build and rejects. */
+export function runNixBuild(env: NodeJS.ProcessEnv, argv: string[], signal?: AbortSignal): Promise<NixBuildResult> {
+  return spawnNixBuild(env, argv, signal).result;
 }
 
-function spawnNixBuild(env: NodeJS.ProcessEnv, argv: string[]): RunningNixBuild {
-  const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnNixBuild(env: NodeJS.ProcessEnv, argv: string[], signal?: AbortSignal): RunningNixBuild {
+  const child = spawn('nix-build', argv, { env, stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
