@@ -134,8 +134,7 @@ export class StoreSync {
     const t0 = Date.now();
     const generation = this.generation;
     const fresh = await validOnHost(await this.pending());
-    // Chunks keep each guest command line well under ARG_MAX.
-    for (let i = 0; i < fresh.length; i += 2000) await this.register(fresh.slice(i, i + 2000), generation);
+    for (const chunk of registrationChunks(fresh)) await this.register(chunk, generation);
     const result = { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000 };
     if (result.registered > 0) this.onRegistered(result);
     return result;
@@ -147,11 +146,46 @@ export class StoreSync {
     dump.stderr.on('data', (chunk: Buffer) => (dumpErrors += chunk.toString()));
     const dumped = new Promise<number | null>((resolve) => dump.on('close', resolve));
     const [command, ...args] = this.sshArgv;
-    const load = await run(command ?? 'ssh', [...args, guestRegisterCommand(paths)], dump.stdout);
-    if ((await dumped) !== 0) throw nixStoreFailure('nix-store --dump-db', dumpErrors);
-    if (load.code !== 0) throw new Error(`registering host paths in the guest failed (exit ${load.code}): ${load.stderr.trim().split('\n').pop() ?? ''}`);
+    const load = await run(command ?? 'ssh', [...args, guestRegisterCommand(paths)], dump.stdout).catch((error: Error) => ({ code: null, stdout: '', stderr: error.message }));
+    // A guest command that failed (or never started) may not have read the whole dump, which
+    // would then wait on a full pipe for ever.
+    const abandoned = load.code !== 0;
+    if (abandoned) dump.kill();
+    const dumpCode = await dumped;
+    if (dumpCode !== 0 && !(abandoned && dumpCode === null)) throw nixStoreFailure('nix-store --dump-db', dumpErrors);
+    if (abandoned) {
+      const said = load.stderr.trim().split('\n').pop() ?? '';
+      throw new Error(`registering host paths in the guest failed${load.code === null ? '' : ` (exit ${load.code})`}: ${said}`);
+    }
     if (generation === this.generation) for (const path of paths) this.registered.add(path);
   }
+}
+
+/**
+ * The guest command is one argument to ssh and to the guest's shell: Linux refuses any single
+ * argument over 128 KiB (spawn E2BIG), whatever ARG_MAX says.
+ */
+export const maxGuestCommandBytes = 100 * 1024;
+
+/** Splits paths, in order, so each chunk's guest command fits in maxGuestCommandBytes. */
+export function registrationChunks(paths: readonly string[]): string[][] {
+  const fixed = Buffer.byteLength(guestRegisterCommand([]));
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let bytes = fixed;
+  for (const path of paths) {
+    // Each path appears twice in the command (rooted, and its whiteout checked), quoted.
+    const cost = 2 * (Buffer.byteLength(path) + 3);
+    if (chunk.length > 0 && bytes + cost > maxGuestCommandBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = fixed;
+    }
+    chunk.push(path);
+    bytes += cost;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /** Where the guest keeps a GC root for every host path it was told about. */

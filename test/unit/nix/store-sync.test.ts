@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { candidatePaths, guestRegisterCommand, HostStoreUnreadable, hostRootsDir, nixStoreFailure, StoreSync } from '../../../src/nix/store-sync.js';
+import { candidatePaths, guestRegisterCommand, HostStoreUnreadable, hostRootsDir, maxGuestCommandBytes, nixStoreFailure, registrationChunks, StoreSync } from '../../../src/nix/store-sync.js';
 import { addRandomFiles } from '../../support/store.js';
 
 test('only store paths are candidates: no locks, no .links, no .drv', () => {
@@ -130,3 +130,43 @@ test('each run is reported once, however many callers share it', async () => {
   await Promise.all([first, ...waiting]);
   assert.equal(reports.length, 2, `reports: ${reports.join(', ')}`);
 });
+
+test('registration chunks keep every guest command under the kernel\'s 128 KiB limit for one argument', () => {
+  // 5000 host paths of realistic length: 2000 at once made a 330 KiB command (spawn E2BIG).
+  const paths = Array.from({ length: 5000 }, (_, i) => `/nix/store/${String(i).padStart(32, 'a')}-python3.11-some-package-${i}-1.2.3`);
+  const chunks = registrationChunks(paths);
+  assert.deepEqual(chunks.flat(), paths, 'every path once, in order');
+  for (const chunk of chunks) assert.ok(Buffer.byteLength(guestRegisterCommand(chunk)) <= maxGuestCommandBytes, `${chunk.length} paths`);
+  assert.ok(maxGuestCommandBytes < 128 * 1024);
+  assert.ok(chunks.length <= 60, `${chunks.length} chunks`);
+});
+
+function dumpsOfThisProcess(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('--dump-db')) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+for (const [why, argv, said] of [
+  // spawn throws E2BIG at once: nothing ever reads the dump.
+  ['cannot start (an argument over 128 KiB)', ['true', 'x'.repeat(200 * 1024)], /registering host paths in the guest failed: spawn E2BIG/],
+  ['fails without reading the dump', ['sh', '-c', 'exit 3', 'fake-ssh'], /registering host paths in the guest failed \(exit 3\)/],
+] as const) {
+  test(`a guest command that ${why} fails the sync and leaves no nix-store --dump-db behind`, { timeout: 30_000 }, async () => {
+    // Enough paths for a dump larger than a pipe's 64 KiB (a few hundred bytes each).
+    const have = candidatePaths(readdirSync('/nix/store')).length;
+    if (have < 400) addRandomFiles(400 - have, 16, 'dump');
+    const sync = new StoreSync(argv);
+    await assert.rejects(sync.sync(), said);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(dumpsOfThisProcess(), []);
+  });
+}
