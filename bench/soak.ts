@@ -10,8 +10,8 @@
  * overlapped a boot.
  *
  *   npm run bench:soak [-- --builds 200 --parallel 4 --idle-timeout 5s --wave 20 --keep]
- * Target: 0 failures, 0 inputs copied. The instance's files (agent.log, console.log) are kept after a failure,
- * or with --keep.
+ * Target: 0 failures, 0 inputs copied. The instance's files (agent.log, console.log) are kept
+ * after a failure or Ctrl-C, or with --keep.
  */
 import { loadavg } from 'node:os';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -174,10 +174,10 @@ try {
   const waited = (b: Build): boolean => boots.some((boot) => b.startedAt < boot.to && b.endedAt > boot.from);
   const ok = done.filter((b) => b.ok);
   failures = done.length - ok.length;
-  const latency = (label: string, group: readonly Build[]): string[] => {
-    const ms = group.map((b) => b.endedAt - b.startedAt);
-    return [label, String(group.length), seconds(percentile(ms, 50)), seconds(percentile(ms, 95)), seconds(Math.max(...ms))];
-  };
+  const row = (label: string, ms: readonly number[]): string[] => [label, String(ms.length), seconds(percentile(ms, 50)), seconds(percentile(ms, 95)), seconds(Math.max(...ms))];
+  const latency = (label: string, group: readonly Build[]): string[] => row(label, group.map((b) => b.endedAt - b.startedAt));
+  // The rest of a build's time is the host's: evaluation, and waiting for one of the builder's slots.
+  const connected = events.filter((e) => e.event === 'connection-close').map((e) => Number(e.seconds) * 1000);
 
   console.log(
     `\nsoak: ${builds} builds (${systems.map((s) => s.system).join(', ')}), ${parallel} at a time, waves of ${waveSize}, ` +
@@ -205,6 +205,7 @@ try {
       latency('overlapped a boot', ok.filter(waited)),
       latency('VM already running', ok.filter((b) => !waited(b))),
       ...systems.map((s) => latency(s.system, ok.filter((b) => b.system === s.system))),
+      row('agent connections, all builds', connected),
     ]),
   );
   const reasons = new Map<string, number>();
