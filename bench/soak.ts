@@ -13,9 +13,8 @@
  * Target: 0 failures, 0 inputs copied. The instance's files (agent.log, console.log) are kept
  * after a failure or Ctrl-C, or with --keep.
  */
-import { loadavg } from 'node:os';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCount, parseDurationMs } from '../src/config/values.js';
 import { sandbox } from '../test/support/cli.js';
