@@ -49,8 +49,18 @@ export interface InitOptions {
   readonly sshdExtraConfig?: readonly string[];
 }
 
+/**
+ * Nix's sandbox calls pivot_root, which the kernel refuses while the root is the initramfs
+ * itself (the rootfs mount has no parent): everything runs on a bind mount of it moved over /.
+ */
 export function initScript(): string {
-  return `#!${guestPaths.busyboxDir}/sh\nexec ${guestPaths.busyboxDir}/init\n`;
+  const bb = guestPaths.busyboxDir;
+  return [
+    `#!${bb}/sh`,
+    `${bb}/mount --bind / /mnt && cd /mnt && ${bb}/mount --move . / && exec ${bb}/chroot . ${bb}/init`,
+    `exec ${bb}/init`,
+    '',
+  ].join('\n');
 }
 
 export function inittab(): string {
@@ -270,6 +280,23 @@ const binfmtLines = [
   'fi',
 ];
 
+/**
+ * QEMU's user network shows the host's loopback to the guest as 10.0.2.2 (and every other
+ * address of 10.0.2.0/24 but the DNS one, 10.0.2.3). Builds run as build users, so every user
+ * but root is kept off that network: a fixed-output derivation reaches the outside through
+ * QEMU's NAT, and nothing that listens on the host's loopback. Root's traffic, sshd's replies to
+ * the host's forwarded port among it, is untouched. IPv6 is off in QEMU (its host alias is ::1).
+ */
+export const buildNetworkRules = [
+  'rule add uidrange 1-4294967294 to 10.0.2.3/32 lookup main pref 100',
+  'rule add uidrange 1-4294967294 to 10.0.2.0/24 prohibit pref 101',
+] as const;
+
+const buildNetworkLines = [
+  // busybox ip knows no uidrange: iproute2's, from /usr
+  `printf '%s\\n' ${buildNetworkRules.map((r) => `'${r}'`).join(' ')} | /usr/sbin/ip -batch - || fail "could not keep builds off the host's loopback (ip rule)"`,
+];
+
 /** sshd daemonizes before it listens; its pid file appears once it listens. */
 const waitForSshdLines = [
   'n=0',
@@ -319,6 +346,7 @@ export function rcBuilder(options: InitOptions): string {
     ...collectorLines(),
     't binfmt',
     ...binfmtLines,
+    ...buildNetworkLines,
     'hostname -F /etc/hostname',
     't wait-sshd',
     'wait $network',
@@ -353,22 +381,34 @@ export function sshdConfig(extra: readonly string[] = []): string {
   ].join('\n');
 }
 
+/**
+ * Nix's build users, as on NixOS: group nixbld, users nixbld1… with uids from 30001. Nix runs
+ * at most this many builds at once (max-jobs is capped to it).
+ */
+export const buildUsers = { group: 'nixbld', gid: 30000, count: 32 } as const;
+
+function buildUserNames(): string[] {
+  return Array.from({ length: buildUsers.count }, (_, i) => `${buildUsers.group}${i + 1}`);
+}
+
 /** /etc files that are the same for every instance; mode 0644 unless listed otherwise. */
 export function etcFiles(): Record<string, { text: string; mode: number }> {
   const file = (text: string, mode = 0o644) => ({ text, mode });
+  const builders = buildUserNames();
   return {
     passwd: file(
       [
         'root:x:0:0:root:/root:/bin/sh',
         'sshd:x:100:65534::/run/sshd:/usr/sbin/nologin',
         'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+        ...builders.map((user, i) => `${user}:x:${buildUsers.gid + i + 1}:${buildUsers.gid}:Nix build user ${i + 1}:/var/empty:/usr/sbin/nologin`),
         '',
       ].join('\n'),
     ),
-    group: file('root:x:0:\ntty:x:5:\nnogroup:x:65534:\n'),
-    shadow: file('root:*:19000:0:99999:7:::\nsshd:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n', 0o600),
+    group: file(`root:x:0:\ntty:x:5:\nnogroup:x:65534:\n${buildUsers.group}:x:${buildUsers.gid}:${builders.join(',')}\n`),
+    shadow: file(['root', 'sshd', 'nobody', ...builders].map((user) => `${user}:*:19000:0:99999:7:::\n`).join(''), 0o600),
     'nsswitch.conf': file('passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n'),
-    hosts: file('127.0.0.1 localhost\n::1 localhost\n10.0.2.2 host\n'),
+    hosts: file('127.0.0.1 localhost\n::1 localhost\n'),
     'resolv.conf': file('nameserver 10.0.2.3\n'),
     hostname: file('linux-builder\n'),
     shells: file('/bin/sh\n/bin/bash\n/usr/bin/bash\n/usr/bin/sh\n'),

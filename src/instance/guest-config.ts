@@ -6,6 +6,7 @@ import { access, constants } from 'node:fs/promises';
 import type { HostArch } from '../drivers/driver.js';
 import { badInput } from '../errors.js';
 import { binfmtLine, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary } from '../platform/systems.js';
+import { buildUsers, guestPaths } from '../guest/init.js';
 
 export function instanceSystems(configured: readonly string[] | undefined, arch: HostArch): string[] {
   return configured && configured.length > 0 ? [...configured] : defaultSystems(arch);
@@ -54,16 +55,22 @@ export function gcThresholds(diskSizeMiB: number): GcThresholds {
   return { minFreeBytes: minFreeMiB * mib, maxFreeBytes: maxFreeMiB * mib };
 }
 
-/** Root builds without build users or sandbox; kvm is never advertised (the guest has none). */
+/**
+ * Builds run in Nix's sandbox as build users, as on NixOS: only their inputs visible, /bin/sh
+ * the guest's static busybox, no network but for fixed-output derivations, and never a silent
+ * fallback to an unsandboxed build. kvm is never advertised (the guest has none).
+ */
 export function guestNixConf(options: GuestNixOptions): string {
   const own = guestSystem(options.arch);
   const extra = options.systems.filter((s) => s !== own);
   return [
     '# written by linux-builder at every start',
-    'build-users-group =',
-    'sandbox = false',
+    `build-users-group = ${buildUsers.group}`,
+    'sandbox = true',
+    'sandbox-fallback = false',
+    `sandbox-paths = /bin/sh=${guestPaths.busyboxDir}/busybox`,
     'trusted-users = root',
-    `max-jobs = ${options.cores}`,
+    `max-jobs = ${Math.min(options.cores, buildUsers.count)}`,
     `cores = ${options.cores}`,
     `system = ${own}`,
     ...(extra.length > 0 ? [`extra-platforms = ${extra.join(' ')}`] : []),

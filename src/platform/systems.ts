@@ -12,6 +12,12 @@ export interface SystemInfo {
   /** binfmt_misc magic and mask, as hex strings of equal length. */
   readonly magic: string;
   readonly mask: string;
+  /**
+   * binfmt_misc flags. P keeps the program's argv[0] (multi-call binaries such as busybox pick
+   * the program by that name; QEMU learns of it from AT_FLAGS), O hands QEMU the opened binary,
+   * F opens QEMU itself at registration, so it runs inside Nix's sandbox, where it is not visible.
+   */
+  readonly binfmtFlags: string;
 }
 
 const elf = '7f454c46';
@@ -20,8 +26,11 @@ const le32 = 'ffffffffffffff00fffffffffffffffffeffffff';
 const be32 = 'ffffffffffffff00fffffffffffffffffffeffff';
 const ppcMask = 'fffffffffffffffcfffffffffffffffffffeffff';
 
-function entry(system: string, qemuArch: string, magic: string, mask: string): SystemInfo {
-  return { system, qemuArch, magic, mask };
+/** Debian's registration (/usr/lib/binfmt.d/qemu-*.conf) uses the same flags for every arch. */
+const preserveArgv0 = 'POF';
+
+function entry(system: string, qemuArch: string, magic: string, mask: string, binfmtFlags = preserveArgv0): SystemInfo {
+  return { system, qemuArch, magic, mask, binfmtFlags };
 }
 
 export const systems: readonly SystemInfo[] = [
@@ -111,10 +120,7 @@ export function qemuUserBinary(info: SystemInfo): string {
 
 const escape = (hex: string): string => hex.replace(/../g, (byte) => `\\x${byte}`);
 
-/**
- * The line written to /proc/sys/fs/binfmt_misc/register. Flag F opens the interpreter at
- * registration, so it works in builds whatever their mount namespace or PATH.
- */
+/** The line written to /proc/sys/fs/binfmt_misc/register: `:name:type:offset:magic:mask:interpreter:flags`. */
 export function binfmtLine(info: SystemInfo): string {
-  return `:qemu-${info.qemuArch}:M::${escape(info.magic)}:${escape(info.mask)}:${qemuUserBinary(info)}:F`;
+  return `:qemu-${info.qemuArch}:M::${escape(info.magic)}:${escape(info.mask)}:${qemuUserBinary(info)}:${info.binfmtFlags}`;
 }

@@ -74,7 +74,7 @@ export function qemuArgv(plan: LaunchPlan): string[] {
           '-device', `${device('blk')},drive=disk0`,
         ]
       : []),
-    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${plan.sshPort}-:22`,
+    '-netdev', `user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:${plan.sshPort}-:22`,
     '-device', `${device('net')},netdev=n0${nicRom}`,
     '-device', device('rng'),
   ];

@@ -121,10 +121,10 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
     },
   },
   {
-    name: 'hostfwd is bound to 127.0.0.1, never to every interface',
+    name: 'hostfwd is bound to 127.0.0.1, never to every interface; no IPv6, whose host alias is the host\'s ::1',
     plan: { sshPort: 40022 },
     check: (argv) => {
-      assert.equal(option(argv, '-netdev'), 'user,id=n0,hostfwd=tcp:127.0.0.1:40022-:22');
+      assert.equal(option(argv, '-netdev'), 'user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:40022-:22');
       assert.ok(!argv.join(' ').includes('0.0.0.0'));
     },
   },

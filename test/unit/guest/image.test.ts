@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { buildFloorImage, ensureGuestImage, floorMarker } from '../../../src/guest/image.js';
+import { initScript } from '../../../src/guest/init.js';
 import { readyMarker } from '../../../src/guest/layout.js';
 import { builderModules, diskModules } from '../../../src/guest/modules.js';
 import { readNewc, syntheticElf } from './fixtures.js';
@@ -37,7 +38,7 @@ test('the guest image is built once, then found by its key; it holds init, modul
     const entries = new Map(readNewc(await readFile(first.path)).map((e) => [e.name, e]));
     const console = entries.get('dev/console');
     assert.deepEqual([console?.rdevMajor, console?.rdevMinor], [5, 1]);
-    assert.equal(entries.get('init')?.data.toString(), '#!/bb/sh\nexec /bb/init\n');
+    assert.equal(entries.get('init')?.data.toString(), initScript());
     assert.equal(entries.get('bb/sh')?.data.toString(), 'busybox');
     for (const m of [...builderModules, ...diskModules]) assert.ok(entries.has(`modules/${m}.ko`), m);
     assert.ok(entries.has('opt/ssh/sshd'));

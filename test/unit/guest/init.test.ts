@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { etcFiles, fstab, initScript, inittab, rcBuilder, sshdConfig } from '../../../src/guest/init.js';
+import { buildNetworkRules, buildUsers, etcFiles, fstab, initScript, inittab, rcBuilder, sshdConfig } from '../../../src/guest/init.js';
 import { failedMarker, readyMarker, shareTags } from '../../../src/guest/layout.js';
 
 const modules = {
@@ -19,8 +19,11 @@ const lineOf = (pattern: RegExp) => {
   return index;
 };
 
-test('/init execs busybox init, which runs rc.builder as sysinit', () => {
-  assert.equal(initScript(), '#!/bb/sh\nexec /bb/init\n');
+test('/init moves a bind mount of the initramfs over / (Nix\'s sandbox cannot pivot_root away from rootfs), then execs busybox init, which runs rc.builder as sysinit', () => {
+  assert.equal(
+    initScript(),
+    '#!/bb/sh\n/bb/mount --bind / /mnt && cd /mnt && /bb/mount --move . / && exec /bb/chroot . /bb/init\nexec /bb/init\n',
+  );
   assert.match(inittab(), /^::sysinit:\/etc\/rc\.builder$/m);
 });
 
@@ -180,4 +183,32 @@ test('the guest collects garbage itself, only paths on its own disk, from the th
   const loop = lineOf(/^ {4}if \[ "\$g" -le "\$f" \]; then rest=\$\(\(rest \* 2\)\); \[ \$rest -gt 300 \] && rest=300; fi$/);
   assert.ok(loop > lineOf(/ overlay \/nix\/store /), 'it starts once the store is up');
   assert.ok(lineOf(/^if \[ -n "\$disk" \] && \[ -n "\$gcmax" \]; then$/) < loop, 'only with a disk');
+});
+
+test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
+  const etc = etcFiles();
+  const group = etc.group?.text.split('\n').find((line) => line.startsWith('nixbld:')) ?? '';
+  const members = group.split(':')[3]?.split(',') ?? [];
+  assert.equal(group.split(':')[2], String(buildUsers.gid));
+  assert.equal(members.length, buildUsers.count);
+  const users = (etc.passwd?.text ?? '').split('\n').filter((line) => line.startsWith('nixbld'));
+  assert.deepEqual(users.map((line) => line.split(':')[0]), members);
+  assert.deepEqual(users.map((line) => Number(line.split(':')[2])), members.map((_, i) => 30001 + i));
+  for (const line of users) {
+    assert.equal(line.split(':')[3], String(buildUsers.gid));
+    assert.equal(line.split(':')[6], '/usr/sbin/nologin');
+  }
+  for (const user of members) assert.match(etc.shadow?.text ?? '', new RegExp(`^${user}:\\*:`, 'm'));
+  assert.doesNotMatch(etc.hosts?.text ?? '', /10\.0\.2\.2/, 'no name for the host\'s loopback');
+});
+
+test('every user but root is kept off QEMU\'s host network (the host\'s loopback) but for DNS, before the guest says it is ready', () => {
+  assert.deepEqual([...buildNetworkRules], [
+    'rule add uidrange 1-4294967294 to 10.0.2.3/32 lookup main pref 100',
+    'rule add uidrange 1-4294967294 to 10.0.2.0/24 prohibit pref 101',
+  ]);
+  const rules = lineOf(/\| \/usr\/sbin\/ip -batch - \|\| fail /);
+  for (const rule of buildNetworkRules) assert.ok(lines[rules]?.includes(`'${rule}'`), rule);
+  assert.ok(rules < lineOf(new RegExp(`^echo ${readyMarker}`)));
+  assert.ok(rules > lineOf(/ hostusr \/usr/), 'iproute2 comes from /usr');
 });

@@ -2,12 +2,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { binfmtLines, gcThresholds, guestNixConf, instanceSystems } from '../../../src/instance/guest-config.js';
 
-test('the guest nix.conf: no build users, no sandbox, extra platforms, jobs = cores, only reachable substituters', () => {
+test('the guest nix.conf: the sandbox as build users with busybox as /bin/sh and no fallback, extra platforms, jobs = cores, only reachable substituters', () => {
   const text = guestNixConf({ systems: ['x86_64-linux', 'i686-linux', 'aarch64-linux'], arch: 'x86_64', cores: 4, substituters: [] });
   const lines = text.split('\n');
-  for (const line of ['build-users-group =', 'sandbox = false', 'trusted-users = root', 'max-jobs = 4', 'extra-platforms = i686-linux aarch64-linux', 'substituters =']) {
+  for (const line of [
+    'build-users-group = nixbld',
+    'sandbox = true',
+    'sandbox-fallback = false',
+    'sandbox-paths = /bin/sh=/bb/busybox',
+    'trusted-users = root',
+    'max-jobs = 4',
+    'extra-platforms = i686-linux aarch64-linux',
+    'substituters =',
+  ]) {
     assert.ok(lines.includes(line), line);
   }
+  const many = guestNixConf({ systems: ['x86_64-linux'], arch: 'x86_64', cores: 64, substituters: [] }).split('\n');
+  assert.ok(many.includes('max-jobs = 32'), 'never more jobs than build users');
+  assert.ok(many.includes('cores = 64'));
   assert.ok(!/kvm/.test(text), 'kvm is never advertised without a usable /dev/kvm');
   const online = guestNixConf({ systems: ['x86_64-linux'], arch: 'x86_64', cores: 1, substituters: ['https://cache.example.org'] });
   assert.ok(online.split('\n').includes('substituters = https://cache.example.org'));
@@ -17,7 +29,7 @@ test('the guest nix.conf: no build users, no sandbox, extra platforms, jobs = co
 test('binfmt entries only for systems the guest kernel cannot run', () => {
   const lines = binfmtLines(instanceSystems(undefined, 'x86_64'), 'x86_64');
   assert.equal(lines.length, 1);
-  assert.match(lines[0] ?? '', /^:qemu-aarch64:M::.*:\/usr\/bin\/qemu-aarch64-static:F$/);
+  assert.match(lines[0] ?? '', /^:qemu-aarch64:M::.*:\/usr\/bin\/qemu-aarch64-static:POF$/);
 });
 
 test('the guest collects garbage by itself: min-free 5% of the disk (at least 1 GiB), max-free 20% (at least twice min-free), not through Nix\'s own min-free', () => {

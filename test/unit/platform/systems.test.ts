@@ -34,9 +34,10 @@ test('the table matches Debian\'s binfmt.d for every arch installed here', { ski
   for (const info of systems) {
     const file = `${binfmtDir}/qemu-${info.qemuArch}.conf`;
     if (!existsSync(file)) continue;
-    const [, , , , magic, mask] = readFileSync(file, 'utf8').trim().split(':');
+    const [, , , , magic, mask, , flags] = readFileSync(file, 'utf8').trim().split(':');
     assert.equal(Buffer.from(info.magic, 'hex').toString('hex'), decode(magic ?? '').toString('hex'), `${info.system} magic`);
     assert.equal(Buffer.from(info.mask, 'hex').toString('hex'), decode(mask ?? '').toString('hex'), `${info.system} mask`);
+    assert.deepEqual([...info.binfmtFlags].sort(), [...(flags ?? '')].sort(), `${info.system} flags`);
     compared++;
   }
   assert.ok(compared >= 15, `compared ${compared} arches`);
@@ -84,6 +85,78 @@ test('only systems the guest kernel cannot run get binfmt, one per qemu arch', (
   assert.equal(
     binfmtLine(aarch64),
     ':qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:' +
-      '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F',
+      '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:POF',
   );
+});
+
+/** What fs/binfmt_misc.c's create_entry() makes of a register line, or the reason it answers EINVAL. */
+interface Registration {
+  name: string;
+  offset: number;
+  magic: Buffer;
+  mask: Buffer;
+  interpreter: string;
+  flags: Set<string>;
+}
+
+/** The register file takes at most this many bytes at once (MAX_REGISTER_LENGTH). */
+const maxRegisterLength = 1920;
+/** BINPRM_BUF_SIZE: the bytes of a file the kernel reads to match magic (128 before Linux 5.1). */
+const binprmBufSize = 128;
+
+function parseRegistration(line: string): Registration | string {
+  if (line.length < 11 || line.length > maxRegisterLength) return 'length';
+  const del = line[0] ?? '';
+  const fields = line.slice(1).replace(/\n$/, '').split(del);
+  if (fields.length !== 7) return `${fields.length} fields, not 7`;
+  const [name = '', type = '', offset = '', magic = '', mask = '', interpreter = '', flags = ''] = fields;
+  if (name === '' || name === '.' || name === '..' || name.includes('/')) return `bad name ${name}`;
+  if (type !== 'M') return `type ${type}: magic entries only`;
+  if (!/^\d*$/.test(offset)) return `offset ${offset}`;
+  const magicBytes = decode(magic);
+  const maskBytes = decode(mask);
+  if (magicBytes.length === 0) return 'empty magic';
+  if (mask !== '' && maskBytes.length !== magicBytes.length) return 'mask and magic differ in length';
+  const offsetValue = Number(offset || '0');
+  if (magicBytes.length > binprmBufSize || binprmBufSize - magicBytes.length < offsetValue) return 'magic past the buffer';
+  if (interpreter === '') return 'no interpreter';
+  if (!/^[POCF]*$/.test(flags)) return `flags ${flags}`;
+  return { name, offset: offsetValue, magic: magicBytes, mask: maskBytes, interpreter, flags: new Set(flags) };
+}
+
+test('every registration line in the table is one the kernel accepts, keeps argv[0] and opens QEMU at registration', () => {
+  for (const info of systems) {
+    const line = binfmtLine(info);
+    const entry = parseRegistration(line);
+    assert.ok(typeof entry !== 'string', `${info.system}: ${String(entry)} in ${line}`);
+    assert.equal(entry.name, `qemu-${info.qemuArch}`, info.system);
+    assert.equal(entry.magic.toString('hex'), info.magic, `${info.system}: the magic survives escaping`);
+    assert.equal(entry.mask.toString('hex'), info.mask, `${info.system}: the mask survives escaping`);
+    assert.ok(entry.magic.subarray(0, 4).equals(Buffer.from('\x7fELF', 'latin1')), info.system);
+    assert.equal(entry.interpreter, `/usr/bin/qemu-${info.qemuArch}-static`, info.system);
+    assert.ok(entry.interpreter.startsWith('/') && !/\s/.test(entry.interpreter), info.system);
+    // P: multi-call binaries see their own name; F: QEMU is usable inside Nix's sandbox.
+    for (const flag of ['P', 'F']) assert.ok(entry.flags.has(flag), `${info.system} lacks flag ${flag}`);
+  }
+});
+
+test('the binfmt grammar check refuses what the kernel refuses', () => {
+  const good = binfmtLine(systems[2] ?? systems[0]!);
+  assert.equal(typeof parseRegistration(good), 'object');
+  const bad: Record<string, string> = {
+    'a flag the kernel does not know': good.replace(/:POF$/, ':PX'),
+    'a name with a slash': good.replace(':qemu-aarch64:', ':qemu/aarch64:'),
+    'a mask shorter than the magic': good.replace(/\\xff:\/usr/, ':/usr'),
+    'no interpreter': good.replace('/usr/bin/qemu-aarch64-static', ''),
+    'magic past the buffer': good.replace(':M::', ':M:120:'),
+    'a field too many': `${good}:`,
+  };
+  for (const [what, line] of Object.entries(bad)) assert.equal(typeof parseRegistration(line), 'string', what);
+});
+
+test('the binfmt entries of any --systems register side by side: one name per qemu arch', () => {
+  const lines = emulatedSystems(systems.map((s) => s.system), 'x86_64').map(binfmtLine);
+  const names = lines.map((line) => line.split(':')[1]);
+  assert.equal(new Set(names).size, names.length);
+  assert.ok(lines.length >= 15, `${lines.length} entries`);
 });
