@@ -28,7 +28,7 @@ export interface Identity {
   readonly endpoint: SshEndpoint;
   /** The guest's host public key line. */
   readonly hostPublicKey: string;
-  /** Keys were generated now: the first use, or the state dir was removed. */
+  /** Keys were generated now: the first use, the state dir was removed, or a stored key was not valid OpenSSH. */
   readonly newKeys: boolean;
 }
 

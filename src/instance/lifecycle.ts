@@ -179,7 +179,7 @@ async function boot(
   const identity = await ensureIdentity(paths, settings);
   if (identity.newKeys) {
     reporter.info(
-      `builder "${paths.name}" has new SSH keys (its first start, or its state dir was removed): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
+      `builder "${paths.name}" has new SSH keys (its first start, its state dir was removed, or its stored keys were not valid OpenSSH): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
     );
   }
   const port = identity.endpoint.port;
