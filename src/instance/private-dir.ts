@@ -18,11 +18,10 @@ import { roots } from './paths.js';
  * command stops naming it. What lies above that root is the user's or the system's.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  const place = placeOf(dir);
-  const top = place.variable !== undefined && isInside(place.dir, dir) ? place.dir : dir;
+  const top = topOf(dir);
   try {
     await mkdir(dirname(top), { recursive: true, mode: 0o700 });
-    if (place.dir === roots().runtime || (await othersCanWrite(dirname(top)))) {
+    if (await mustBePrivate(dir, top)) {
       for (const each of [top, ...descendants(top, dir)]) await ensureOnePrivateDir(each);
     } else {
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -41,6 +40,31 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
       error,
     );
   }
+}
+
+/**
+ * Without creating anything: throws the error ensurePrivateDir would for what already exists
+ * of dir (doctor asks this).
+ */
+export async function checkPrivateDir(dir: string): Promise<void> {
+  const top = topOf(dir);
+  if (!(await mustBePrivate(dir, top).catch(() => false))) return;
+  for (const each of [top, ...descendants(top, dir)]) {
+    const stats = await lstat(each).catch(() => undefined);
+    if (stats === undefined) return;
+    if (!stats.isDirectory() || stats.uid !== process.getuid?.() || (stats.mode & 0o022) !== 0) throw await notPrivate(each);
+  }
+}
+
+/** The linux-builder root dir is in, or dir itself outside them: what is below it is ours to check. */
+function topOf(dir: string): string {
+  const place = placeOf(dir);
+  return place.variable !== undefined && isInside(place.dir, dir) ? place.dir : dir;
+}
+
+/** The runtime dir always; a state or cache dir when its root's parent is a shared place. */
+async function mustBePrivate(dir: string, top: string): Promise<boolean> {
+  return placeOf(dir).dir === roots().runtime || (await othersCanWrite(dirname(top)));
 }
 
 /** A shared place: writable by group or others (/tmp), or owned by another user than this one or root. */

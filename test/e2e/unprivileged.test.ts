@@ -171,6 +171,8 @@ test(
     chownSync(runtimeDir, nobody.uid, nobody.gid);
     await refused(['start', '--memory', memory], runtimeDir, /it belongs to nobody \(uid \d+\), mode 0777/);
     await refused(['nix-config'], runtimeDir, /it belongs to nobody \(uid \d+\), mode 0777/);
+    const doctor = await as(['doctor']);
+    assert.match(doctor.stdout, new RegExp(`^✗ socket paths +refusing to use ${escape(runtimeDir)}: it belongs to nobody`, 'm'));
     assert.deepEqual(readdirSync(runtimeDir), []);
     assert.equal(statSync(runtimeDir).mode & 0o7777, 0o777);
     assert.ok(!existsSync(stateRoot), 'nothing written in the state dir either');

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../../src/errors.js';
-import { ensurePrivateDir } from '../../../src/instance/private-dir.js';
+import { checkPrivateDir, ensurePrivateDir } from '../../../src/instance/private-dir.js';
 
 const asRoot = process.getuid?.() === 0;
 const nobody = 65534;
@@ -61,6 +61,17 @@ test('a runtime dir writable by others is refused, naming it, its owner and mode
     assert.match(error.hint ?? '', /remove it .*, or set XDG_RUNTIME_DIR to a directory of your own/);
     assert.deepEqual(readdirSync(root), []);
     assert.equal(mode(root), 0o777, 'left as it was');
+    await assert.rejects(checkPrivateDir(join(root, 'dev')), (e: unknown) => e instanceof UserError && e.message === error.message);
+    assert.deepEqual(readdirSync(root), [], 'checking creates nothing');
+  }));
+
+test('checking a runtime dir that does not exist yet, or is private, passes and creates nothing', () =>
+  withPlaces(async (base) => {
+    const instance = join(base, 'run', 'linux-builder', 'dev');
+    await checkPrivateDir(instance);
+    assert.deepEqual(readdirSync(base), []);
+    await ensurePrivateDir(instance);
+    await checkPrivateDir(instance);
   }));
 
 test('a runtime dir of another user is refused', { skip: !asRoot && 'chown needs root' }, () =>
