@@ -4,7 +4,7 @@
  * and not writable by group or others, as tmux and OpenSSH check theirs. Another user who made
  * /tmp/linux-builder-<uid> first could otherwise swap the sockets and pid file we keep there.
  */
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { chmod, lstat, mkdir, open, readFile, readlink, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import { errnoCode, failed, UserError } from '../errors.js';
@@ -52,7 +52,7 @@ export async function checkPrivateDir(dir: string): Promise<void> {
   for (const each of [top, ...descendants(top, dir)]) {
     const stats = await lstat(each).catch(() => undefined);
     if (stats === undefined) return;
-    if (!stats.isDirectory() || stats.uid !== process.getuid?.() || (stats.mode & 0o022) !== 0) throw await notPrivate(each);
+    if (!isPrivate(stats)) throw await notPrivate(each);
   }
 }
 
@@ -89,6 +89,9 @@ async function ensureOnePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { mode: 0o700 }).catch((error: unknown) => {
     if (errnoCode(error) !== 'EEXIST') throw error;
   });
+  // lstat first: another user's 0700 directory cannot even be opened.
+  const seen = await lstat(dir);
+  if (!isPrivate(seen)) throw await notPrivate(dir);
   let handle: FileHandle;
   try {
     handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
@@ -99,12 +102,17 @@ async function ensureOnePrivateDir(dir: string): Promise<void> {
   }
   try {
     const stats = await handle.stat();
-    const uid = process.getuid?.();
-    if ((uid !== undefined && stats.uid !== uid) || (stats.mode & 0o022) !== 0) throw await notPrivate(dir);
+    // The same directory as looked at, not one swapped in since.
+    if (stats.ino !== seen.ino || stats.dev !== seen.dev || !isPrivate(stats)) throw await notPrivate(dir);
     if ((stats.mode & 0o777) !== 0o700) await handle.chmod(0o700);
   } finally {
     await handle.close();
   }
+}
+
+/** A directory of this user that neither its group nor others can write to. */
+function isPrivate(stats: Stats): boolean {
+  return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
 }
 
 /** One line naming the directory, what it is, its owner and mode; the hint says what to do. */

@@ -176,6 +176,8 @@ test(
     assert.deepEqual(readdirSync(runtimeDir), []);
     assert.equal(statSync(runtimeDir).mode & 0o7777, 0o777);
     assert.ok(!existsSync(stateRoot), 'nothing written in the state dir either');
+    chmodSync(runtimeDir, 0o700); // closed to the user: refused for whose it is, not for what cannot be read
+    await refused(['start', '--memory', memory], runtimeDir, /it belongs to nobody \(uid \d+\), mode 0700/);
 
     // A symbolic link in its place, or in place of the instance dir: never followed, its target untouched.
     const target = join(base, 'target');
