@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { failed } from '../errors.js';
 import { status } from '../instance/lifecycle.js';
 import { instancePaths } from '../instance/paths.js';
+import { ensurePrivateDir } from '../instance/private-dir.js';
 import { hostAlias } from '../ssh/config.js';
 
 /** Runs the system ssh with the instance's own config: its key, its pinned host key. */
@@ -11,6 +12,7 @@ export async function sshCommand(name: string, command: string[]): Promise<numbe
     throw failed(`builder "${name}" is ${s.state}`, `start it first: linux-builder --name ${name} start`);
   }
   const paths = instancePaths(name);
+  await ensurePrivateDir(paths.runtimeDir); // ssh keeps its shared connection there
   const args = ['-F', paths.sshConfig, ...(command.length > 0 ? [] : ['-t']), hostAlias(name), ...(command.length > 0 ? ['--', ...command] : [])];
   return new Promise((resolve, reject) => {
     const child = spawn('ssh', args, { stdio: 'inherit' });

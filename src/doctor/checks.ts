@@ -19,6 +19,7 @@ import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
+import { checkPrivateDir } from '../instance/private-dir.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
 import { configFiles, defaultScope } from '../nix/registration.js';
 import { probeStoreAccess, storeAccessCheck } from './nix-store.js';
@@ -189,7 +190,8 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   checks.push(await guarded('socket paths', async () => {
     checkSocketPath(paths.qmpSocket);
     checkSocketPath(`${paths.controlSocket}.XXXXXXXXXXXXXXXX`); // ssh adds a temporary suffix
-    return ok('socket paths', `${paths.runtimeDir} (short enough)`);
+    await checkPrivateDir(paths.runtimeDir);
+    return ok('socket paths', `${paths.runtimeDir} (short enough, private)`);
   }));
   const s = await status(name);
   checks.push(

@@ -1,27 +1,9 @@
-/** File primitives for state and cache: private directories, atomic writes, a full disk explained. */
-import { chmod, mkdir, open, readFile, rename, rm, statfs } from 'node:fs/promises';
+/** File primitives for state and cache: atomic writes, a full disk explained (private directories: private-dir.ts). */
+import { open, readFile, rename, rm, statfs } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { errnoCode, failed, UserError } from '../errors.js';
+import { errnoCode, UserError } from '../errors.js';
 import { roots } from './paths.js';
-
-/** Creates dir (and parents) and makes the leaf 0700. */
-export async function ensurePrivateDir(dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-  } catch (error) {
-    if (isOutOfSpace(error)) throw await outOfSpace(error, { path: dir });
-    const code = errnoCode(error);
-    throw failed(
-      `cannot create ${dir}${code ? ` (${code})` : ''}`,
-      code === 'EACCES' || code === 'EROFS' || code === 'EPERM'
-        ? 'make the directory writable, or point XDG_STATE_HOME / XDG_RUNTIME_DIR somewhere writable'
-        : undefined,
-      error,
-    );
-  }
-}
 
 /** Writes to a temp file in the same directory, fsyncs, then renames: readers never see half a file. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
@@ -54,10 +36,6 @@ export async function readTextIfExists(path: string): Promise<string | undefined
     if (errnoCode(error) === 'ENOENT') return undefined;
     throw error;
   }
-}
-
-export async function ensureParentDir(path: string): Promise<void> {
-  await ensurePrivateDir(dirname(path));
 }
 
 // ---- a full disk -----------------------------------------------------------------------
@@ -103,7 +81,7 @@ export async function writingTo<T>(path: string, write: () => Promise<T>, detail
   }
 }
 
-interface Place {
+export interface Place {
   readonly dir: string;
   readonly label: string;
   readonly variable?: string;
@@ -111,7 +89,7 @@ interface Place {
 }
 
 /** The linux-builder directory a path is in: the user knows these by name and by variable. */
-function placeOf(path: string): Place {
+export function placeOf(path: string): Place {
   const r = roots();
   const places: Place[] = [
     { dir: r.cache, label: 'the cache directory', variable: 'XDG_CACHE_HOME', room: 'a kernel and a guest image take about 100 MiB, a downloaded kernel package about 500 MiB more' },

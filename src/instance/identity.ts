@@ -8,7 +8,8 @@ import { defaultSettings, parseSettings, settingsVersion, type Settings } from '
 import { guestShareFiles } from '../guest/layout.js';
 import { hostAlias, knownHostsLine, sshConfigBlock, type SshEndpoint } from '../ssh/config.js';
 import { ensureKeyPair } from '../ssh/keys.js';
-import { ensurePrivateDir, readTextIfExists, writeFileAtomic } from './files.js';
+import { readTextIfExists, writeFileAtomic } from './files.js';
+import { ensurePrivateDir } from './private-dir.js';
 import type { InstancePaths } from './paths.js';
 import { pickFreePort } from './ports.js';
 
@@ -28,7 +29,7 @@ export interface Identity {
   readonly endpoint: SshEndpoint;
   /** The guest's host public key line. */
   readonly hostPublicKey: string;
-  /** Keys were generated now: the first use, or the state dir was removed. */
+  /** Keys were generated now: the first use, the state dir was removed, or a stored key was not valid OpenSSH. */
   readonly newKeys: boolean;
 }
 
@@ -51,9 +52,9 @@ export function endpointOf(paths: InstancePaths, port: number): SshEndpoint {
 
 /** Creates what is missing (dirs, keys, a free port) and rewrites known_hosts and ssh_config. */
 export async function ensureIdentity(paths: InstancePaths, wanted: Settings): Promise<Identity> {
+  await ensurePrivateDir(paths.runtimeDir);
   await ensurePrivateDir(paths.stateDir);
   await ensurePrivateDir(paths.guestShare);
-  await ensurePrivateDir(paths.runtimeDir);
   const settings = wanted.sshPort === undefined ? { ...wanted, sshPort: await pickFreePort() } : wanted;
   if (settings !== wanted || (await readTextIfExists(paths.config)) === undefined) await saveSettings(paths, settings);
   const alias = hostAlias(paths.name);

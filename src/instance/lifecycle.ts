@@ -19,7 +19,8 @@ import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
 import { sshExec, type SshTarget } from '../ssh/client.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
-import { ensurePrivateDir, writingTo } from './files.js';
+import { writingTo } from './files.js';
+import { ensurePrivateDir } from './private-dir.js';
 import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
 import { acquireLock } from './lock.js';
@@ -139,8 +140,9 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   // Refuses a shrink before anything is written; decided again under the lock before launch.
   decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
 
-  await ensurePrivateDir(paths.stateDir);
   await ensurePrivateDir(paths.runtimeDir);
+  await ensurePrivateDir(paths.stateDir);
+  await ensurePrivateDir(paths.cacheDir);
   const lock = await acquireLock(paths.lock, {
     timeoutMs: settings.bootTimeoutMs + 120_000,
     onWait: () => reporter.phase('waiting for another start'),
@@ -179,7 +181,7 @@ async function boot(
   const identity = await ensureIdentity(paths, settings);
   if (identity.newKeys) {
     reporter.info(
-      `builder "${paths.name}" has new SSH keys (its first start, or its state dir was removed): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
+      `builder "${paths.name}" has new SSH keys (its first start, its state dir was removed, or its stored keys were not valid OpenSSH): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
     );
   }
   const port = identity.endpoint.port;

@@ -2,13 +2,14 @@
  * The whole flow as a user who is not root, on this machine's Nix: single-user, the store owned
  * by root, no nix-daemon. The user gets its own state, cache and runtime dirs; doctor says why
  * that user cannot build through the builder and what it would need; start, status, ssh and
- * stop work (TCG), and start warns once that host paths could not be registered.
+ * stop work (TCG), and start warns once that host paths could not be registered. A runtime dir
+ * another user prepared in /tmp is refused before anything is written in it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { nixStoreAdd, processesMatching, runCli, type RunAs, type RunResult } from '../support/cli.js';
@@ -113,7 +114,7 @@ test(
     assert.equal(s.stateDir, join(user.home, '.local', 'state', 'linux-builder', 'default'));
     assert.deepEqual(processesMatching(qmp), [s.pid]);
     assert.equal(statSync(`/proc/${s.pid}`).uid, user.uid, 'the VM runs as the user');
-    for (const dir of [s.stateDir, join(user.home, '.cache', 'linux-builder'), join(runtimeDir, 'default')]) {
+    for (const dir of [s.stateDir, join(user.home, '.cache', 'linux-builder'), runtimeDir, join(runtimeDir, 'default')]) {
       assert.ok(ownedBy(dir, user), `${dir} belongs to the user`);
       assert.equal(statSync(dir).mode & 0o777, 0o700, dir);
     }
@@ -132,5 +133,78 @@ test(
     assert.match(stopped.stdout, /stopped/);
     assert.deepEqual(processesMatching(`${runtimeDir}/`), [], 'no VM and no ssh connection of this user left');
     assert.equal(JSON.parse((await as(['status', '--json'])).stdout).state, 'stopped');
+  },
+);
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test(
+  'as an unprivileged user: a runtime dir another user made in /tmp, or a symbolic link in its place, is refused and nothing is written; a clean /tmp gives 0700',
+  { skip: process.getuid?.() === 0 ? false : 'creating a user needs root' },
+  async (t) => {
+    const base = mkdtempSync(join(tmpdir(), 'lb-user-'));
+    chmodSync(base, 0o755); // the user's home is inside
+    const user = createUser(base);
+    const env = { PATH: process.env.PATH, HOME: user.home, USER: user.name, LOGNAME: user.name, LANG: 'C.UTF-8' };
+    const as = (args: string[]): Promise<RunResult> => runCli(args, env, 120_000, user);
+    const runtimeDir = `/tmp/linux-builder-${user.uid}`;
+    const stateRoot = join(user.home, '.local', 'state', 'linux-builder');
+    const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
+    t.after(() => {
+      spawnSync('userdel', ['--remove', user.name]);
+      for (const dir of [base, runtimeDir, join(tmpdir(), `tsx-${user.uid}`)]) rmSync(dir, { recursive: true, force: true });
+    });
+    const help = await as(['--help']);
+    if (help.code !== 0) return t.skip(`this checkout cannot be run by another user: ${help.stderr.split('\n')[0]}`);
+    const refused = async (args: string[], dir: string, what: RegExp): Promise<void> => {
+      const r = await as(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 2, r.stderr);
+      assert.match(lines[0] ?? '', new RegExp(`^linux-builder: refusing to use ${escape(dir)}: ${what.source}; another user could replace what linux-builder keeps there$`));
+      assert.equal(lines[1], 'hint: remove it (as its owner or root), or set XDG_RUNTIME_DIR to a directory of your own');
+    };
+
+    // Made by another user, open to all: start and nix-config refuse it and write nothing, in it or in the state dir.
+    mkdirSync(runtimeDir, { mode: 0o777 });
+    chmodSync(runtimeDir, 0o777);
+    chownSync(runtimeDir, nobody.uid, nobody.gid);
+    await refused(['start', '--memory', memory], runtimeDir, /it belongs to nobody \(uid \d+\), mode 0777/);
+    await refused(['nix-config'], runtimeDir, /it belongs to nobody \(uid \d+\), mode 0777/);
+    const doctor = await as(['doctor']);
+    assert.match(doctor.stdout, new RegExp(`^✗ socket paths +refusing to use ${escape(runtimeDir)}: it belongs to nobody`, 'm'));
+    assert.deepEqual(readdirSync(runtimeDir), []);
+    assert.equal(statSync(runtimeDir).mode & 0o7777, 0o777);
+    assert.ok(!existsSync(stateRoot), 'nothing written in the state dir either');
+    chmodSync(runtimeDir, 0o700); // closed to the user: refused for whose it is, not for what cannot be read
+    await refused(['start', '--memory', memory], runtimeDir, /it belongs to nobody \(uid \d+\), mode 0700/);
+
+    // A symbolic link in its place, or in place of the instance dir: never followed, its target untouched.
+    const target = join(base, 'target');
+    mkdirSync(target, { mode: 0o755 });
+    chmodSync(target, 0o755);
+    rmSync(runtimeDir, { recursive: true });
+    symlinkSync(target, runtimeDir);
+    lchownSync(runtimeDir, nobody.uid, nobody.gid);
+    await refused(['start', '--memory', memory], runtimeDir, new RegExp(`it is a symbolic link to ${escape(target)}, owned by nobody \\(uid \\d+\\)`));
+    rmSync(runtimeDir);
+    mkdirSync(runtimeDir, { mode: 0o700 });
+    chownSync(runtimeDir, user.uid, user.gid);
+    symlinkSync(target, join(runtimeDir, 'default'));
+    await refused(['nix-config'], join(runtimeDir, 'default'), new RegExp(`it is a symbolic link to ${escape(target)}, owned by root \\(uid 0\\)`));
+    assert.ok(lstatSync(join(runtimeDir, 'default')).isSymbolicLink());
+    assert.deepEqual(readdirSync(target), []);
+    const targetStat = statSync(target);
+    assert.equal(targetStat.mode & 0o7777, 0o755, 'the target keeps its mode');
+    assert.equal(targetStat.uid, 0, 'and its owner');
+
+    // A clean /tmp: the user's own dirs, 0700.
+    rmSync(runtimeDir, { recursive: true });
+    const printed = await as(['nix-config']);
+    assert.equal(printed.code, 0, printed.stderr);
+    for (const dir of [runtimeDir, join(runtimeDir, 'default'), join(stateRoot, 'default')]) {
+      assert.ok(ownedBy(dir, user), `${dir} belongs to the user`);
+      assert.equal(lstatSync(dir).mode & 0o7777, 0o700, dir);
+    }
   },
 );
