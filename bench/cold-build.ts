@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandbox } from '../test/support/cli.js';
 import { agentEvents, freePort, startAgent } from '../test/support/agent.js';
-import { arm64BusyboxStorePath } from '../test/support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../test/support/busybox-static.js';
 import { helloNix, nixBuild, nixEnv } from '../test/support/nix.js';
 import { median, seconds, table } from './stats.js';
 

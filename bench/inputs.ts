@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { sandbox, type Sandbox } from '../test/support/cli.js';
 import { agentEvents, freePort, startAgent } from '../test/support/agent.js';
-import { arm64BusyboxStorePath } from '../test/support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../test/support/busybox-static.js';
 import { nixBuildInputs, nixEnv } from '../test/support/nix.js';
 import { seconds, table } from './stats.js';
 

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseCount, parseDurationMs } from '../src/config/values.js';
 import { sandbox } from '../test/support/cli.js';
 import { agentEvents, freePort, startAgent, type LoggedEvent } from '../test/support/agent.js';
-import { arm64BusyboxStorePath } from '../test/support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../test/support/busybox-static.js';
 import { copiedToBuilder, nixBuild, nixBuildInputs, nixEnv, type NixBuildResult } from '../test/support/nix.js';
 import { addRandomFiles } from '../test/support/store.js';
 import { median, percentile, seconds, table } from './stats.js';

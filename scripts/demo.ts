@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arm64BusyboxStorePath } from '../test/support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../test/support/busybox-static.js';
 import { helloNix } from '../test/support/nix.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'linux-builder.js');

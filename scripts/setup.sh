@@ -57,16 +57,24 @@ if [ "$(id -u)" = 0 ]; then
   fi
 fi
 
-# The demo and the tests build aarch64-linux derivations whose builder is Debian's arm64 static
-# busybox, downloaded (never installed); apt needs arm64 as a foreign architecture for that.
-if [ "$(uname -m)" = x86_64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  if [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
-    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "adding arm64 as a dpkg foreign architecture (for Debian's arm64 busybox; nothing is installed)"
-    $sudo dpkg --add-architecture arm64
-    $sudo apt-get update -qq
-  else
-    say "note: the aarch64 demo and tests need: dpkg --add-architecture arm64 && apt-get update (as root)"
+# The demo and the tests build derivations whose builder is Debian's static busybox of each
+# system's architecture (arm64, i386, armhf), downloaded (never installed); apt needs those as
+# foreign architectures for that.
+if [ "$(uname -m)" = x86_64 ]; then
+  foreign=""
+  for arch in arm64 i386 armhf; do
+    dpkg --print-foreign-architectures | grep -qx "$arch" || foreign="$foreign $arch"
+  done
+  if [ -n "$foreign" ]; then
+    if [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+      sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+      say "adding dpkg foreign architectures:$foreign (for Debian's static busybox of each; nothing is installed)"
+      for arch in $foreign; do $sudo dpkg --add-architecture "$arch"; done
+      # A mirror caught mid-sync fails some index files: what did arrive is enough for busybox.
+      $sudo apt-get update -qq || say "apt-get update failed for some index files; continuing with those that arrived"
+    else
+      say "note: the demo and tests need, as root:$(for arch in $foreign; do printf ' dpkg --add-architecture %s &&' "$arch"; done) apt-get update"
+    fi
   fi
 fi
 

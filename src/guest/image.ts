@@ -10,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import type { HostArch } from '../drivers/driver.js';
 import { busyboxApplets, findBusybox } from './busybox.js';
 import { type CpioEntry, cpioChunks } from './cpio.js';
+import { collectorScript, nixDaemonWrapper } from './collector.js';
 import { type InitOptions, type ModuleGroups, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
 import { type GuestModule, builderModules, diskModules, findGuestModules, loadLevels, readModule } from './modules.js';
 import { type FoundSshd, findSshd, sshdLibraries } from './sshd.js';
@@ -110,6 +111,9 @@ async function imageKey(parts: readonly unknown[], files: readonly string[]): Pr
 }
 
 const dir = (path: string, mode = 0o755): CpioEntry => ({ kind: 'dir', path, mode });
+/** "/opt/builder/bin" → ["opt/builder", "opt/builder/bin"]: the directories under /opt to create. */
+const parentDirs = (path: string): string[] =>
+  path.slice(1).split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/')).filter((p) => p !== 'opt');
 const text = (path: string, data: string, mode = 0o644): CpioEntry => ({ kind: 'file', path, mode, data: Buffer.from(data) });
 
 async function builderEntries(inputs: Inputs, texts: Record<string, { text: string; mode: number }>): Promise<CpioEntry[]> {
@@ -118,6 +122,7 @@ async function builderEntries(inputs: Inputs, texts: Record<string, { text: stri
   const entries: CpioEntry[] = [
     ...['dev', 'etc', 'etc/ssh', 'etc/nix', 'mnt', 'nix', 'nix/store', 'nix/.ro-store', 'nix/.rw-store'].map((p) => dir(p)),
     ...['nix/var', 'nix/var/nix', 'opt', ssh, `${ssh}/lib`, 'proc', 'run', 'sys', 'usr', 'var', 'var/empty'].map((p) => dir(p)),
+    ...parentDirs(guestPaths.sessionBinDir).map((p) => dir(p)),
     dir('root', 0o700),
     dir('root/.ssh', 0o700),
     dir('tmp', 0o1777),
@@ -158,6 +163,8 @@ function builderTexts(init: InitOptions): Record<string, { text: string; mode: n
   const texts: Record<string, { text: string; mode: number }> = { init: { text: initScript(), mode: 0o755 } };
   for (const [name, file] of Object.entries(etcFiles())) texts[`etc/${name}`] = file;
   texts['etc/rc.builder'] = { text: rcBuilder(init), mode: 0o755 };
+  texts[guestPaths.collector.slice(1)] = { text: collectorScript(), mode: 0o755 };
+  texts[`${guestPaths.sessionBinDir.slice(1)}/nix-daemon`] = { text: nixDaemonWrapper(), mode: 0o755 };
   texts['etc/ssh/sshd_config'] = { text: sshdConfig(init.sshdExtraConfig), mode: 0o644 };
   return texts;
 }

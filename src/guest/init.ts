@@ -18,6 +18,12 @@ export const guestPaths = {
   diskDevice: '/dev/vda',
   sshdLog: '/run/sshd.log',
   collectorLog: '/run/gc.log',
+  /** The guest's garbage collector (collector.ts). */
+  collector: '/etc/collect-garbage',
+  /** min-free and max-free in bytes, one line, written at boot when there is a disk. */
+  gcThresholds: '/run/gc.thresholds',
+  /** First in the PATH of SSH sessions: the nix-daemon that every remote build starts. */
+  sessionBinDir: '/opt/builder/bin',
 } as const;
 
 export type NineCache = 'loose' | 'fscache' | 'mmap' | 'none';
@@ -205,51 +211,14 @@ function diskLines(disk: ModuleGroups['disk']): string[] {
 }
 
 /**
- * The guest's garbage collector, instead of Nix's own min-free: every few seconds, when less
- * than min-free bytes are free on the disk, it deletes dead paths that are on the guest's disk
- * alone, in batches, until max-free bytes are free (then rests a while, longer each time nothing
- * was freed, so a disk full of live paths does not keep the guest collecting). Nix's collector would also delete the host's paths
- * the guest sees through the overlay: that frees nothing, hides them behind whiteouts, and on a
- * full disk (no room for a whiteout) fails at the first one, leaving a failed build's output in
- * place. This one leaves the lower layer alone, so a build that filled the disk is cleaned up
- * within seconds and the next build has room. A reserve file held on the disk is dropped before
- * each collection, so Nix can always open its database to collect.
+ * The collector (src/guest/collector.ts) runs in the background once the store is up, from the
+ * thresholds the disk file gave; without a disk there is nothing to collect.
  */
 function collectorLines(): string[] {
-  const rw = guestPaths.rwStore;
-  const log = guestPaths.collectorLog;
-  const reserve = `${rw}/.reserve`;
-  const reserveBytes = 64 * 1024 * 1024;
   return [
-    `freebytes() { df -Pk ${rw} | awk 'NR == 2 { printf "%.0f", $4 * 1024 }'; }`,
-    `reserve() { [ -e ${reserve} ] || /usr/bin/fallocate -l ${reserveBytes} ${reserve} 2>/dev/null || rm -f ${reserve}; }`,
-    'collect() {',
-    // Room for Nix's database, its journal and the GC itself, however full the disk got.
-    `  rm -f ${reserve}`,
-    `  /usr/bin/nix-store --gc --print-dead > /run/gc.dead 2>> ${log} || return`,
-    `  cd ${rw}/upper || return`,
-    '  while read -r p; do',
-    '    n=${p#/nix/store/}',
-    '    { [ -e "$n" ] || [ -L "$n" ]; } && [ ! -c "$n" ] && [ ! -e "/nix/.ro-store/$n" ] && echo "$p"',
-    '  done < /run/gc.dead > /run/gc.mine',
-    '  cd /',
-    '  while [ -s /run/gc.mine ]; do',
-    `    head -n 500 /run/gc.mine | xargs /usr/bin/nix-store --delete >> ${log} 2>&1`,
-    '    sed -i 1,500d /run/gc.mine',
-    '    [ "$(freebytes)" -ge "$gcmax" ] && break',
-    '  done',
-    `  reserve`,
-    '}',
     'if [ -n "$disk" ] && [ -n "$gcmax" ]; then',
-    '  rest=10',
-    '  while sleep 3; do',
-    '    f=$(freebytes)',
-    '    if [ "$f" -ge "$gcmin" ]; then reserve; rest=10; continue; fi',
-    '    t "$f bytes free: collecting garbage"; collect; g=$(freebytes); t "collected: $g bytes free"',
-    '    # nothing to collect (the disk holds live paths): ask less often, up to every 5 minutes',
-    '    if [ "$g" -le "$f" ]; then rest=$((rest * 2)); [ $rest -gt 300 ] && rest=300; fi',
-    '    sleep $rest',
-    '  done &',
+    `  echo "$gcmin $gcmax" > ${guestPaths.gcThresholds}`,
+    `  ${guestPaths.collector} loop &`,
     'fi',
   ];
 }
@@ -357,9 +326,13 @@ export function rcBuilder(options: InitOptions): string {
   ].join('\n');
 }
 
+/** What an SSH session's PATH is: sshd's default for root, behind the guest's own wrappers. */
+export const sessionPath = `${guestPaths.sessionBinDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+
 export function sshdConfig(extra: readonly string[] = []): string {
   return [
     'Port 22',
+    `SetEnv PATH=${sessionPath}`,
     'HostKey /etc/ssh/ssh_host_ed25519_key',
     'PermitRootLogin prohibit-password',
     'PubkeyAuthentication yes',

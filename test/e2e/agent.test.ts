@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { processesMatching, sandbox } from '../support/cli.js';
-import { arm64BusyboxStorePath } from '../support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../support/busybox-static.js';
 import { copiedToBuilder, nixBuild, nixBuildInputs, nixEnv } from '../support/nix.js';
 import { agentEvents, freePort, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 

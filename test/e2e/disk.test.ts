@@ -100,7 +100,7 @@ test('a build writing twice the guest RAM succeeds: the store and build dirs are
       '  name = "big-${nonce}";',
       '  system = "x86_64-linux";',
       '  builder = "/bin/sh";',
-      '  args = [ "-c" "/bin/dd if=/dev/zero of=$out bs=1M count=1100" ];',
+      '  args = [ "-c" "dd if=/dev/zero of=$out bs=1M count=1100" ];',
       '}',
       '',
     ].join('\n'),
@@ -136,8 +136,9 @@ test('a build that fills the disk fails with Nix\'s own error; the guest collect
   const dir = mkdtempSync(join(tmpdir(), 'lb-full-'));
   const scope = { nixConf: join(dir, 'nix.conf'), sshConfig: join(dir, 'ssh_config') };
   // Preallocated 64 MiB files until the disk refuses one, then dd into what is left: full in seconds.
-  const fill = '/bin/mkdir $out; i=0; while /usr/bin/fallocate -l 64M $out/f$i; do i=$((i + 1)); done; /bin/dd if=/dev/zero of=$out/last bs=1M';
-  const write = (mib: number) => `/bin/dd if=/dev/zero of=$out bs=1M count=${mib}`;
+  // Builds run in the sandbox, where /bin/sh is the guest's busybox: applets, no host /usr.
+  const fill = 'mkdir $out; i=0; while fallocate -l 64M $out/f$i; do i=$((i + 1)); done; dd if=/dev/zero of=$out/last bs=1M';
+  const write = (mib: number) => `dd if=/dev/zero of=$out bs=1M count=${mib}`;
   const file = join(dir, 'full.nix');
   writeFileSync(
     file,
@@ -165,6 +166,10 @@ test('a build that fills the disk fails with Nix\'s own error; the guest collect
     assert.match(full.stderr, /No space left on device/, full.stderr);
     assert.match(full.stderr, /build failure may have been caused by lack of free disk space/, full.stderr);
     assert.ok((await guestFreeBytes(box, name)) < 64 * 1024 * 1024, 'the disk was full');
+
+    // Right after the failure, before anyone collects: a small build as a build user works.
+    const right = await build(`right-after-${round}-${nonce}`, 'echo small > $out');
+    assert.equal(right.code, 0, `the build right after a full disk: ${right.stderr}`);
 
     // The guest's collector notices within seconds; no one logs in to clean up.
     const started = Date.now();

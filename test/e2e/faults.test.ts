@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { childProcesses, processesMatching, sandbox, type Sandbox } from '../support/cli.js';
-import { arm64BusyboxStorePath } from '../support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../support/busybox-static.js';
 import { buildStarted, nixBuild, nixEnv, startSlowBuild, type RunningNixBuild } from '../support/nix.js';
 import { agentEvents, freePort, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import type { InstanceStatus } from '../../src/instance/status.js';

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesMatching, sandbox } from '../support/cli.js';
-import { arm64BusyboxStorePath } from '../support/busybox-arm64.js';
+import { arm64BusyboxStorePath } from '../support/busybox-static.js';
 import { copiedToBuilder, nixBuild, nixBuildInputs, nixEnv } from '../support/nix.js';
 import { addRandomFiles } from '../support/store.js';
 

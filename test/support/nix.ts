@@ -7,6 +7,7 @@ const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures')
 export const helloNix = join(fixtures, 'hello.nix');
 export const inputsNix = join(fixtures, 'inputs.nix');
 export const slowNix = join(fixtures, 'slow.nix');
+export const probeNix = join(fixtures, 'probe.nix');
 
 export interface NixScope {
   readonly nixConf: string;

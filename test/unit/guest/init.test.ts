@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildNetworkRules, buildUsers, etcFiles, fstab, initScript, inittab, rcBuilder, sshdConfig } from '../../../src/guest/init.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { collectorScript, nixDaemonWrapper } from '../../../src/guest/collector.js';
+import { buildNetworkRules, buildUsers, etcFiles, fstab, guestPaths, initScript, inittab, rcBuilder, sessionPath, sshdConfig } from '../../../src/guest/init.js';
 import { failedMarker, readyMarker, shareTags } from '../../../src/guest/layout.js';
 
 const modules = {
@@ -173,16 +176,34 @@ test('after an unclean stop, an empty Nix schema file on the disk means a fresh 
 
 test('the guest collects garbage itself, only paths on its own disk, from the thresholds in the disk file', () => {
   assert.ok(lineOf(/^ {2}read -r _ gcmin gcmax < \/run\/lbconfig\/disk$/) < lineOf(/^umount \/run\/lbconfig$/), 'read before the share is unmounted');
-  assert.match(rc, /^ {2}rm -f \/nix\/\.rw-store\/\.reserve\n {2}\/usr\/bin\/nix-store --gc --print-dead > \/run\/gc\.dead/m);
-  assert.match(rc, /\{ \[ -e "\$n" \] \|\| \[ -L "\$n" \]; \} && \[ ! -c "\$n" \] && \[ ! -e "\/nix\/\.ro-store\/\$n" \] && echo "\$p"/);
-  assert.match(rc, /head -n 500 \/run\/gc\.mine \| xargs \/usr\/bin\/nix-store --delete/);
-  assert.doesNotMatch(rc, /nix-store --gc(?! --print-dead)/, 'never a plain --gc: it would delete (hide) host paths');
+  const start = lineOf(/^ {2}\/etc\/collect-garbage loop &$/);
+  assert.equal(lines[start - 1], '  echo "$gcmin $gcmax" > /run/gc.thresholds');
+  assert.ok(start > lineOf(/ overlay \/nix\/store /), 'it starts once the store is up');
+  assert.ok(lineOf(/^if \[ -n "\$disk" \] && \[ -n "\$gcmax" \]; then$/) < start, 'only with a disk');
+  const gc = collectorScript();
+  assert.match(gc, /^ {2}rm -f \/nix\/\.rw-store\/\.reserve\n {2}\/usr\/bin\/nix-store --gc --print-dead > \/run\/gc\.dead\.\$\$/m);
+  assert.match(gc, /\{ \[ -e "\$n" \] \|\| \[ -L "\$n" \]; \} && \[ ! -c "\$n" \] && \[ ! -e "\/nix\/\.ro-store\/\$n" \] && echo "\$p"/);
+  assert.match(gc, /head -n 500 \/run\/gc\.mine\.\$\$ \| xargs \/usr\/bin\/nix-store --delete/);
+  assert.doesNotMatch(gc, /nix-store --gc(?! --print-dead)/, 'never a plain --gc: it would delete (hide) host paths');
   // %d in busybox awk stops at 2^31: a disk with more than 2 GiB free read as -2147483648 and was collected.
-  assert.match(rc, /awk 'NR == 2 \{ printf "%\.0f", \$4 \* 1024 \}'/);
-  assert.ok(lineOf(/^ {4}if \[ "\$f" -ge "\$gcmin" \]; then reserve; rest=10; continue; fi$/) < lineOf(/^ {4}t "\$f bytes free: collecting garbage"; collect; /));
-  const loop = lineOf(/^ {4}if \[ "\$g" -le "\$f" \]; then rest=\$\(\(rest \* 2\)\); \[ \$rest -gt 300 \] && rest=300; fi$/);
-  assert.ok(loop > lineOf(/ overlay \/nix\/store /), 'it starts once the store is up');
-  assert.ok(lineOf(/^if \[ -n "\$disk" \] && \[ -n "\$gcmax" \]; then$/) < loop, 'only with a disk');
+  assert.match(gc, /awk 'NR == 2 \{ printf "%\.0f", \$4 \* 1024 \}'/);
+  assert.match(gc, /^ {6}if \[ "\$f" -ge "\$gcmin" \]; then reserve; rest=10; continue; fi$/m);
+  assert.match(gc, /^ {6}if \[ "\$g" -le "\$f" \]; then rest=\$\(\(rest \* 2\)\); \[ \$rest -gt 300 \] && rest=300; fi$/m);
+  assert.match(gc, /^ {2}\[ "\$\(freebytes\)" -lt "\$gcmin" \] \|\| return 0$/m, 'a collection that another one made unneeded does nothing');
+});
+
+test('every remote build starts the guest\'s nix-daemon, which makes room first when the disk is short of it', () => {
+  assert.match(sshdConfig(), /^SetEnv PATH=\/opt\/builder\/bin:.*:\/usr\/bin:/m);
+  assert.ok(sessionPath.startsWith(`${guestPaths.sessionBinDir}:`));
+  assert.equal(nixDaemonWrapper(), '#!/bb/sh\n/etc/collect-garbage if-short\nexec /usr/bin/nix-daemon "$@"\n');
+  assert.match(collectorScript(), /^ {2}if-short\) collect ;;$/m);
+});
+
+test('the generated shell scripts parse', { skip: !existsSync('/bin/busybox') && 'no busybox here' }, () => {
+  for (const [name, script] of Object.entries({ rc, init: initScript(), collector: collectorScript(), nixDaemon: nixDaemonWrapper() })) {
+    const check = spawnSync('/bin/busybox', ['sh', '-n'], { input: script, encoding: 'utf8' });
+    assert.equal(check.status, 0, `${name}: ${check.stderr}`);
+  }
 });
 
 test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
