@@ -12,7 +12,7 @@ import { UserError } from '../errors.js';
 import { findBusybox } from '../guest/busybox.js';
 import { findLocalKernel } from '../guest/kernel-source.js';
 import { builderModules, findGuestModules } from '../guest/modules.js';
-import { checkEmulators, instanceSystems } from '../instance/guest-config.js';
+import { checkEmulators, checkGuestIpTool, guestIpTool, instanceSystems } from '../instance/guest-config.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
 import { defaultDiskMiB } from '../config/settings.js';
 import { formatMiB } from '../config/values.js';
@@ -163,6 +163,10 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
     return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
   }));
   checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
+  checks.push(await guarded('iproute2', async () => {
+    await checkGuestIpTool();
+    return ok('iproute2', `${guestIpTool} (keeps builds off the host's loopback)`);
+  }));
   checks.push(await guarded('qemu-user', async () => {
     const systems = instanceSystems(settings?.systems, arch);
     await checkEmulators(systems, arch);

@@ -22,6 +22,8 @@ export const guestPaths = {
   collector: '/etc/collect-garbage',
   /** min-free and max-free in bytes, one line, written at boot when there is a disk. */
   gcThresholds: '/run/gc.thresholds',
+  /** iproute2's ip, from /usr: busybox ip knows no uidrange. */
+  ipTool: '/usr/sbin/ip',
   /** First in the PATH of SSH sessions: the nix-daemon that every remote build starts. */
   sessionBinDir: '/opt/builder/bin',
 } as const;
@@ -262,8 +264,7 @@ export const buildNetworkRules = [
 ] as const;
 
 const buildNetworkLines = [
-  // busybox ip knows no uidrange: iproute2's, from /usr
-  `printf '%s\\n' ${buildNetworkRules.map((r) => `'${r}'`).join(' ')} | /usr/sbin/ip -batch - || fail "could not keep builds off the host's loopback (ip rule)"`,
+  `printf '%s\\n' ${buildNetworkRules.map((r) => `'${r}'`).join(' ')} | ${guestPaths.ipTool} -batch - || fail "could not keep builds off the host's loopback (ip rule)"`,
 ];
 
 /** sshd daemonizes before it listens; its pid file appears once it listens. */

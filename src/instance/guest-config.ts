@@ -4,7 +4,7 @@
  */
 import { access, constants } from 'node:fs/promises';
 import type { HostArch } from '../drivers/driver.js';
-import { badInput } from '../errors.js';
+import { badInput, failed } from '../errors.js';
 import { binfmtLine, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary } from '../platform/systems.js';
 import { buildUsers, guestPaths } from '../guest/init.js';
 
@@ -21,6 +21,16 @@ export async function checkEmulators(systems: readonly string[], arch: HostArch)
   }
   if (missing.length > 0) {
     throw badInput(`${missing.join('; ')}`, 'install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), or leave those systems out of --systems');
+  }
+}
+
+/** iproute2's ip, through /usr: the guest keeps builds off the host's loopback with its uid rules. */
+export const guestIpTool = guestPaths.ipTool;
+
+export async function checkGuestIpTool(): Promise<void> {
+  const ok = await access(guestIpTool, constants.X_OK).then(() => true, () => false);
+  if (!ok) {
+    throw failed(`${guestIpTool} not found: the guest needs iproute2 to keep builds off the host's loopback`, 'install iproute2 (Debian/Ubuntu: apt-get install iproute2)');
   }
 }
 

@@ -30,7 +30,7 @@ import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identit
 import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
 import { corruptStateAdvice, observe, type InstanceStatus, type Observed } from './status.js';
 import { recordUnrequestedExit, writeLastExit, type LastExit } from './last-exit.js';
-import { binfmtLines, checkEmulators, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
+import { binfmtLines, checkEmulators, checkGuestIpTool, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
@@ -137,6 +137,7 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   const settings = applyFlags(remembered, flags);
   await checkKernelFlag(flags.kernel);
   await checkEmulators(instanceSystems(settings.systems, hostArch()), hostArch());
+  await checkGuestIpTool();
   // Refuses a shrink before anything is written; decided again under the lock before launch.
   decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
 
