@@ -4,18 +4,15 @@
  * kept (the tree belongs to whoever fetched it). A path that would leave the directory (absolute,
  * "..", or through a symlink) fails the unpack.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { chmod, link, lstat, mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { createGunzip } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
 import tar from 'tar-stream';
-import xz from 'xz-decompress';
 import { errnoCode } from '../errors.js';
 import { arMembers } from './ar.js';
+import { decompressed } from './decompress.js';
 
 /** An entry's bytes, as tar-stream hands them out. */
 type EntryContent = AsyncIterable<unknown> & { resume(): unknown };
@@ -106,60 +103,13 @@ export class UnpackTarget {
   }
 }
 
-function zstdStream(): Transform {
-  const decoder = new ZstdDecompress((chunk) => transform.push(chunk));
-  const transform = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      try {
-        decoder.push(chunk);
-        done();
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-    flush(done) {
-      try {
-        decoder.push(new Uint8Array(0), true);
-        done();
-      } catch (error) {
-        done(error as Error);
-      }
-    },
-  });
-  return transform;
-}
-
-function through(raw: Readable, decoder: Transform): Readable {
-  raw.on('error', (error) => decoder.destroy(error));
-  return raw.pipe(decoder);
-}
-
-/** The decompressed bytes of the data.tar member. */
-function dataTar(path: string, start: number, size: number, compression: string): Readable {
-  const raw = createReadStream(path, { start, end: start + size - 1 });
-  switch (compression) {
-    case '':
-      return raw;
-    case '.gz':
-      return through(raw, createGunzip());
-    case '.zst':
-      return through(raw, zstdStream());
-    case '.xz': {
-      const web = Readable.toWeb(raw) as unknown as ReadableStream<Uint8Array>;
-      return Readable.fromWeb(new xz.XzReadableStream(web) as unknown as WebReadableStream<Uint8Array>);
-    }
-    default:
-      throw new Error(`unknown data.tar compression ${compression}`);
-  }
-}
-
 /** Unpacks one .deb's files into the target. */
 export async function unpackDeb(debPath: string, target: UnpackTarget): Promise<void> {
   const members = await arMembers(debPath);
   const data = members.find((m) => /^data\.tar(\.(xz|zst|gz))?$/.test(m.name));
   if (data === undefined) throw new Error(`no data.tar member (members: ${members.map((m) => m.name).join(', ')})`);
   const extract = tar.extract();
-  const feeding = pipeline(dataTar(debPath, data.offset, data.size, data.name.slice('data.tar'.length)), extract);
+  const feeding = pipeline(decompressed(debPath, data.name.slice('data.tar'.length), { start: data.offset, size: data.size }), extract);
   try {
     for await (const entry of extract) await target.entry(entry.header, entry);
   } catch (error) {
