@@ -212,13 +212,20 @@ async function buildTree(
   }
 }
 
+/** Runs up to width at a time; after a failure starts no more, and throws the first once the running ones end. */
 async function inParallel<T>(items: readonly T[], width: number, run: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && failure === undefined) {
       const item = items[next++] as T;
-      await run(item);
+      try {
+        await run(item);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  if (failure !== undefined) throw failure.error;
 }
