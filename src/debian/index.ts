@@ -46,19 +46,6 @@ export interface FetchProgress {
   readonly bytesTotal: number;
 }
 
-export interface DebianUserlandOptions {
-  readonly cacheDir: string;
-  readonly arch: 'x86_64' | 'aarch64';
-  readonly request: PackageRequest;
-  readonly mirror?: string;
-  /** Ask the mirror for a newer set even when a tree for the request is cached. */
-  readonly refresh?: boolean;
-  /** The keys InRelease must be signed with; Debian's archive keys unless a test passes its own. */
-  readonly keys?: ArchiveKeys;
-  readonly onProgress?: (progress: FetchProgress) => void;
-  readonly log?: (line: string) => void;
-}
-
 export interface DebianTree {
   /** The unpacked files: root/usr, root/boot, … */
   readonly root: string;
@@ -66,41 +53,75 @@ export interface DebianTree {
   readonly packages: readonly TreePackage[];
 }
 
+export interface ResolveOptions {
+  readonly cacheDir: string;
+  readonly arch: 'x86_64' | 'aarch64';
+  readonly request: PackageRequest;
+  readonly mirror?: string;
+  /** The keys InRelease must be signed with; Debian's archive keys unless a test passes its own. */
+  readonly keys?: ArchiveKeys;
+}
+
+export interface DebianUserlandOptions extends ResolveOptions {
+  /** Ask the mirror for a newer set even when a tree for the request is cached. */
+  readonly refresh?: boolean;
+  readonly onProgress?: (progress: FetchProgress) => void;
+  readonly log?: (line: string) => void;
+}
+
+/** A request resolved against the mirror's current index: what a fetch would download and unpack. */
+export interface ResolvedSet {
+  readonly mirror: string;
+  readonly arch: DebianArch;
+  /** The InRelease Date of the index. */
+  readonly released: string;
+  readonly packages: readonly PackageEntry[];
+  /** The tree's name in the cache. */
+  readonly key: string;
+}
+
+/** Resolves a request from the mirror's signed index (the index is cached by hash); downloads no package. */
+export async function resolveDebianSet(options: ResolveOptions): Promise<ResolvedSet> {
+  const cache = debianCache(options.cacheDir);
+  const arch = debianArch(options.arch);
+  const mirror = (options.mirror ?? defaultMirror).replace(/\/+$/, '');
+  const release = await fetchRelease(mirror, arch, options.keys ?? (await debianArchiveKeys()));
+  const index = await writingTo(cache.indexes, () => packagesIndex(cache, mirror, arch, release), { what: 'downloading the Debian package index' });
+  const packages = resolvePackages(index, options.request, `Debian ${debianSuite} (${arch}) on ${mirror}`);
+  return { mirror, arch, released: release.date, packages, key: treeKey(debianSuite, arch, packages) };
+}
+
 /** The unpacked tree for a request: from the cache when it has one, else fetched from the mirror. */
 export async function debianUserland(options: DebianUserlandOptions): Promise<DebianTree> {
   const cache = debianCache(options.cacheDir);
   const arch = debianArch(options.arch);
-  const mirror = (options.mirror ?? defaultMirror).replace(/\/+$/, '');
   const log = options.log ?? (() => undefined);
+  const progress = options.onProgress ?? (() => undefined);
   const requestFile = join(cache.requests, `${requestKey(debianSuite, arch, options.request)}.json`);
   const known = await knownTree(cache, requestFile);
   if (known !== undefined && options.refresh !== true) return known;
-  return writingTo(cache.dir, async () => {
-    let release: Release;
-    try {
-      release = await fetchRelease(mirror, arch, options.keys ?? (await debianArchiveKeys()));
-    } catch (error) {
-      if (!(error instanceof MirrorUnreachable)) throw error;
-      if (known !== undefined) {
-        log(`${error.message}: using the Debian packages fetched before`);
-        return known;
-      }
-      throw failed(
-        `${error.message}, and the cache has no Debian ${debianSuite} packages for ${arch} yet (${options.request.packages.join(', ')})`,
-        `connect to the network or pass --mirror with a reachable Debian mirror, or copy ${cache.dir} from a machine that has fetched them`,
-        error,
-      );
+  progress({ stage: 'index', packagesDone: 0, packagesTotal: 0, bytesDone: 0, bytesTotal: 0 });
+  let set: ResolvedSet;
+  try {
+    set = await resolveDebianSet(options);
+  } catch (error) {
+    if (!(error instanceof MirrorUnreachable)) throw error;
+    if (known !== undefined) {
+      log(`${error.message}: using the Debian packages fetched before`);
+      return known;
     }
-    const progress = options.onProgress ?? (() => undefined);
-    progress({ stage: 'index', packagesDone: 0, packagesTotal: 0, bytesDone: 0, bytesTotal: 0 });
-    const index = await packagesIndex(cache, mirror, arch, release);
-    const packages = resolvePackages(index, options.request, `Debian ${debianSuite} (${arch}) on ${mirror}`);
-    const key = treeKey(debianSuite, arch, packages);
-    const treeDir = join(cache.trees, key);
-    const manifest = (await readManifest(treeDir)) ?? (await buildTree(cache, mirror, arch, packages, key, progress, log));
+    throw failed(
+      `${error.message}, and the cache has no Debian ${debianSuite} packages for ${arch} yet (${options.request.packages.join(', ')})`,
+      `connect to the network or pass --mirror with a reachable Debian mirror, or copy ${cache.dir} from a machine that has fetched them`,
+      error,
+    );
+  }
+  const treeDir = join(cache.trees, set.key);
+  return writingTo(cache.dir, async () => {
+    const manifest = (await readManifest(treeDir)) ?? (await buildTree(cache, set, progress, log));
     await mkdir(cache.requests, { recursive: true });
-    await writeFileAtomic(requestFile, `${JSON.stringify({ format: 1, tree: key, mirror, released: release.date }, null, 2)}\n`, 0o644);
-    return { root: join(treeDir, 'root'), key, packages: manifest.packages };
+    await writeFileAtomic(requestFile, `${JSON.stringify({ format: 1, tree: set.key, mirror: set.mirror, released: set.released }, null, 2)}\n`, 0o644);
+    return { root: join(treeDir, 'root'), key: set.key, packages: manifest.packages };
   }, { what: `fetching Debian packages into ${cache.dir}` });
 }
 
@@ -146,10 +167,8 @@ async function packagesIndex(cache: DebianCache, mirror: string, arch: DebianArc
 }
 
 /** Downloads what the cache lacks, unpacks every package into a temp tree, and publishes it by rename. */
-async function buildTree(
-  cache: DebianCache, mirror: string, arch: DebianArch, packages: readonly PackageEntry[], key: string,
-  progress: (progress: FetchProgress) => void, log: (line: string) => void,
-): Promise<TreeManifest> {
+async function buildTree(cache: DebianCache, set: ResolvedSet, progress: (progress: FetchProgress) => void, log: (line: string) => void): Promise<TreeManifest> {
+  const { mirror, arch, packages, key } = set;
   await mkdir(cache.debs, { recursive: true });
   await mkdir(cache.trees, { recursive: true });
   await removeAbandoned(cache.debs);

@@ -33,8 +33,8 @@ export interface PackageIndex {
   readonly providers: ReadonlyMap<string, readonly PackageEntry[]>;
 }
 
-/** deb822 stanzas: "Field: value" lines, continuation lines starting with a space, blank lines between. */
-export function parseStanzas(text: string): Map<string, string>[] {
+/** deb822 stanzas: "Field: value" lines, continuation lines starting with a space, blank lines between; only `fields` if given. */
+export function parseStanzas(text: string, fields?: ReadonlySet<string>): Map<string, string>[] {
   const stanzas: Map<string, string>[] = [];
   let current = new Map<string, string>();
   let field: string | undefined;
@@ -49,6 +49,10 @@ export function parseStanzas(text: string): Map<string, string>[] {
       const colon = line.indexOf(':');
       if (colon <= 0) continue;
       field = line.slice(0, colon);
+      if (fields !== undefined && !fields.has(field)) {
+        field = undefined;
+        continue;
+      }
       current.set(field, line.slice(colon + 1).trim());
     }
   }
@@ -98,10 +102,13 @@ function entryOf(stanza: ReadonlyMap<string, string>): PackageEntry | undefined 
   };
 }
 
+/** The fields entryOf reads: a full index is some 60 MB of text, mostly descriptions. */
+const indexFields = new Set(['Package', 'Version', 'Architecture', 'Filename', 'Size', 'SHA256', 'Essential', 'Priority', 'Pre-Depends', 'Depends', 'Provides']);
+
 /** The index of a Packages file; of two stanzas for one name, the newer version wins. */
 export function parsePackages(text: string, compare: (a: string, b: string) => number): PackageIndex {
   const packages = new Map<string, PackageEntry>();
-  for (const stanza of parseStanzas(text)) {
+  for (const stanza of parseStanzas(text, indexFields)) {
     const entry = entryOf(stanza);
     if (entry === undefined) continue;
     const known = packages.get(entry.name);
