@@ -35,12 +35,20 @@ export interface PackageIndex {
 
 /** deb822 stanzas: "Field: value" lines, continuation lines starting with a space, blank lines between; only `fields` if given. */
 export function parseStanzas(text: string, fields?: ReadonlySet<string>): Map<string, string>[] {
-  const stanzas: Map<string, string>[] = [];
+  return [...stanzas(text, fields)];
+}
+
+function* stanzas(text: string, fields?: ReadonlySet<string>): Generator<Map<string, string>> {
   let current = new Map<string, string>();
   let field: string | undefined;
-  for (const line of text.split('\n')) {
+  // line by line without splitting: a whole index is over a million lines
+  for (let start = 0; start <= text.length;) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end);
+    start = end + 1;
     if (line.trim() === '') {
-      if (current.size > 0) stanzas.push(current);
+      if (current.size > 0) yield current;
       current = new Map();
       field = undefined;
     } else if (line.startsWith(' ') || line.startsWith('\t')) {
@@ -56,8 +64,7 @@ export function parseStanzas(text: string, fields?: ReadonlySet<string>): Map<st
       current.set(field, line.slice(colon + 1).trim());
     }
   }
-  if (current.size > 0) stanzas.push(current);
-  return stanzas;
+  if (current.size > 0) yield current;
 }
 
 const requirementPattern = /^([a-z0-9][a-z0-9+.-]*)(?::[a-z0-9-]+)?\s*(?:\(\s*(<<|<=|=|>=|>>|<|>)\s*([^\s)]+)\s*\))?/;
@@ -108,7 +115,7 @@ const indexFields = new Set(['Package', 'Version', 'Architecture', 'Filename', '
 /** The index of a Packages file; of two stanzas for one name, the newer version wins. */
 export function parsePackages(text: string, compare: (a: string, b: string) => number): PackageIndex {
   const packages = new Map<string, PackageEntry>();
-  for (const stanza of parseStanzas(text, indexFields)) {
+  for (const stanza of stanzas(text, indexFields)) {
     const entry = entryOf(stanza);
     if (entry === undefined) continue;
     const known = packages.get(entry.name);
