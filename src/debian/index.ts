@@ -19,6 +19,7 @@ import { unpackDeb, UnpackTarget, PathEscape } from './deb.js';
 import { decompressed } from './decompress.js';
 import { downloadVerified, fetchText, MirrorUnreachable } from './fetch.js';
 import { debianArch, type DebianArch } from './package-set.js';
+import type { FetchProgress } from './progress.js';
 import { parsePackages, type PackageEntry, type PackageIndex } from './packages.js';
 import { debianArchiveKeys, parseRelease, verifiedText, BadSignature, type ArchiveKeys, type Release } from './release.js';
 import { resolvePackages, type PackageRequest } from './resolve.js';
@@ -32,19 +33,12 @@ export { debianArch, guestPackageRequest, guestPackages, emulatorPackages, kerne
 export type { PackageRequest } from './resolve.js';
 export { debianArchiveKeys, type ArchiveKeys } from './release.js';
 export { MirrorUnreachable } from './fetch.js';
+export { progressLine, type FetchProgress } from './progress.js';
 
 /** The Debian release the guest's userland comes from. */
 export const debianSuite = 'trixie';
 export const defaultMirror = 'http://deb.debian.org/debian';
 const component = 'main';
-
-export interface FetchProgress {
-  readonly stage: 'index' | 'download' | 'unpack';
-  readonly packagesDone: number;
-  readonly packagesTotal: number;
-  readonly bytesDone: number;
-  readonly bytesTotal: number;
-}
 
 export interface DebianTree {
   /** The unpacked files: root/usr, root/boot, … */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type * as openpgp from 'openpgp';
-import { debianUserland, type DebianUserlandOptions, type FetchProgress } from '../../../src/debian/index.js';
+import { debianUserland, progressLine, type DebianUserlandOptions, type FetchProgress } from '../../../src/debian/index.js';
 import { UserError } from '../../../src/errors.js';
 import { closedPort, mirrorFiles, serveMirror, sha256, signed, testKey, type FakePackage, type Mirror } from './fixtures.js';
 
@@ -197,4 +197,21 @@ test('what an interrupted fetch left behind is removed, never used', async () =>
   });
   const left = await listing(cacheDir);
   assert.deepEqual(left.filter((p) => p.includes(String(dead))), []);
+});
+
+test('a release file of another suite, though signed, is refused', async () => {
+  const cacheDir = await freshCache();
+  await withMirror(async (f) => {
+    const text = f.get('dists/trixie/InRelease')?.toString() ?? '';
+    const body = /-----BEGIN PGP SIGNED MESSAGE-----\nHash: \w+\n\n([\s\S]*?)\n-----BEGIN PGP SIGNATURE-----/.exec(text)?.[1] ?? '';
+    f.set('dists/trixie/InRelease', Buffer.from(await signed(`${body.replace('Codename: trixie', 'Codename: bookworm')}\n`, key.privateKey)));
+  }, async (mirror) => {
+    await failsCleanly(debianUserland(options(cacheDir, mirror.url)), /InRelease is the release file of bookworm, not trixie$/, cacheDir);
+  });
+});
+
+test('progress as a terminal line', () => {
+  assert.equal(progressLine({ stage: 'download', packagesDone: 12, packagesTotal: 121, bytesDone: 47.5 * 2 ** 20, bytesTotal: 212.4 * 2 ** 20 }),
+    'Debian packages: downloading 12/121, 47.5/212.4 MiB');
+  assert.equal(progressLine({ stage: 'unpack', packagesDone: 3, packagesTotal: 121, bytesDone: 0, bytesTotal: 0 }), 'Debian packages: unpacking 3/121');
 });
