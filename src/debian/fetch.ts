@@ -76,7 +76,8 @@ export async function downloadVerified(url: string, dest: string, expected: Expe
     try {
       await pipeline(body, counter, createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
     } catch (error) {
-      if (error instanceof UserError || typeof error === 'object' && error !== null && 'syscall' in error) throw error;
+      // a file system error (it names the file: ENOSPC, EACCES) is ours to report, not the mirror's
+      if (error instanceof UserError || (typeof error === 'object' && error !== null && 'path' in error)) throw error;
       throw failed(`the download of ${what} from ${url} broke off after ${received} of ${expected.size} bytes (${reason(error)})`, retryHint, error);
     }
     if (received !== expected.size) {
