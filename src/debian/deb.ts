@@ -1,0 +1,121 @@
+/**
+ * Unpacks the data.tar.{xz,zst,gz} of a .deb into a directory, without dpkg: files with their
+ * modes, directories, symlinks and hardlinks; devices and fifos are left out, owners are not
+ * kept (the tree belongs to whoever fetched it). A path that would leave the directory (absolute,
+ * "..", or through a symlink) fails the unpack.
+ */
+import { createWriteStream } from 'node:fs';
+import { chmod, link, lstat, mkdir, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { errnoCode } from '../errors.js';
+import { arMembers } from './ar.js';
+import { decompressed } from './decompress.js';
+
+/** An entry's bytes, as tar-stream hands them out. */
+type EntryContent = AsyncIterable<unknown> & { resume(): unknown };
+
+/** A tar entry's path would land outside the tree. */
+export class PathEscape extends Error {}
+
+/** "./usr/bin/x" → "usr/bin/x"; "./" → ""; throws for absolute paths and "..". */
+export function treePath(name: string): string {
+  if (name.startsWith('/')) throw new PathEscape(`absolute path ${name}`);
+  const segments = name.split('/').filter((s) => s !== '' && s !== '.');
+  if (segments.includes('..')) throw new PathEscape(`path ${name} climbs out with ".."`);
+  return segments.join('/');
+}
+
+/** The directory packages are unpacked into, remembering what it has checked and the modes it owes. */
+export class UnpackTarget {
+  private readonly realDirs = new Set<string>(['']);
+  private readonly dirModes = new Map<string, number>();
+
+  constructor(readonly root: string) {}
+
+  /** Makes every directory of rel, refusing to pass through anything that is not a real directory. */
+  private async directory(rel: string): Promise<void> {
+    if (this.realDirs.has(rel)) return;
+    const slash = rel.lastIndexOf('/');
+    await this.directory(slash < 0 ? '' : rel.slice(0, slash));
+    const path = join(this.root, rel);
+    const found = await lstat(path).catch((error: unknown) => {
+      if (errnoCode(error) === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (found === undefined) await mkdir(path, { mode: 0o755 });
+    else if (!found.isDirectory()) throw new PathEscape(`path ${rel} is ${found.isSymbolicLink() ? 'a symlink' : 'a file'} where a directory is needed`);
+    this.realDirs.add(rel);
+  }
+
+  /** Readies rel for a new file, symlink or hardlink: its parent made, whatever was there removed. */
+  private async place(rel: string): Promise<string> {
+    if (rel === '') throw new PathEscape('an entry replaces the root of the tree');
+    const slash = rel.lastIndexOf('/');
+    await this.directory(slash < 0 ? '' : rel.slice(0, slash));
+    if (this.realDirs.has(rel)) throw new PathEscape(`path ${rel} is a directory`);
+    const path = join(this.root, rel);
+    await rm(path, { force: true });
+    return path;
+  }
+
+  async entry(header: tar.Header, content: EntryContent): Promise<void> {
+    const rel = treePath(header.name);
+    const mode = (header.mode ?? 0o644) & 0o7777;
+    switch (header.type) {
+      case 'directory':
+        await this.directory(rel);
+        this.dirModes.set(rel, mode);
+        content.resume();
+        return;
+      case 'file':
+      case 'contiguous-file': {
+        const path = await this.place(rel);
+        await pipeline(Readable.from(content), createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+        await chmod(path, mode); // exactly the package's mode, whatever the umask
+        return;
+      }
+      case 'symlink': {
+        const path = await this.place(rel);
+        await symlink(header.linkname ?? '', path);
+        content.resume();
+        return;
+      }
+      case 'link': {
+        const target = treePath(header.linkname ?? '');
+        const path = await this.place(rel);
+        await link(join(this.root, target), path);
+        content.resume();
+        return;
+      }
+      default:
+        // devices and fifos: a guest makes its own /dev
+        content.resume();
+    }
+  }
+
+  /** Gives directories their packaged modes, deepest first; the owner keeps write access so the cache can be cleaned. */
+  async finish(): Promise<void> {
+    const dirs = [...this.dirModes].sort(([a], [b]) => b.length - a.length);
+    for (const [rel, mode] of dirs) await chmod(join(this.root, rel), mode | 0o700);
+  }
+}
+
+/** Unpacks one .deb's files into the target. */
+export async function unpackDeb(debPath: string, target: UnpackTarget): Promise<void> {
+  const members = await arMembers(debPath);
+  const data = members.find((m) => /^data\.tar(\.(xz|zst|gz))?$/.test(m.name));
+  if (data === undefined) throw new Error(`no data.tar member (members: ${members.map((m) => m.name).join(', ')})`);
+  const extract = tar.extract();
+  const feeding = pipeline(decompressed(debPath, data.name.slice('data.tar'.length), { start: data.offset, size: data.size }), extract);
+  try {
+    for await (const entry of extract) await target.entry(entry.header, entry);
+  } catch (error) {
+    extract.destroy();
+    await feeding.catch(() => undefined);
+    throw error;
+  }
+  await feeding;
+}

@@ -1,0 +1,132 @@
+/**
+ * The cache of the Debian fetcher, under <cache>/debian/:
+ *   indexes/<sha256>       Packages files, named by the hash InRelease signed
+ *   debs/<sha256>.deb      packages, named by the hash their Packages entry gave
+ *   trees/<key>/           unpacked package sets: root/ and manifest.json; key from names, versions, hashes
+ *   requests/<key>.json    which tree answered a request (suite, architecture, names) last
+ * Everything appears by rename once complete, so what has its final name is whole; temp names
+ * carry the pid that writes them, so a later fetch can remove what a dead one left.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { errnoCode } from '../errors.js';
+import { readTextIfExists } from '../instance/files.js';
+import type { DebianArch } from './package-set.js';
+import type { PackageEntry } from './packages.js';
+import type { PackageRequest } from './resolve.js';
+
+export interface DebianCache {
+  readonly dir: string;
+  readonly indexes: string;
+  readonly debs: string;
+  readonly trees: string;
+  readonly requests: string;
+}
+
+export function debianCache(cacheDir: string): DebianCache {
+  const dir = join(cacheDir, 'debian');
+  return { dir, indexes: join(dir, 'indexes'), debs: join(dir, 'debs'), trees: join(dir, 'trees'), requests: join(dir, 'requests') };
+}
+
+/** A package in a tree, as its manifest lists it. */
+export interface TreePackage {
+  readonly name: string;
+  readonly version: string;
+  readonly sha256: string;
+}
+
+export interface TreeManifest {
+  readonly format: 1;
+  readonly suite: string;
+  readonly arch: DebianArch;
+  readonly packages: readonly TreePackage[];
+}
+
+/** Pointer from a request to the tree that last answered it. */
+export interface RequestRecord {
+  readonly format: 1;
+  readonly tree: string;
+  readonly mirror: string;
+  /** The InRelease Date of the index the tree was resolved from. */
+  readonly released: string;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+export function treeKey(suite: string, arch: DebianArch, packages: readonly PackageEntry[]): string {
+  const lines = packages.map((p) => `${p.name} ${p.version} ${p.sha256}`).sort();
+  return sha256(['tree 1', suite, arch, ...lines].join('\n')).slice(0, 32);
+}
+
+export function requestKey(suite: string, arch: DebianArch, request: PackageRequest): string {
+  const names = [...request.packages].sort().join(' ');
+  const skip = [...(request.skip ?? [])].sort().join(' ');
+  return sha256(['request 1', suite, arch, names, skip].join('\n')).slice(0, 32);
+}
+
+export function manifestPath(treeDir: string): string {
+  return join(treeDir, 'manifest.json');
+}
+
+/** A tree's manifest, or undefined when the tree is not (wholly) there. */
+export async function readManifest(treeDir: string): Promise<TreeManifest | undefined> {
+  const text = await readTextIfExists(manifestPath(treeDir));
+  if (text === undefined) return undefined;
+  try {
+    const manifest = JSON.parse(text) as TreeManifest;
+    return manifest.format === 1 && Array.isArray(manifest.packages) ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readRequest(path: string): Promise<RequestRecord | undefined> {
+  const text = await readTextIfExists(path);
+  if (text === undefined) return undefined;
+  try {
+    const record = JSON.parse(text) as RequestRecord;
+    return record.format === 1 && typeof record.tree === 'string' && /^[0-9a-f]{32}$/.test(record.tree) ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+export async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** A temp name owned by this process: "<base>.<pid>-<random>.<suffix>". */
+export function tempName(base: string, suffix: string): string {
+  return `${base}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.${suffix}`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === 'EPERM';
+  }
+}
+
+/** Removes temp files and directories in dir whose writer has died (an interrupted fetch). */
+export async function removeAbandoned(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const match = /\.(\d+)-[0-9a-f]+\.(part|unpack)$/.exec(name);
+    if (match && !alive(Number(match[1]))) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
