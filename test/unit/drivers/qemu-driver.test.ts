@@ -67,7 +67,10 @@ test('launch boots QEMU detached, answers QMP, owns its pid, and forceStop quits
       });
     }
     assert.ok(client, `QMP never answered; vm.log: ${await readFile(p.processLog, 'utf8').catch(() => '')}`);
-    assert.deepEqual(await client.execute('query-status'), { status: 'running', singlestep: false, running: true });
+    // What the product relies on: the VM runs. Other fields come and go with QEMU versions (10 dropped singlestep).
+    const vmStatus = (await client.execute('query-status')) as { status?: unknown; running?: unknown };
+    assert.equal(vmStatus.status, 'running');
+    assert.equal(vmStatus.running, true);
     client.close();
     assert.equal((await readFile(p.pidFile, 'utf8')).trim(), String(vm.pid));
     assert.equal(await qemuDriver.ownsProcess(vm.pid, p), true);

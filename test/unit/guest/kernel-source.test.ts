@@ -158,9 +158,8 @@ test('host: the newest /boot kernel whose modules exist', async () => {
 function locateAsNobody(roots: { bootDir: string; modulesRoot: string; cacheDir: string }): { version: string; lines: string[] } {
   const child = fileURLToPath(new URL('../../support/locate-kernel-as.ts', import.meta.url));
   const repo = fileURLToPath(new URL('../../..', import.meta.url));
-  const out = execFileSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(roots)], {
-    uid: 65534,
-    gid: 65534,
+  // Started as root (the checkout may be where nobody cannot read), it becomes nobody itself.
+  const out = execFileSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(roots), '65534:65534'], {
     cwd: repo, // where tsx is resolved from
     encoding: 'utf8',
     env: { ...process.env, HOME: '/nonexistent' },

@@ -47,6 +47,8 @@ test("nix-store denied access means this user cannot read the store; other failu
 
 test('a store this user cannot read fails the first sync once; later syncs (the agent every 10 s) do nothing', async (t) => {
   if ((await readdir('/nix/store').catch(() => [])).length === 0) return t.skip('no host store here');
+  // Whatever the store held before (a fresh one has only .links): at least one path to register.
+  addRandomFiles(1, 64, 'unreadable');
   const bin = await mkdtemp(join(tmpdir(), 'lb-fake-nix-'));
   const calls = join(bin, 'calls');
   // A nix-store that fails as Nix 2.8 does for a user who does not own a single-user store.
@@ -92,6 +94,7 @@ async function until(what: string, probe: () => boolean): Promise<void> {
 }
 
 test('a sync asked for while one runs scans the store after it: a path the host gained meanwhile is registered', async () => {
+  addRandomFiles(1, 64, 'present'); // a fresh store has nothing to register: no run would start
   const guest = fakeGuest();
   const sync = new StoreSync(guest.argv);
   const first = sync.sync();
@@ -106,6 +109,7 @@ test('a sync asked for while one runs scans the store after it: a path the host 
 });
 
 test('forget() while a run is under way: the next sync registers that run\'s paths again (a rebooted guest needs them)', async () => {
+  addRandomFiles(1, 64, 'present'); // a fresh store has nothing to register: no run would start
   const guest = fakeGuest();
   const sync = new StoreSync(guest.argv);
   const first = sync.sync();
@@ -119,6 +123,7 @@ test('forget() while a run is under way: the next sync registers that run\'s pat
 });
 
 test('each run is reported once, however many callers share it', async () => {
+  addRandomFiles(1, 64, 'present'); // a fresh store has nothing to register: no run would start
   const guest = fakeGuest();
   const reports: number[] = [];
   const sync = new StoreSync(guest.argv, (result) => reports.push(result.registered));
