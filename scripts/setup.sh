@@ -25,6 +25,10 @@ need ssh openssh-client
 need xz xz-utils
 need dpkg-deb dpkg
 need ss iproute2
+# The guest formats its disk with the host's mkfs.ext4 (minimal Debian 13 systems lack it), and
+# Debian 13's kernels are zstd-compressed: without zstd the fast PVH boot cannot be extracted.
+need /usr/sbin/mkfs.ext4 e2fsprogs
+need zstd zstd
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""

@@ -31,9 +31,11 @@ export function staticBusyboxDir(system: BusyboxSystem): string {
     const deb = readdirSync(work).find((f) => f.endsWith('.deb'));
     if (!deb) throw new Error(`apt-get download busybox-static:${arch} produced no .deb`);
     execFileSync('dpkg-deb', ['-x', join(work, deb), join(work, 'root')]);
-    // Debian 12 ships bin/busybox, Debian 13 (merged /usr) usr/bin/busybox.
-    const shipped = ['bin/busybox', 'usr/bin/busybox'].map((p) => join(work, 'root', p)).find((p) => existsSync(p));
-    if (!shipped) throw new Error(`busybox-static:${arch} has no bin/busybox nor usr/bin/busybox`);
+    // Where the package says it puts busybox (bin/ in Debian 12, usr/bin/ in 13), by its file list.
+    const files = execFileSync('dpkg-deb', ['--fsys-tarfile', join(work, deb)], { maxBuffer: 64 << 20 });
+    const listed = execFileSync('tar', ['-t'], { input: files, encoding: 'utf8' }).split('\n').find((f) => /^(\.\/)?(usr\/)?s?bin\/busybox$/.test(f));
+    if (!listed) throw new Error(`busybox-static:${arch} lists no bin/busybox`);
+    const shipped = join(work, 'root', listed);
     const staged = join(work, `busybox-${arch}`);
     mkdirSync(join(staged, 'bin'), { recursive: true });
     copyFileSync(shipped, join(staged, 'bin', 'busybox'));
