@@ -5,6 +5,9 @@
  * exit code: xz exits non-zero on the bzImage's trailing data.
  */
 import { spawn } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import xz from 'xz-decompress';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,17 +21,47 @@ export { hostTscKhz } from '../../platform/host.js';
 interface Codec {
   readonly magic: Buffer;
   readonly command: readonly string[];
+  /**
+   * The same in this process, for a host without the tool; decoder errors on what follows the
+   * stream are the caller's to judge. Distribution xz kernels use xz's x86 BCJ filter, which the
+   * in-process decoder lacks: those need the xz tool (setup.sh installs it); zstd ones do not.
+   */
+  readonly inProcess: (data: Buffer) => Promise<Buffer>;
+}
+
+/** Everything a decoder gave before it stopped (at the end of its stream, or on what follows it). */
+async function collected(decode: (push: (chunk: Uint8Array) => void) => Promise<void>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  await decode((chunk) => chunks.push(chunk)).catch(() => undefined);
+  return Buffer.concat(chunks);
 }
 
 const codecs: readonly Codec[] = [
-  { magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), command: ['xz', '-dc'] },
-  { magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), command: ['zstd', '-dcq'] },
-  { magic: Buffer.from([0x1f, 0x8b, 0x08]), command: ['gzip', '-dc'] },
+  {
+    magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]),
+    command: ['xz', '-dc'],
+    inProcess: (data) =>
+      collected(async (push) => {
+        for await (const chunk of new xz.XzReadableStream(new Blob([new Uint8Array(data)]).stream()) as unknown as AsyncIterable<Uint8Array>) push(chunk);
+      }),
+  },
+  {
+    magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]),
+    command: ['zstd', '-dcq'],
+    inProcess: (data) =>
+      collected(async (push) => {
+        const decoder = new ZstdDecompress((chunk) => push(chunk));
+        for (let at = 0; at < data.length; at += 1 << 20) decoder.push(data.subarray(at, at + (1 << 20)));
+      }),
+  },
+  { magic: Buffer.from([0x1f, 0x8b, 0x08]), command: ['gzip', '-dc'], inProcess: (data) => collected(async (push) => push(gunzipSync(data))) },
 ];
 
 export interface Payload {
   readonly offset: number;
   readonly command: readonly string[];
+  /** payload_length from the setup header: the stream and the uncompressed size the kernel build appends. */
+  readonly length?: number;
 }
 
 /**
@@ -40,7 +73,7 @@ export function findPayload(bzImage: Buffer): Payload | undefined {
     const setupSectors = bzImage[0x1f1] || 4;
     const offset = (setupSectors + 1) * 512 + bzImage.readUInt32LE(0x248);
     const codec = codecs.find((c) => bzImage.subarray(offset, offset + c.magic.length).equals(c.magic));
-    if (codec !== undefined) return { offset, command: codec.command };
+    if (codec !== undefined) return { offset, command: codec.command, length: bzImage.readUInt32LE(0x24c) };
   }
   let best: Payload | undefined;
   for (const codec of codecs) {
@@ -114,12 +147,15 @@ export async function prepareKernel(image: string, cacheDir: string, arch: HostA
   const payload = findPayload(bzImage);
   const temp = `${vmlinux}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    if (payload !== undefined && (await decompress(image, payload, temp)) && (await hasPvhNote(temp).catch(() => false))) {
+    const decompressed = payload !== undefined && (await decompress(image, bzImage, payload, temp));
+    if (decompressed && (await hasPvhNote(temp).catch(() => false))) {
       await syncFile(temp);
       await rename(temp, vmlinux);
       return { path: vmlinux, format: 'vmlinux-pvh' };
     }
-    await writeFile(noPvhMarker, '');
+    // Only a kernel that was decompressed and has no PVH entry is recorded as such; one that
+    // could not be decompressed here is tried again at the next start.
+    if (decompressed || payload === undefined) await writeFile(noPvhMarker, '');
     return { path: image, format: 'bzImage' };
   } finally {
     await rm(temp, { force: true });
@@ -127,10 +163,24 @@ export async function prepareKernel(image: string, cacheDir: string, arch: HostA
 }
 
 /**
- * Streams the payload through the decompressor into `output`; false if the decompressor could
- * not run. A failed write (a full disk) rejects: that says nothing about the kernel.
+ * The payload decompressed into `output`: by the host's tool, else in this process; false when
+ * neither could. A failed write (a full disk) rejects: that says nothing about the kernel.
  */
-async function decompress(image: string, payload: Payload, output: string): Promise<boolean> {
+async function decompress(image: string, bzImage: Buffer, payload: Payload, output: string): Promise<boolean> {
+  if (await decompressWithTool(image, payload, output)) return true;
+  const codec = codecs.find((c) => c.command === payload.command);
+  if (codec === undefined || payload.length === undefined || payload.length < 4) return false;
+  const data = bzImage.subarray(payload.offset, payload.offset + payload.length);
+  const vmlinux = await codec.inProcess(data);
+  // The kernel build appends the uncompressed size (gzip's own trailer holds it too): only a
+  // complete output counts, a decoder that stopped early must not leave a truncated vmlinux.
+  if (vmlinux.length !== data.readUInt32LE(data.length - 4)) return false;
+  await writeFile(output, vmlinux, { mode: 0o600 });
+  return true;
+}
+
+/** Streams the payload through the host's decompressor into `output`; false if it could not run. */
+async function decompressWithTool(image: string, payload: Payload, output: string): Promise<boolean> {
   const [command, ...args] = payload.command;
   const child = spawn(command ?? 'false', args, { stdio: ['pipe', 'pipe', 'ignore'] });
   const started = new Promise<boolean>((resolve) => {

@@ -26,6 +26,7 @@ test('findPayload uses the setup header payload_offset', () => {
   const image = fakeBzImage(Buffer.concat([xzMagic, Buffer.alloc(32)]));
   const payload = findPayload(image);
   assert.equal(payload?.offset, 4 * 512 + 256);
+  assert.equal(payload?.length, xzMagic.length + 32, 'payload_length from the header');
   assert.deepEqual(payload?.command, ['xz', '-dc']);
 });
 
@@ -73,6 +74,51 @@ for (const codec of [
     assert.deepEqual(await readdir(join(cacheDir, 'kernels')), [first.path.split('/').pop()], 'no temp files left');
   });
 }
+
+/** As the kernel build packs xz and zstd payloads: the stream, then the uncompressed size (LE). */
+function withSize(compressed: Buffer, size: number): Buffer {
+  const trailer = Buffer.alloc(4);
+  trailer.writeUInt32LE(size);
+  return Buffer.concat([compressed, trailer]);
+}
+
+/** Runs fn with a PATH that has no decompressor on it. */
+async function withoutTools<T>(fn: () => Promise<T>): Promise<T> {
+  const path = process.env.PATH;
+  process.env.PATH = await mkdtemp(join(dir, 'empty-path-'));
+  try {
+    return await fn();
+  } finally {
+    process.env.PATH = path;
+  }
+}
+
+for (const codec of [
+  { name: 'zstd', compress: (b: Buffer) => withSize(execFileSync('zstd', ['-q', '-c'], { input: b }), b.length) },
+  { name: 'xz', compress: (b: Buffer) => withSize(xz(b), b.length) },
+]) {
+  test(`prepareKernel decompresses a ${codec.name} kernel in-process when the host has no ${codec.name} tool`, async () => {
+    const cacheDir = await mkdtemp(join(dir, `cache-inprocess-${codec.name}-`));
+    const vmlinux = Buffer.concat([fakeVmlinux({ pvhNote: true }), Buffer.alloc(3 << 20, 0x5a)]);
+    const image = join(cacheDir, 'vmlinuz');
+    await writeFile(image, fakeBzImage(codec.compress(vmlinux)));
+    const prepared = await withoutTools(() => prepareKernel(image, cacheDir, 'x86_64'));
+    assert.equal(prepared.format, 'vmlinux-pvh');
+    assert.ok((await readFile(prepared.path)).equals(vmlinux), 'the whole vmlinux, byte for byte');
+  });
+}
+
+test('a kernel that cannot be decompressed here is not recorded as having no PVH entry: the next start tries again', async () => {
+  const cacheDir = await mkdtemp(join(dir, 'cache-notool-'));
+  const vmlinux = fakeVmlinux({ pvhNote: true });
+  const image = join(cacheDir, 'vmlinuz');
+  // No appended size: the in-process decoder cannot prove the output complete, so it does not count.
+  await writeFile(image, fakeBzImage(execFileSync('zstd', ['-q', '-c'], { input: vmlinux })));
+  assert.deepEqual(await withoutTools(() => prepareKernel(image, cacheDir, 'x86_64')), { path: image, format: 'bzImage' });
+  assert.deepEqual((await readdir(join(cacheDir, 'kernels'))).filter((name) => name.endsWith('.no-pvh')), [], 'no marker');
+  const withTool = await prepareKernel(image, cacheDir, 'x86_64');
+  assert.equal(withTool.format, 'vmlinux-pvh', 'with zstd installed, the next start boots through PVH');
+});
 
 test('prepareKernel keeps the bzImage when the vmlinux has no PVH note', async () => {
   const cacheDir = await mkdtemp(join(dir, 'cache-nopvh-'));
