@@ -10,24 +10,31 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandbox } from '../support/cli.js';
 import { type BusyboxSystem, staticBusyboxStorePath } from '../support/busybox-static.js';
 import { nixEnv, probeNix, runNixBuild } from '../support/nix.js';
 import { addRandomFiles } from '../support/store.js';
 
-/** A listener on the host's loopback that counts the connections it gets. */
-async function loopbackListener(): Promise<{ server: Server; port: number; connections: () => number }> {
+/** A listener that counts the connections it gets. */
+async function listener(host: string): Promise<{ server: Server; port: number; connections: () => number }> {
   let connections = 0;
   const server = createServer((socket) => {
     connections++;
-    socket.end('linux-builder-test: you reached the host\'s loopback\n');
+    socket.end(`linux-builder-test: you reached ${host}\n`);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address();
   assert.ok(address && typeof address === 'object');
   return { server, port: address.port, connections: () => connections };
+}
+
+/** This machine's own non-loopback IPv4 address: beyond the guest, reached through QEMU's NAT. */
+function hostAddress(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
 }
 
 /** "key=value" lines → an object. */
@@ -54,9 +61,13 @@ const sealed = {
 test('each system builds in the sandbox as a build user: applets by name, no host /usr, no other store paths, no network, no host loopback', async (t) => {
   const box = sandbox();
   const name = 'sealed';
-  const listener = await loopbackListener();
+  const address = hostAddress();
+  if (address === undefined) return t.skip('this machine has no non-loopback IPv4 address to stand for the outside');
+  const loopback = await listener('127.0.0.1');
+  const outside = await listener(address);
   t.after(async () => {
-    listener.server.close();
+    loopback.server.close();
+    outside.server.close();
     await box.run(['--name', name, 'stop', '--force']);
   });
   const scopeDir = mkdtempSync(join(tmpdir(), 'lb-scope-'));
@@ -76,7 +87,7 @@ test('each system builds in the sandbox as a build user: applets by name, no hos
   const build = (system: BusyboxSystem, extra: string[] = []) =>
     runNixBuild(env, [
       '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', probeNix,
-      '--arg', 'busybox', JSON.stringify(busybox[system]), '--argstr', 'system', system, '--arg', 'port', String(listener.port),
+      '--arg', 'busybox', JSON.stringify(busybox[system]), '--argstr', 'system', system, '--arg', 'port', String(loopback.port), '--argstr', 'outside', `${address} ${outside.port}`,
       '--argstr', 'hidden', hidden, '--argstr', 'nonce', nonce, ...extra,
     ]);
 
@@ -87,6 +98,7 @@ test('each system builds in the sandbox as a build user: applets by name, no hos
       assert.match(result.stderr, /on 'ssh-ng:\/\/root@linux-builder-sealed'/, 'built in the guest');
       const probe = probeLines(readFileSync(result.stdout.trim(), 'utf8'));
       assert.deepEqual(probe, { ...sealed, arch: machines[system], outside: 'unreachable' }, readFileSync(result.stdout.trim(), 'utf8'));
+      assert.equal(outside.connections(), 0, 'a normal derivation has no network');
     });
   }
 
@@ -97,8 +109,9 @@ test('each system builds in the sandbox as a build user: applets by name, no hos
       assert.equal(result.code, 0, `${system}: ${result.stderr}`);
       assert.equal(readFileSync(result.stdout.trim(), 'utf8'), 'fixed\n');
       const probe = probeLines(result.stderr);
-      assert.deepEqual(probe, { ...sealed, arch: machines[system] }, result.stderr);
+      assert.deepEqual(probe, { ...sealed, arch: machines[system], outside: 'reached' }, result.stderr);
     }
+    assert.equal(outside.connections(), 2, 'each fixed-output build reached the outside listener, no other build did');
   });
 
   await t.test('a failing build fails with Nix\'s own error, and the next build works', async () => {
@@ -107,13 +120,14 @@ test('each system builds in the sandbox as a build user: applets by name, no hos
     assert.match(wrong.stderr, /hash mismatch in fixed-output derivation/, wrong.stderr);
     const next = await runNixBuild(env, [
       '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', probeNix, '--arg', 'busybox', JSON.stringify(busybox['aarch64-linux']),
-      '--argstr', 'system', 'aarch64-linux', '--arg', 'port', String(listener.port), '--argstr', 'hidden', hidden, '--argstr', 'nonce', `${nonce}-after-failure`,
+      '--argstr', 'system', 'aarch64-linux', '--arg', 'port', String(loopback.port), '--argstr', 'outside', `${address} ${outside.port}`,
+      '--argstr', 'hidden', hidden, '--argstr', 'nonce', `${nonce}-after-failure`,
     ]);
     assert.equal(next.code, 0, next.stderr);
     assert.equal(probeLines(readFileSync(next.stdout.trim(), 'utf8')).arch, 'aarch64');
   });
 
-  assert.equal(listener.connections(), 0, 'no build connected to the host\'s loopback');
+  assert.equal(loopback.connections(), 0, 'no build connected to the host\'s loopback');
   // The product's own traffic still flows: a command over SSH, and a registration at the next build.
   const ssh = await box.run(['--name', name, 'ssh', '--', 'echo still-reachable']);
   assert.equal(ssh.stdout, 'still-reachable\n', ssh.stderr);
