@@ -31,6 +31,34 @@ function createUser(base: string): TestUser {
   return { name, home, uid: id('-u'), gid: id('-g'), cwd: home };
 }
 
+/** A throwaway user with a home under a fresh base dir, the CLI run as it, and what removes them. */
+function throwawayUser(timeoutMs: number): {
+  base: string;
+  user: TestUser;
+  env: NodeJS.ProcessEnv;
+  as: (args: string[]) => Promise<RunResult>;
+  runtimeDir: string;
+  remove: () => void;
+} {
+  const base = mkdtempSync(join(tmpdir(), 'lb-user-'));
+  chmodSync(base, 0o755); // the user's home is inside
+  const user = createUser(base);
+  // No XDG variables: the defaults under the user's home and /tmp/linux-builder-<uid>.
+  const env = { PATH: process.env.PATH, HOME: user.home, USER: user.name, LOGNAME: user.name, LANG: 'C.UTF-8' };
+  const runtimeDir = `/tmp/linux-builder-${user.uid}`;
+  return {
+    base,
+    user,
+    env,
+    runtimeDir,
+    as: (args) => runCli(args, env, timeoutMs, user),
+    remove: () => {
+      spawnSync('userdel', ['--remove', user.name]);
+      for (const dir of [base, runtimeDir, join(tmpdir(), `tsx-${user.uid}`)]) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 function canRead(user: TestUser, path: string): boolean {
   return spawnSync('test', ['-r', path], { uid: user.uid, gid: user.gid }).status === 0;
 }
@@ -60,20 +88,13 @@ test(
   "as an unprivileged user on root's single-user store: doctor says what is missing; start, status, ssh and stop work",
   { skip: process.getuid?.() === 0 ? false : 'creating a user needs root' },
   async (t) => {
-    const base = mkdtempSync(join(tmpdir(), 'lb-user-'));
-    chmodSync(base, 0o755); // the user's home is inside
-    const user = createUser(base);
-    // No XDG variables: the defaults under the user's home and /tmp/linux-builder-<uid>.
-    const env = { PATH: process.env.PATH, HOME: user.home, USER: user.name, LOGNAME: user.name, LANG: 'C.UTF-8' };
-    const as = (args: string[]): Promise<RunResult> => runCli(args, env, 300_000, user);
-    const runtimeDir = `/tmp/linux-builder-${user.uid}`;
+    const { base, user, as, runtimeDir, remove } = throwawayUser(300_000);
     const qmp = join(runtimeDir, 'default', 'qmp.sock');
     t.after(async () => {
       await as(['stop', '--force']);
       // Whatever of this user's instance survived (the VM, ssh's shared connection): ours to end.
       for (const pid of processesMatching(`${runtimeDir}/`)) process.kill(pid, 'SIGKILL');
-      spawnSync('userdel', ['--remove', user.name]);
-      for (const dir of [base, runtimeDir, join(tmpdir(), `tsx-${user.uid}`)]) rmSync(dir, { recursive: true, force: true });
+      remove();
     });
     const help = await as(['--help']);
     if (help.code !== 0) return t.skip(`this checkout cannot be run by another user: ${help.stderr.split('\n')[0]}`);
@@ -142,18 +163,10 @@ test(
   'as an unprivileged user: a runtime dir another user made in /tmp, or a symbolic link in its place, is refused and nothing is written; a clean /tmp gives 0700',
   { skip: process.getuid?.() === 0 ? false : 'creating a user needs root' },
   async (t) => {
-    const base = mkdtempSync(join(tmpdir(), 'lb-user-'));
-    chmodSync(base, 0o755); // the user's home is inside
-    const user = createUser(base);
-    const env = { PATH: process.env.PATH, HOME: user.home, USER: user.name, LOGNAME: user.name, LANG: 'C.UTF-8' };
-    const as = (args: string[]): Promise<RunResult> => runCli(args, env, 120_000, user);
-    const runtimeDir = `/tmp/linux-builder-${user.uid}`;
+    const { base, user, as, runtimeDir, remove } = throwawayUser(120_000);
     const stateRoot = join(user.home, '.local', 'state', 'linux-builder');
     const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
-    t.after(() => {
-      spawnSync('userdel', ['--remove', user.name]);
-      for (const dir of [base, runtimeDir, join(tmpdir(), `tsx-${user.uid}`)]) rmSync(dir, { recursive: true, force: true });
-    });
+    t.after(remove);
     const help = await as(['--help']);
     if (help.code !== 0) return t.skip(`this checkout cannot be run by another user: ${help.stderr.split('\n')[0]}`);
     const refused = async (args: string[], dir: string, what: RegExp): Promise<void> => {
