@@ -34,6 +34,8 @@ function program(): Command {
     .option('--disk-size <size>', 'the instance disk (sparse), e.g. 40G; grows an existing disk, never shrinks it (remembered; default 40G)')
     .option('--ephemeral', 'wipe the disk at every start, so nothing built survives a restart (remembered)')
     .option('--no-ephemeral', 'keep the disk across restarts again (the default)')
+    .addOption(new Option('--userland <userland>', "the guest's /usr, kernel, busybox and sshd: the host's, Debian's packages fetched into the cache, or auto: host on a Debian or Ubuntu host that has them (remembered; default auto)").choices(['auto', 'host', 'debian']))
+    .option('--mirror <url>', 'the Debian mirror for --userland debian (remembered; default http://deb.debian.org/debian)')
     .option('--verbose', 'show what is done and why')
     .action(async (options) => startCommand(name(), options));
   cli

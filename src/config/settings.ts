@@ -5,7 +5,7 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { failed } from '../errors.js';
-import { parseAccel, parseCount, parseDurationMs, parseSizeMiB } from './values.js';
+import { parseAccel, parseCount, parseDurationMs, parseMirror, parseSizeMiB, parseUserland, userlandChoices } from './values.js';
 import type { AccelChoice } from '../drivers/driver.js';
 import { parseSystems } from '../platform/systems.js';
 import { hostArch } from '../platform/host.js';
@@ -36,6 +36,10 @@ export const settingsSchema = z.object({
   diskSizeMiB: z.number().int().min(minDiskMiB).max(maxDiskMiB).default(defaultDiskMiB),
   /** Wipe the disk at every start: nothing the guest built survives a restart. */
   ephemeral: z.boolean().default(false),
+  /** Where the guest's /usr, kernel, busybox and sshd come from: the host's, Debian's packages, or auto. */
+  userland: z.enum(userlandChoices).default('auto'),
+  /** The Debian mirror the debian userland is fetched from; absent: the official one. */
+  mirror: z.string().url().optional(),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -52,6 +56,7 @@ export function defaultSettings(host = hostLimits()): Settings {
     bootTimeoutMs: 120_000,
     diskSizeMiB: defaultDiskMiB,
     ephemeral: false,
+    userland: 'auto',
   };
 }
 
@@ -65,6 +70,8 @@ export interface SettingsFlags {
   systems?: string;
   diskSize?: string;
   ephemeral?: boolean;
+  userland?: string;
+  mirror?: string;
 }
 
 /** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
@@ -94,6 +101,8 @@ export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimi
     });
   }
   if (flags.ephemeral !== undefined) next.ephemeral = flags.ephemeral;
+  if (flags.userland !== undefined) next.userland = parseUserland(flags.userland);
+  if (flags.mirror !== undefined) next.mirror = parseMirror(flags.mirror);
   return next;
 }
 

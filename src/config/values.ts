@@ -1,5 +1,5 @@
 /**
- * Parsers for the values a user types: sizes, counts, durations, accelerators.
+ * Parsers for the values a user types: sizes, counts, durations, accelerators, userlands, mirrors.
  * Each either returns a valid value or throws a bad-input UserError with a hint; never anything else.
  */
 import { badInput } from '../errors.js';
@@ -76,4 +76,33 @@ export function parseAccel(text: string): AccelChoice {
     throw badInput(`--accel must be one of ${accels.join(', ')} (got ${JSON.stringify(text)})`, 'auto picks KVM or HVF when usable, TCG otherwise');
   }
   return found;
+}
+
+/** Where the guest's programs come from (src/guest/userland.ts). */
+export const userlandChoices = ['auto', 'host', 'debian'] as const;
+export type UserlandChoice = (typeof userlandChoices)[number];
+
+export function parseUserland(text: string): UserlandChoice {
+  const found = userlandChoices.find((u) => u === text);
+  if (!found) {
+    throw badInput(
+      `--userland must be one of ${userlandChoices.join(', ')} (got ${JSON.stringify(text)})`,
+      "host uses the host's /usr (a Debian or Ubuntu host), debian fetches Debian's packages for the guest, auto picks",
+    );
+  }
+  return found;
+}
+
+/** A Debian mirror's base URL, e.g. http://deb.debian.org/debian; no trailing slash. */
+export function parseMirror(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') {
+    throw badInput(`--mirror must be the http or https URL of a Debian mirror (got ${JSON.stringify(text)})`, 'for example: --mirror http://deb.debian.org/debian');
+  }
+  return url.href.replace(/\/+$/, '');
 }

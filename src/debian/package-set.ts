@@ -7,8 +7,12 @@ export function debianArch(arch: 'x86_64' | 'aarch64'): DebianArch {
   return arch === 'x86_64' ? 'amd64' : 'arm64';
 }
 
-/** The guest's programs, beside the kernel; their libraries come as dependencies. */
-export const guestPackages = ['busybox-static', 'openssh-server', 'nix-bin', 'e2fsprogs', 'iproute2'] as const;
+/**
+ * The guest's programs, beside the kernel; their libraries come as dependencies. dash is /bin/sh
+ * (root's shell, so every SSH command) and coreutils what SSH commands use (registering the
+ * host's store paths among them); util-linux has the collector's fallocate.
+ */
+export const guestPackages = ['busybox-static', 'openssh-server', 'nix-bin', 'e2fsprogs', 'iproute2', 'util-linux', 'dash', 'coreutils'] as const;
 
 /** qemu-user is the statically linked emulators since trixie (qemu-user-static is a transitional package). */
 export const emulatorPackages = ['qemu-user'] as const;

@@ -12,7 +12,9 @@ import { UserError } from '../errors.js';
 import { findBusybox } from '../guest/busybox.js';
 import { findLocalKernel } from '../guest/kernel-source.js';
 import { builderModules, findGuestModules } from '../guest/modules.js';
-import { checkEmulators, checkGuestIpTool, guestIpTool, instanceSystems } from '../instance/guest-config.js';
+import { instanceSystems } from '../instance/guest-config.js';
+import { guestPaths } from '../guest/init.js';
+import { chooseUserland, hostUserland } from '../guest/userland.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
 import { defaultDiskMiB } from '../config/settings.js';
 import { formatMiB } from '../config/values.js';
@@ -155,23 +157,31 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
     const decision = await driver.chooseAccel(settings?.accel ?? 'auto');
     return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`, decision.fix) : ok('accel', decision.reason);
   }));
-  checks.push(await guarded('kernel', async () => {
-    const kernel = await findLocalKernel({ explicit: settings?.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: () => {} });
-    if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package', 'needs apt-get and the mirror once, or pass --kernel');
-    if (!kernel.modulesDir) return fail('kernel', `${kernel.image}: no modules found for ${kernel.version}`, 'install the kernel\'s modules or use another --kernel');
-    const modules = await findGuestModules(kernel.modulesDir, builderModules);
-    return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
-  }));
-  checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
-  checks.push(await guarded('iproute2', async () => {
-    await checkGuestIpTool();
-    return ok('iproute2', `${guestIpTool} (keeps builds off the host's loopback)`);
-  }));
-  checks.push(await guarded('qemu-user', async () => {
-    const systems = instanceSystems(settings?.systems, arch);
-    await checkEmulators(systems, arch);
-    return ok('qemu-user', `emulators present for ${systems.join(', ')}`);
-  }));
+  const userland = await chooseUserland(settings?.userland ?? 'auto', { cacheDir: paths.cacheDir, arch, explicitKernel: settings?.kernel })
+    .catch((error: unknown) => ({ kind: 'host' as const, reason: `auto could not look at the host (${String(error)}): the host's /usr` }));
+  checks.push(ok('userland', userland.reason));
+  if (userland.kind === 'debian') {
+    // kernel, busybox, sshd, iproute2 and qemu-user come from the packages, checked when start fetches them
+    checks.push(ok('guest programs', 'kernel, busybox, sshd, Nix, iproute2 and qemu-user from Debian\'s packages (fetched into the cache at the first start)'));
+  } else {
+    checks.push(await guarded('kernel', async () => {
+      const kernel = await findLocalKernel({ explicit: settings?.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: () => {} });
+      if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package', 'needs apt-get and the mirror once, or pass --kernel');
+      if (!kernel.modulesDir) return fail('kernel', `${kernel.image}: no modules found for ${kernel.version}`, 'install the kernel\'s modules or use another --kernel');
+      const modules = await findGuestModules(kernel.modulesDir, builderModules);
+      return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
+    }));
+    checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
+    checks.push(await guarded('iproute2', async () => {
+      await hostUserland().checkIpTool();
+      return ok('iproute2', `${guestPaths.ipTool} (keeps builds off the host's loopback)`);
+    }));
+    checks.push(await guarded('qemu-user', async () => {
+      const systems = instanceSystems(settings?.systems, arch);
+      await hostUserland().checkEmulators(systems, arch);
+      return ok('qemu-user', `emulators present for ${systems.join(', ')}`);
+    }));
+  }
   const version = await nixVersion();
   checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', 'install Nix (Debian: apt-get install nix-bin)'));
   if (version) {

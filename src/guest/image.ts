@@ -13,7 +13,8 @@ import { type CpioEntry, cpioChunks } from './cpio.js';
 import { collectorScript, nixDaemonWrapper } from './collector.js';
 import { type InitOptions, type ModuleGroups, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
 import { type GuestModule, builderModules, diskModules, findGuestModules, loadLevels, readModule } from './modules.js';
-import { type FoundSshd, findSshd, sshdLibraries } from './sshd.js';
+import { type FoundSshd, sshdLibraries } from './sshd.js';
+import type { GuestUserland } from './userland.js';
 
 /** Bump when the layout of the image changes in a way the inputs do not show. */
 const imageFormat = 1;
@@ -30,13 +31,14 @@ const moduleGroups = {
 /** Uncompressed boots faster under TCG (no inflate in the guest) and costs only disk. */
 export type Compression = 'none' | 'gzip';
 const defaultCompression: Compression = 'none';
-const hostLdCache = '/etc/ld.so.cache';
 
 export interface GuestImageRequest {
   readonly modulesDir: string;
   readonly kernelVersion: string;
   readonly hostArch: HostArch;
   readonly cacheDir: string;
+  /** Where busybox, sshd and the ld.so.cache come from. */
+  readonly userland: GuestUserland;
   readonly log: (line: string) => void;
   /** 9p cache mode for /usr and /nix/store; default loose. */
   readonly cache?: NineCache;
@@ -59,11 +61,12 @@ interface Inputs {
   /** Every module in the image, in load order. */
   readonly modules: GuestModule[];
   readonly init: InitOptions;
+  readonly ldCache: string | undefined;
 }
 
 async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
-  const busybox = await findBusybox();
-  const sshd = await findSshd({ cacheDir: request.cacheDir, log: request.log });
+  const busybox = await request.userland.busybox();
+  const sshd = await request.userland.sshd({ cacheDir: request.cacheDir, log: request.log });
   const libraries = await sshdLibraries(sshd);
   const modules: GuestModule[] = [];
   const group = async (wanted: readonly string[]): Promise<string[][]> => {
@@ -89,13 +92,13 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
     sshdNoReexec: !sshd.split,
     sshdExtraConfig,
   };
-  return { busybox, sshd, sshdLibraries: libraries, modules, init };
+  return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache };
 }
 
 /** Files whose path, size and mtime stand for their content in the key. */
 function inputFiles(inputs: Inputs): string[] {
   const modules = inputs.modules.map((m) => m.file);
-  return [inputs.busybox, inputs.sshd.sshd, ...Object.values(inputs.sshd.helpers), ...inputs.sshdLibraries.values(), ...modules, hostLdCache];
+  return [inputs.busybox, inputs.sshd.sshd, ...Object.values(inputs.sshd.helpers), ...inputs.sshdLibraries.values(), ...modules, ...(inputs.ldCache !== undefined ? [inputs.ldCache] : [])];
 }
 
 async function fingerprint(path: string): Promise<string> {
@@ -145,7 +148,8 @@ async function builderEntries(inputs: Inputs, texts: Record<string, { text: stri
   for (const [name, path] of [...inputs.sshdLibraries].sort(([a], [b]) => a.localeCompare(b))) {
     entries.push({ kind: 'file', path: `${ssh}/lib/${name}`, mode: 0o644, data: await readFile(path) });
   }
-  const ldCache = await readFile(hostLdCache).catch(() => undefined);
+  // without one (Debian's packages), the loader's built-in path finds /usr/lib/<triplet>
+  const ldCache = inputs.ldCache === undefined ? undefined : await readFile(inputs.ldCache).catch(() => undefined);
   if (ldCache) entries.push({ kind: 'file', path: 'etc/ld.so.cache', mode: 0o644, data: ldCache });
   return entries;
 }
@@ -186,10 +190,10 @@ export async function ensureGuestImage(request: GuestImageRequest): Promise<Gues
   const inputs = await gatherInputs(request);
   const texts = builderTexts(inputs.init);
   const compression = request.compression ?? defaultCompression;
-  const key = await imageKey([imageFormat, compression, request.kernelVersion, request.hostArch, texts], inputFiles(inputs));
+  const key = await imageKey([imageFormat, compression, request.kernelVersion, request.hostArch, request.userland.imageKey, texts], inputFiles(inputs));
   const path = imagePath(request.cacheDir, `guest-${key}`, compression);
   if (await isFile(path)) return { path, key, built: false };
-  request.log(`building the guest image (${request.kernelVersion}; sshd: ${inputs.sshd.source})`);
+  request.log(`building the guest image (${request.kernelVersion}; ${request.userland.description}; sshd: ${inputs.sshd.source})`);
   await writeImage(path, await builderEntries(inputs, texts), compression);
   request.log(`guest image ready: ${basename(path)}`);
   return { path, key, built: true };

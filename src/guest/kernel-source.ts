@@ -15,7 +15,7 @@ export interface KernelLocation {
   readonly image: string;
   readonly version: string;
   readonly modulesDir: string | undefined;
-  readonly source: 'flag' | 'host' | 'download';
+  readonly source: 'flag' | 'host' | 'download' | 'debian';
 }
 
 export interface CommandResult {
@@ -181,7 +181,8 @@ async function newestDownloadedKernel(dir: string, arch: HostArch): Promise<Kern
   return newest;
 }
 
-async function kernelInTree(tree: string): Promise<KernelLocation | undefined> {
+/** The newest boot/vmlinuz-* of an unpacked package tree, with its modules under lib/modules or usr/lib/modules. */
+export async function kernelInTree(tree: string): Promise<KernelLocation | undefined> {
   const bootDir = join(tree, 'boot');
   const versions = (await listDir(bootDir))
     .map(versionFromFileName)

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { errnoCode, failed } from '../errors.js';
 import { writingTo } from '../instance/files.js';
@@ -24,12 +24,17 @@ export interface FoundSshd {
   readonly split: boolean;
   /** Where it came from, for log lines: "host" or the package version. */
   readonly source: string;
+  /**
+   * The dynamic loader that lists the libraries, for an sshd of another userland than the
+   * host's (the host's ldd would mix the host's loader with that userland's libc); absent: ldd.
+   */
+  readonly loader?: string;
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
 
 /** A complete unpacked tree: only renamed into place once extracted, so existing means whole. */
-async function fromTree(root: string, source: string): Promise<FoundSshd | undefined> {
+export async function fromTree(root: string, source: string): Promise<FoundSshd | undefined> {
   const sshd = join(root, 'usr/sbin/sshd');
   if (!(await exists(sshd))) return undefined;
   const libDirs: string[] = [];
@@ -114,9 +119,11 @@ export async function sshdLibraries(found: FoundSshd): Promise<Map<string, strin
   for (const binary of [found.sshd, ...Object.values(found.helpers)]) {
     let stdout: string;
     try {
-      ({ stdout } = await run('ldd', [binary], { env }));
+      ({ stdout } = found.loader === undefined
+        ? await run('ldd', [binary], { env })
+        : await run(found.loader, ['--library-path', found.libDirs.join(':'), '--list', binary]));
     } catch (error) {
-      throw failed(`cannot list the libraries of ${binary} with ldd`, 'install libc-bin', error);
+      throw failed(`cannot list the libraries of ${binary} with ${found.loader ?? 'ldd'}`, found.loader === undefined ? 'install libc-bin' : 'the Debian packages may be damaged: remove them from the cache and start again', error);
     }
     const missing: string[] = [];
     for (const line of stdout.split('\n')) {
@@ -124,7 +131,7 @@ export async function sshdLibraries(found: FoundSshd): Promise<Map<string, strin
       if (!match) continue;
       const [, name = '', path = ''] = match;
       if (path === 'not found') missing.push(name);
-      else if (!name.startsWith('ld-linux')) libraries.set(name, path);
+      else if (!basename(name).startsWith('ld-linux')) libraries.set(name, path);
     }
     if (missing.length > 0) {
       throw failed(

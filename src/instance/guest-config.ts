@@ -1,41 +1,18 @@
 /**
  * What the guest is told at boot, per instance: which systems it builds (binfmt entries for
- * those its kernel cannot run) and its nix.conf. Pure, apart from checking the emulators exist.
+ * those its kernel cannot run) and its nix.conf. Pure.
  */
-import { access, constants } from 'node:fs/promises';
 import type { HostArch } from '../drivers/driver.js';
-import { badInput, failed } from '../errors.js';
-import { binfmtLine, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary } from '../platform/systems.js';
+import { binfmtEntry, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
 import { buildUsers, guestPaths } from '../guest/init.js';
 
 export function instanceSystems(configured: readonly string[] | undefined, arch: HostArch): string[] {
   return configured && configured.length > 0 ? [...configured] : defaultSystems(arch);
 }
 
-/** Every emulated system needs the host's qemu-<arch>-static, which the guest sees through /usr. */
-export async function checkEmulators(systems: readonly string[], arch: HostArch): Promise<void> {
-  const missing: string[] = [];
-  for (const info of emulatedSystems(systems, arch)) {
-    const ok = await access(qemuUserBinary(info), constants.X_OK).then(() => true, () => false);
-    if (!ok) missing.push(`${info.system} needs ${qemuUserBinary(info)}`);
-  }
-  if (missing.length > 0) {
-    throw badInput(`${missing.join('; ')}`, 'install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), or leave those systems out of --systems');
-  }
-}
-
-/** iproute2's ip, through /usr: the guest keeps builds off the host's loopback with its uid rules. */
-export const guestIpTool = guestPaths.ipTool;
-
-export async function checkGuestIpTool(): Promise<void> {
-  const ok = await access(guestIpTool, constants.X_OK).then(() => true, () => false);
-  if (!ok) {
-    throw failed(`${guestIpTool} not found: the guest needs iproute2 to keep builds off the host's loopback`, 'install iproute2 (Debian/Ubuntu: apt-get install iproute2)');
-  }
-}
-
-export function binfmtLines(systems: readonly string[], arch: HostArch): string[] {
-  return emulatedSystems(systems, arch).map(binfmtLine);
+/** interpreter: where the guest's userland has each emulator (the host's qemu-user-static by default). */
+export function binfmtLines(systems: readonly string[], arch: HostArch, interpreter: (info: SystemInfo) => string = qemuUserBinary): string[] {
+  return emulatedSystems(systems, arch).map((info) => binfmtEntry(info, interpreter(info)));
 }
 
 export interface GuestNixOptions {

@@ -10,10 +10,11 @@ import { applyFlags, type Settings, type SettingsFlags } from '../config/setting
 import { selectDriver } from '../drivers/index.js';
 import type { Driver, ExitInfo, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
-import { locateKernel } from '../guest/kernel-source.js';
 import { ensureGuestImage } from '../guest/image.js';
 import { failedMarker, guestShareFiles, readyMarker, shareTags } from '../guest/layout.js';
 import { guestPaths } from '../guest/init.js';
+import { chooseUserland, debianGuestUserland, hostUserland, type GuestUserland, type UserlandDecision } from '../guest/userland.js';
+import { progressLine } from '../debian/index.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
 import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
@@ -30,13 +31,13 @@ import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identit
 import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
 import { corruptStateAdvice, observe, type InstanceStatus, type Observed } from './status.js';
 import { recordUnrequestedExit, writeLastExit, type LastExit } from './last-exit.js';
-import { binfmtLines, checkEmulators, checkGuestIpTool, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
+import { binfmtLines, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
 import { HostStoreUnreadable, StoreSync, type SyncResult } from '../nix/store-sync.js';
 
-export type Phase = 'waiting for another start' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
+export type Phase = 'waiting for another start' | 'preparing userland' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
 
 export interface Reporter {
   /** A new phase of a long operation began. */
@@ -45,6 +46,8 @@ export interface Reporter {
   info(line: string): void;
   /** Detail shown with --verbose. */
   detail(line: string): void;
+  /** How far a long step is (the first fetch of Debian's packages), replacing the last such line. */
+  progress?(line: string): void;
 }
 
 export const silentReporter: Reporter = { phase() {}, info() {}, detail() {} };
@@ -136,8 +139,12 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   const remembered = await loadSettings(paths);
   const settings = applyFlags(remembered, flags);
   await checkKernelFlag(flags.kernel);
-  await checkEmulators(instanceSystems(settings.systems, hostArch()), hostArch());
-  await checkGuestIpTool();
+  const userland = await chooseUserland(settings.userland, { cacheDir: paths.cacheDir, arch: hostArch(), explicitKernel: settings.kernel });
+  if (userland.kind === 'host') {
+    // Debian's packages are checked once fetched, under the lock
+    await hostUserland().checkEmulators(instanceSystems(settings.systems, hostArch()), hostArch());
+    await hostUserland().checkIpTool();
+  }
   // Refuses a shrink before anything is written; decided again under the lock before launch.
   decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
 
@@ -164,7 +171,7 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
       ephemeral: settings.ephemeral,
       explicit: flags.diskSize !== undefined,
     });
-    return await boot(paths, driver, settings, disk, reporter, options.storeSync ?? storeSyncFor(paths));
+    return await boot(paths, driver, settings, userland, disk, reporter, options.storeSync ?? storeSyncFor(paths));
   } finally {
     await lock.release();
   }
@@ -174,6 +181,7 @@ async function boot(
   paths: InstancePaths,
   driver: Driver,
   settings: Settings,
+  decision: UserlandDecision,
   disk: DiskDecision,
   reporter: Reporter,
   storeSync: StoreSync,
@@ -194,9 +202,13 @@ async function boot(
   const accel = await driver.chooseAccel(settings.accel);
   if (accel.accel === 'tcg' || settings.accel === 'auto') reporter.info(accel.reason);
 
-  reporter.phase('preparing kernel');
   const arch = hostArch();
-  const kernel = await locateKernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: reporter.detail });
+  const systems = instanceSystems(settings.systems, arch);
+  reporter.phase('preparing userland');
+  const userland = await prepareUserland(paths, settings, decision, systems, reporter);
+
+  reporter.phase('preparing kernel');
+  const kernel = await userland.kernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, log: reporter.detail });
   const bootKernel = await writingTo(join(paths.cacheDir, 'kernels'), () => driver.prepareKernel(kernel.image, paths.cacheDir), {
     what: `unpacking kernel ${kernel.version} into kernels/`,
   });
@@ -209,13 +221,12 @@ async function boot(
   }
 
   reporter.phase('building image');
-  const systems = instanceSystems(settings.systems, arch);
   await writeGuestShare(paths.guestShare, {
     hostKey: await readFile(join(paths.guestShare, guestShareFiles.hostKey), 'utf8'),
     hostKeyPub: identity.hostPublicKey,
     authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
     nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters }),
-    binfmt: binfmtLines(systems, arch),
+    binfmt: binfmtLines(systems, arch, userland.emulator),
     hostname: `linux-builder-${paths.name}`,
     disk: gcThresholds(disk.sizeMiB),
   });
@@ -227,6 +238,7 @@ async function boot(
     kernelVersion: kernel.version,
     hostArch: arch,
     cacheDir: paths.cacheDir,
+    userland,
     log: reporter.detail,
   });
   reporter.detail(`initramfs ${image.built ? 'built' : 'cached'}: ${image.path}`);
@@ -242,7 +254,7 @@ async function boot(
     initrd: image.path,
     kernelArgs: ['panic=-1', 'quiet'],
     shares: [
-      { tag: shareTags.usr, hostPath: '/usr' },
+      { tag: shareTags.usr, hostPath: userland.usr },
       { tag: shareTags.store, hostPath: '/nix/store' },
       { tag: shareTags.config, hostPath: paths.guestShare },
     ],
@@ -306,6 +318,31 @@ async function boot(
   reporter.detail(`total start time ${((Date.now() - t0) / 1000).toFixed(2)} s`);
   const seen = await observe(paths, driver);
   return { alreadyRunning: false, status: seen.status, pendingSettings: false, exited: vm.exited };
+}
+
+/** The host's /usr, or Debian's packages (fetched at the first start, with progress), checked for what the guest runs. */
+async function prepareUserland(
+  paths: InstancePaths,
+  settings: Settings,
+  decision: UserlandDecision,
+  systems: readonly string[],
+  reporter: Reporter,
+): Promise<GuestUserland> {
+  if (decision.kind === 'debian' && settings.userland === 'auto') reporter.info(decision.reason);
+  else reporter.detail(decision.reason);
+  if (decision.kind === 'host') return hostUserland();
+  const userland = await debianGuestUserland({
+    arch: hostArch(),
+    cacheDir: paths.cacheDir,
+    systems,
+    mirror: settings.mirror,
+    onProgress: (progress) => reporter.progress?.(progressLine(progress)),
+    log: reporter.detail,
+  });
+  await userland.checkEmulators(systems, hostArch());
+  await userland.checkIpTool();
+  reporter.detail(`userland: ${userland.description} (${userland.usr})`);
+  return userland;
 }
 
 async function waitForReady(paths: InstancePaths, vm: RunningVm, port: number, deadline: number, reporter: Reporter): Promise<void> {

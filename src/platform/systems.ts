@@ -114,6 +114,7 @@ export function emulatedSystems(list: readonly string[], arch: HostArch): System
   return out;
 }
 
+/** The emulator's path on a Debian-like host (qemu-user-static): the host userland's interpreter. */
 export function qemuUserBinary(info: SystemInfo): string {
   return `/usr/bin/qemu-${info.qemuArch}-static`;
 }
@@ -122,5 +123,10 @@ const escape = (hex: string): string => hex.replace(/../g, (byte) => `\\x${byte}
 
 /** The line written to /proc/sys/fs/binfmt_misc/register: `:name:type:offset:magic:mask:interpreter:flags`. */
 export function binfmtLine(info: SystemInfo): string {
-  return `:qemu-${info.qemuArch}:M::${escape(info.magic)}:${escape(info.mask)}:${qemuUserBinary(info)}:${info.binfmtFlags}`;
+  return binfmtEntry(info, qemuUserBinary(info));
+}
+
+/** The register line for an emulator at interpreter (a path in the guest; it depends on the userland). */
+export function binfmtEntry(info: SystemInfo, interpreter: string): string {
+  return `:qemu-${info.qemuArch}:M::${escape(info.magic)}:${escape(info.mask)}:${interpreter}:${info.binfmtFlags}`;
 }

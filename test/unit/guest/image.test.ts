@@ -7,6 +7,7 @@ import { buildFloorImage, ensureGuestImage, floorMarker } from '../../../src/gue
 import { initScript } from '../../../src/guest/init.js';
 import { readyMarker } from '../../../src/guest/layout.js';
 import { builderModules, diskModules } from '../../../src/guest/modules.js';
+import { hostUserland } from '../../../src/guest/userland.js';
 import { readNewc, syntheticElf } from './fixtures.js';
 
 /** A modules dir with every builder module (no deps), and a cached "sshd" (any dynamic binary passes ldd). */
@@ -27,7 +28,7 @@ test('the guest image is built once, then found by its key; it holds init, modul
   try {
     const { modulesDir, cacheDir } = await fixture(root);
     const logs: string[] = [];
-    const request = { modulesDir, kernelVersion: '6.1.0-test', hostArch: 'x86_64' as const, cacheDir, log: (l: string) => logs.push(l) };
+    const request = { modulesDir, kernelVersion: '6.1.0-test', hostArch: 'x86_64' as const, cacheDir, userland: hostUserland(), log: (l: string) => logs.push(l) };
     const first = await ensureGuestImage(request);
     assert.equal(first.built, true);
     assert.ok(first.path.startsWith(join(cacheDir, 'images')));
@@ -58,6 +59,10 @@ test('the guest image is built once, then found by its key; it holds init, modul
     // another cache mode is another image
     const loose = await ensureGuestImage({ ...request, cache: 'none' });
     assert.notEqual(loose.key, first.key);
+    // an image of the host's /usr never serves a guest of another userland, even with the same files
+    const other = await ensureGuestImage({ ...request, userland: { ...hostUserland(), kind: 'debian', imageKey: 'debian test-tree' } });
+    assert.equal(other.built, true);
+    assert.notEqual(other.key, first.key);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

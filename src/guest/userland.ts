@@ -1,0 +1,205 @@
+/**
+ * Where the guest's programs come from: the host's own /usr (a Debian-like host of the guest's
+ * architecture), or a tree of Debian trixie packages that src/debian fetches for the guest. The
+ * guest takes everything of its userland through here: the kernel, busybox, sshd, the directory
+ * shared as its /usr, and the qemu-user emulators its binfmt entries name.
+ */
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HostArch } from '../drivers/driver.js';
+import type { UserlandChoice } from '../config/values.js';
+import { badInput, failed } from '../errors.js';
+import { debianSuite, debianUserland, guestPackageRequest, debianArch, type FetchProgress } from '../debian/index.js';
+import { hostArch } from '../platform/host.js';
+import { emulatedSystems, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
+import { findBusybox } from './busybox.js';
+import { guestPaths } from './init.js';
+import { findLocalKernel, kernelInTree, locateKernel, type KernelLocation } from './kernel-source.js';
+import { findSshd, fromTree, type FoundSshd } from './sshd.js';
+
+export { userlandChoices, type UserlandChoice } from '../config/values.js';
+export type UserlandKind = Exclude<UserlandChoice, 'auto'>;
+
+export interface KernelRequest {
+  readonly explicit?: string | undefined;
+  readonly cacheDir: string;
+  readonly log: (line: string) => void;
+}
+
+export interface GuestUserland {
+  readonly kind: UserlandKind;
+  /** For log lines: "the host's /usr", "Debian trixie (…)". */
+  readonly description: string;
+  /** The host directory the guest mounts read-only as its /usr. */
+  readonly usr: string;
+  /** Stands for this userland in the guest image's cache key: a host image never serves a Debian guest. */
+  readonly imageKey: string;
+  /** The userland's ld.so.cache, copied into the image; absent: its loader's built-in search path serves. */
+  readonly ldCache?: string;
+  kernel(request: KernelRequest): Promise<KernelLocation>;
+  busybox(): Promise<string>;
+  sshd(options: { cacheDir: string; log: (line: string) => void }): Promise<FoundSshd>;
+  /** The qemu-user interpreter of a system, as a path in the guest. */
+  emulator(info: SystemInfo): string;
+  /** Fails naming every emulator the systems need that the userland lacks. */
+  checkEmulators(systems: readonly string[], arch: HostArch): Promise<void>;
+  /** iproute2's ip, which keeps builds off the host's loopback. */
+  checkIpTool(): Promise<void>;
+}
+
+const executable = (path: string) => access(path, constants.X_OK).then(() => true, () => false);
+
+/** A path the guest sees under /usr, on the host. */
+function onHost(usr: string, guestPath: string): string {
+  return join(usr, guestPath.replace(/^\/usr\//, ''));
+}
+
+async function checkEmulatorsIn(userland: GuestUserland, systems: readonly string[], arch: HostArch, hint: string): Promise<void> {
+  const missing: string[] = [];
+  for (const info of emulatedSystems(systems, arch)) {
+    if (!(await executable(onHost(userland.usr, userland.emulator(info))))) missing.push(`${info.system} needs ${userland.emulator(info)}`);
+  }
+  if (missing.length > 0) throw badInput(`${missing.join('; ')} (${userland.description})`, hint);
+}
+
+// ---- the host's /usr -------------------------------------------------------------------
+
+export function hostUserland(): GuestUserland {
+  const userland: GuestUserland = {
+    kind: 'host',
+    description: "the host's /usr",
+    usr: '/usr',
+    imageKey: 'host',
+    ldCache: '/etc/ld.so.cache',
+    kernel: (request) => locateKernel({ ...request, hostArch: hostArch() }),
+    busybox: () => findBusybox(),
+    sshd: (options) => findSshd(options),
+    emulator: qemuUserBinary,
+    checkEmulators: (systems, arch) =>
+      checkEmulatorsIn(userland, systems, arch, 'install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), use --userland debian, or leave those systems out of --systems'),
+    async checkIpTool() {
+      if (!(await executable(guestPaths.ipTool))) {
+        throw failed(
+          `${guestPaths.ipTool} not found: the guest needs iproute2 to keep builds off the host's loopback`,
+          'install iproute2 (Debian/Ubuntu: apt-get install iproute2), or use --userland debian',
+        );
+      }
+    },
+  };
+  return userland;
+}
+
+// ---- Debian packages -------------------------------------------------------------------
+
+/** Where the kernel finds the dynamic loader the binaries name; the initramfs links lib and lib64 to usr/. */
+const debianLoader: Record<HostArch, string> = {
+  x86_64: 'usr/lib64/ld-linux-x86-64.so.2',
+  aarch64: 'usr/lib/ld-linux-aarch64.so.1',
+};
+
+export interface DebianUserlandRequest {
+  readonly arch: HostArch;
+  readonly cacheDir: string;
+  /** The Nix systems the guest builds: foreign ones bring qemu-user. */
+  readonly systems: readonly string[];
+  readonly mirror?: string | undefined;
+  readonly onProgress?: (progress: FetchProgress) => void;
+  readonly log?: (line: string) => void;
+}
+
+/** The Debian tree for the guest, fetched now unless the cache has it. */
+export async function debianGuestUserland(request: DebianUserlandRequest): Promise<GuestUserland> {
+  const arch = debianArch(request.arch);
+  const tree = await debianUserland({
+    cacheDir: request.cacheDir,
+    arch: request.arch,
+    request: guestPackageRequest(arch, { foreign: emulatedSystems(request.systems, request.arch).length > 0 }),
+    ...(request.mirror !== undefined ? { mirror: request.mirror } : {}),
+    ...(request.onProgress !== undefined ? { onProgress: request.onProgress } : {}),
+    ...(request.log !== undefined ? { log: request.log } : {}),
+  });
+  const loader = join(tree.root, debianLoader[request.arch]);
+  const cacheHint = `remove ${tree.root.replace(/\/root$/, '')} and start again to fetch the packages anew`;
+  if (!(await executable(loader))) throw failed(`the Debian packages have no dynamic loader at /${debianLoader[request.arch]}`, cacheHint);
+  const sshdVersion = tree.packages.find((p) => p.name === 'openssh-server')?.version ?? 'unknown';
+  const userland: GuestUserland = {
+    kind: 'debian',
+    description: `Debian ${debianSuite} ${arch}, ${tree.packages.length} packages`,
+    usr: join(tree.root, 'usr'),
+    imageKey: `debian ${tree.key}`,
+    async kernel(kernelRequest) {
+      if (kernelRequest.explicit !== undefined) return locateKernel({ ...kernelRequest, hostArch: request.arch });
+      const found = await kernelInTree(tree.root);
+      if (found === undefined) throw failed(`the Debian packages hold no boot/vmlinuz-*`, cacheHint);
+      kernelRequest.log(`using Debian's kernel ${found.image}`);
+      return { ...found, source: 'debian' };
+    },
+    busybox: () => findBusybox([join(tree.root, 'usr/bin/busybox')]),
+    async sshd() {
+      const found = await fromTree(tree.root, `openssh-server ${sshdVersion}`);
+      if (found === undefined) throw failed('the Debian packages have no usr/sbin/sshd', cacheHint);
+      return { ...found, loader };
+    },
+    // trixie's qemu-user: statically linked, without the -static suffix
+    emulator: (info) => `/usr/bin/qemu-${info.qemuArch}`,
+    checkEmulators: (systems, arch) => checkEmulatorsIn(userland, systems, arch, 'leave those systems out of --systems: Debian has no emulator for them'),
+    async checkIpTool() {
+      if (!(await executable(onHost(userland.usr, guestPaths.ipTool)))) throw failed(`the Debian packages have no ${guestPaths.ipTool} (iproute2)`, cacheHint);
+    },
+  };
+  return userland;
+}
+
+// ---- auto --------------------------------------------------------------------------------
+
+/** What decides whether the host's /usr can serve the guest. */
+export interface HostUserlandFacts {
+  /** os-release ID and ID_LIKE words. */
+  readonly distribution: readonly string[];
+  readonly staticBusybox: boolean;
+  /** A kernel with modules in /boot or the cache, or apt to download the distribution's. */
+  readonly kernel: boolean;
+  readonly ipTool: boolean;
+}
+
+export interface UserlandDecision {
+  readonly kind: UserlandKind;
+  readonly reason: string;
+}
+
+/** auto: the host's /usr where it can serve (a Debian or Ubuntu host with what the guest needs), Debian's packages otherwise. */
+export function decideUserland(choice: UserlandChoice, facts: HostUserlandFacts): UserlandDecision {
+  if (choice === 'host') return { kind: 'host', reason: "--userland host: the host's /usr" };
+  if (choice === 'debian') return { kind: 'debian', reason: `--userland debian: Debian ${debianSuite} packages fetched into the cache` };
+  const lacks: string[] = [];
+  if (!facts.distribution.some((id) => id === 'debian' || id === 'ubuntu')) lacks.push(`is not Debian or Ubuntu (${facts.distribution.join(', ') || 'no /etc/os-release'})`);
+  if (!facts.staticBusybox) lacks.push('has no static busybox');
+  if (!facts.kernel) lacks.push('has no kernel with modules and no apt to download one');
+  if (!facts.ipTool) lacks.push(`has no ${guestPaths.ipTool}`);
+  if (lacks.length === 0) return { kind: 'host', reason: "auto: the host's /usr serves the guest (Debian-like, static busybox, a kernel, iproute2)" };
+  return { kind: 'debian', reason: `auto: Debian ${debianSuite} packages, because the host ${lacks.join(', ')}` };
+}
+
+/** "ID=ubuntu\nID_LIKE=debian" → ["ubuntu", "debian"]. */
+export function osReleaseIds(text: string): string[] {
+  const ids: string[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^(ID|ID_LIKE)=(.*)$/.exec(line.trim());
+    if (match) ids.push(...(match[2] ?? '').replace(/^["']|["']$/g, '').split(/\s+/).filter(Boolean));
+  }
+  return ids;
+}
+
+export async function hostUserlandFacts(options: { cacheDir: string; arch: HostArch; explicitKernel?: string | undefined }): Promise<HostUserlandFacts> {
+  const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => readFile('/usr/lib/os-release', 'utf8')).catch(() => '');
+  const staticBusybox = await findBusybox().then(() => true, () => false);
+  const local = await findLocalKernel({ explicit: options.explicitKernel, cacheDir: options.cacheDir, hostArch: options.arch, log: () => undefined }).catch(() => undefined);
+  const kernel = local !== undefined || (await executable('/usr/bin/apt-get'));
+  return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(guestPaths.ipTool) };
+}
+
+export async function chooseUserland(choice: UserlandChoice, options: { cacheDir: string; arch: HostArch; explicitKernel?: string | undefined }): Promise<UserlandDecision> {
+  if (choice !== 'auto') return decideUserland(choice, { distribution: [], staticBusybox: false, kernel: false, ipTool: false });
+  return decideUserland(choice, await hostUserlandFacts(options));
+}
