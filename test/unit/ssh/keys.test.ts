@@ -23,8 +23,9 @@ function malformedKeyPair(): KeyPair {
 
 /** Runs `ssh-keygen -y` on every key file in dir in one shell; returns what it printed per file. */
 function sshKeygenPublicKeys(dir: string, count: number): string[] {
-  const script = `i=0; while [ $i -lt ${count} ]; do ssh-keygen -y -f "$i" 2>&1 | tr '\\n' ' '; echo; i=$((i+1)); done`;
-  const run = spawnSync('sh', ['-c', script], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  // -P '': a key ssh-keygen cannot read would otherwise make it ask for a passphrase on the terminal.
+  const script = `i=0; while [ $i -lt ${count} ]; do ssh-keygen -y -P '' -f "$i" 2>&1 < /dev/null | tr '\\n' ' '; echo; i=$((i+1)); done`;
+  const run = spawnSync('setsid', ['sh', '-c', script], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 2 ** 20, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
   assert.equal(run.status, 0, run.stderr);
   return run.stdout.split('\n').slice(0, count).map((line) => line.trim());
 }
