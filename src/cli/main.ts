@@ -11,11 +11,13 @@ import { nixConfigCommand } from './nix-config.js';
 import { doctorCommand } from './doctor.js';
 import { serveCommand } from './serve.js';
 import { serviceCommand } from './service.js';
+import { packageVersion } from './version.js';
 
 function program(): Command {
   let exitCode = 0;
   const cli = new Command('linux-builder')
     .description('A Linux builder VM for Nix: QEMU on Linux, started on demand, reachable over pinned SSH.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--name <name>', 'instance name (a plain word); every instance is independent', 'default')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()

@@ -25,6 +25,7 @@ import { configFiles, defaultScope } from '../nix/registration.js';
 import { probeStoreAccess, storeAccessCheck } from './nix-store.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
+import { hostPackages, installCommand } from '../platform/install-command.js';
 import { hostAlias } from '../ssh/config.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
@@ -149,7 +150,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   checks.push(
     (await findOnPath(qemuBinary))
       ? ok('qemu', qemuBinary)
-      : fail('qemu', `${qemuBinary} not found`, `apt-get install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'}`),
+      : fail('qemu', `${qemuBinary} not found`, installCommand(arch === 'x86_64' ? hostPackages.qemuX86 : hostPackages.qemuArm)),
   );
   checks.push(await guarded('accel', async () => {
     const decision = await driver.chooseAccel(settings?.accel ?? 'auto');
@@ -173,7 +174,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
     return ok('qemu-user', `emulators present for ${systems.join(', ')}`);
   }));
   const version = await nixVersion();
-  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', 'install Nix (Debian: apt-get install nix-bin)'));
+  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', installCommand(hostPackages.nix)));
   if (version) {
     checks.push(await guarded('nix store', async () => {
       const { trustedUsers } = await hostNixSettings(env);

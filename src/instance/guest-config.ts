@@ -6,6 +6,7 @@ import { access, constants } from 'node:fs/promises';
 import type { HostArch } from '../drivers/driver.js';
 import { badInput, failed } from '../errors.js';
 import { binfmtLine, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary } from '../platform/systems.js';
+import { hostPackages, installCommand } from '../platform/install-command.js';
 import { buildUsers, guestPaths } from '../guest/init.js';
 
 export function instanceSystems(configured: readonly string[] | undefined, arch: HostArch): string[] {
@@ -20,7 +21,7 @@ export async function checkEmulators(systems: readonly string[], arch: HostArch)
     if (!ok) missing.push(`${info.system} needs ${qemuUserBinary(info)}`);
   }
   if (missing.length > 0) {
-    throw badInput(`${missing.join('; ')}`, 'install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), or leave those systems out of --systems');
+    throw badInput(`${missing.join('; ')}`, `${installCommand(hostPackages.qemuUser)}, or leave those systems out of --systems`);
   }
 }
 
@@ -30,7 +31,7 @@ export const guestIpTool = guestPaths.ipTool;
 export async function checkGuestIpTool(): Promise<void> {
   const ok = await access(guestIpTool, constants.X_OK).then(() => true, () => false);
   if (!ok) {
-    throw failed(`${guestIpTool} not found: the guest needs iproute2 to keep builds off the host's loopback`, 'install iproute2 (Debian/Ubuntu: apt-get install iproute2)');
+    throw failed(`${guestIpTool} not found: the guest needs iproute2 to keep builds off the host's loopback`, installCommand(hostPackages.iproute2));
   }
 }
 
