@@ -22,7 +22,8 @@ import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/
 import { checkPrivateDir } from '../instance/private-dir.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
 import { configFiles, defaultScope } from '../nix/registration.js';
-import { probeStoreAccess, storeAccessCheck } from './nix-store.js';
+import { probeStoreAccess, storeAccessCheck, usesSystemBuilders, type StoreAccessFacts } from './nix-store.js';
+import { daemonBuilderCheck, findDaemonBuilder, systemBuilders } from './daemon-builders.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
 import { hostPackages, installCommand } from '../platform/install-command.js';
@@ -140,6 +141,28 @@ async function checkNixRegistration(paths: InstancePaths, port: number | undefin
   return [ok(name, `builders include ${paths.machines}`), ok('ssh config', `${alias} → 127.0.0.1:${port}, host key pinned, instance key`)];
 }
 
+/** The daemon's ssh runs as root: /etc/ssh/ssh_config is the part of its config a user can read. */
+const systemSshConfig = '/etc/ssh/ssh_config';
+
+/** For a user whose builds go through a nix-daemon that takes only the system's builders. */
+async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Promise<Check[]> {
+  const builders = await systemBuilders(env);
+  const found = daemonBuilderCheck(await findDaemonBuilder(builders, name), builders, name);
+  const checks: Check[] = [{ name: 'nix config', ...found }];
+  if (found.verdict === 'fail') return checks;
+  const alias = hostAlias(name);
+  const ssh = await sshEffectiveConfig(alias, { ...env, NIX_SSHOPTS: `-F ${systemSshConfig}` }).catch(() => undefined);
+  const problems: string[] = [];
+  if (ssh?.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not 127.0.0.1`);
+  if (ssh?.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh?.get('hostkeyalias') ?? 'missing'}`);
+  checks.push(
+    problems.length === 0
+      ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → 127.0.0.1:${ssh?.get('port')}, host key pinned`)
+      : warn('ssh config', `${systemSshConfig} does not set up ${alias} (${problems.join('; ')}): the daemon's ssh runs as root and needs it there, unless root's ~/.ssh/config has it (not readable here)`, `sudo linux-builder${name === 'default' ? '' : ` --name ${name}`} nix-config --install`),
+  );
+  return checks;
+}
+
 export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
   const paths = instancePaths(name);
   const arch = hostArch();
@@ -176,11 +199,16 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   const version = await nixVersion();
   checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', installCommand(hostPackages.nix)));
   if (version) {
+    let facts: StoreAccessFacts | undefined;
     checks.push(await guarded('nix store', async () => {
       const { trustedUsers } = await hostNixSettings(env);
-      return { name: 'nix store', ...storeAccessCheck(await probeStoreAccess(trustedUsers, env)) };
+      facts = await probeStoreAccess(trustedUsers, env);
+      return { name: 'nix store', ...storeAccessCheck(facts) };
     }));
-    checks.push(...(await checkNixRegistration(paths, settings?.agentPort ?? settings?.sshPort, env).catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
+    const registered = facts !== undefined && usesSystemBuilders(facts)
+      ? checkDaemonRegistration(paths.name, env)
+      : checkNixRegistration(paths, settings?.agentPort ?? settings?.sshPort, env);
+    checks.push(...(await registered.catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
     checks.push(await guarded('substituters', async () => {
       const { substituters } = await hostNixSettings(env);
       const reachable = await reachableSubstituters(substituters);

@@ -57,12 +57,16 @@ export function storeAccessCheck(facts: StoreAccessFacts): StoreAccess {
   }
   if (!isTrusted(facts)) {
     return {
-      verdict: 'fail',
-      detail: `builds go through nix-daemon, which ignores the builders setting of users not in trusted-users (${user} is not: ${facts.trustedUsers.join(' ') || 'empty'})`,
-      fix: `add ${user} to trusted-users in /etc/nix/nix.conf and restart nix-daemon; ${daemonSsh}`,
+      verdict: 'ok',
+      detail: `builds go through nix-daemon, which uses the system's builders for every user; ${user}'s own builders would count only in trusted-users (${facts.trustedUsers.join(' ') || 'empty'})`,
     };
   }
-  return { verdict: 'warn', detail: `builds go through nix-daemon; ${user} is in trusted-users, so it takes ${user}'s builders`, fix: daemonSsh };
+  return { verdict: 'warn', detail: `builds go through nix-daemon; ${user} is in trusted-users, so it takes ${user}'s builders too`, fix: daemonSsh };
+}
+
+/** Builds go through a daemon that ignores this user's builders: only the system's count. */
+export function usesSystemBuilders(facts: StoreAccessFacts): boolean {
+  return facts.opens === true && !facts.stateDirWritable && facts.daemonSocket && !isTrusted(facts);
 }
 
 function output(command: string, args: readonly string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {
