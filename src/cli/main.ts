@@ -68,7 +68,7 @@ function program(): Command {
 
   cli
     .command('nix-config')
-    .description("print (or install) what makes the host's Nix use this builder: machines line, ssh_config block, nix.conf lines")
+    .description("print (or install) what makes the host's Nix use this builder: machines line, ssh_config block, nix.conf lines (as root: /etc/nix/machines, which a running nix-daemon reads at every build)")
     .option('--install', 'write them where Nix and ssh read them, between marker lines (twice = once)')
     .option('--uninstall', 'remove exactly what --install added')
     .addOption(new Option('--scope <scope>', 'user files (~/.config/nix, ~/.ssh) or system files (/etc/nix, /etc/ssh); default: system as root').choices(['user', 'system']))

@@ -175,6 +175,17 @@ test("multi-user Nix: a nix-daemon started before nix-config --install builds an
   assert.match(doctor.stdout, new RegExp(`^✓ nix config +the nix-daemon builds through builder "${name}" for every user: /etc/nix/machines, which it reads at every build`, 'm'), doctor.stdout);
   assert.match(doctor.stdout, new RegExp(`^✓ ssh config +root's ssh \\(/etc/ssh/ssh_config\\): linux-builder-${name} → 127\\.0\\.0\\.1:\\d+`, 'm'), doctor.stdout);
 
+  // Where builders must change in nix.conf, the running daemon would not see it: the install
+  // restarts it through its service manager, or (none runs it here) says what to run.
+  const elsewhere = { nixConf: join(base, 'nix.conf'), sshConfig: join(base, 'ssh_config') };
+  const explicitBuilders = { ...box.env, NIX_CONFIG: 'builders = ssh://other aarch64-linux' };
+  const viaNixConf = await box.run(['--name', `${name}-2`, 'nix-config', '--install', '--nix-conf', elsewhere.nixConf, '--ssh-config', elsewhere.sshConfig], { env: explicitBuilders });
+  assert.equal(viaNixConf.code, 0, viaNixConf.stderr);
+  assert.match(readFileSync(elsewhere.nixConf, 'utf8'), /^builders = ssh:\/\/other aarch64-linux;@/m);
+  assert.match(viaNixConf.stderr, /^warning: a nix-daemon is running and reads builders from nix\.conf only at its start; it will not use the builder until restarted \(systemctl restart nix-daemon\.service: .+\)$/m);
+  assert.match(viaNixConf.stderr, /^hint: restart nix-daemon the way it was started, e\.g\. sudo systemctl restart nix-daemon\.service$/m);
+  assert.equal((await box.run(['--name', `${name}-2`, 'nix-config', '--uninstall'])).code, 0);
+
   await cleanup();
   for (const [file, text] of before) assert.equal(readIfExists(file), text, `${file} is as it was`);
   assert.deepEqual(nixDaemons(), [], 'no nix-daemon left');
