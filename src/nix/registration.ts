@@ -87,7 +87,9 @@ export function sshBlock(paths: InstancePaths, identity: Identity): string {
 export type Route = 'machines-file' | 'nix-conf';
 
 export function chooseRoute(scope: Scope, files: ConfigFiles, effectiveBuilders: string): Route {
-  return scope === 'system' && builderEntries(effectiveBuilders).includes(`@${files.machines}`) ? 'machines-file' : 'nix-conf';
+  // A nix.conf given elsewhere (--nix-conf) is not the one beside that machines file: it gets builders itself.
+  const besideNixConf = dirname(files.machines) === dirname(files.nixConf);
+  return scope === 'system' && besideNixConf && builderEntries(effectiveBuilders).includes(`@${files.machines}`) ? 'machines-file' : 'nix-conf';
 }
 
 /** builders = what the host had (minus this instance) + this instance's machines file; or only the substitutes line when the machines file carries it. */

@@ -72,6 +72,7 @@ test("system scope: the machines file Nix's builders name (and a nix-daemon read
     [['system', system, 'ssh://other x86_64-linux'], 'nix-conf'],
     [['system', system, ''], 'nix-conf'],
     [['user', configFiles('user', {}, { HOME: '/home/u' }), '@/etc/nix/machines'], 'nix-conf'],
+    [['system', configFiles('system', { nixConf: '/tmp/elsewhere/nix.conf' }, {}), '@/etc/nix/machines'], 'nix-conf'],
   ];
   for (const [args, want] of table) assert.equal(chooseRoute(...args), want, JSON.stringify(args[2]));
   assert.equal(nixConfBody(paths, '@/etc/nix/machines', 'machines-file'), 'builders-use-substitutes = true\n', 'builders is left alone');
