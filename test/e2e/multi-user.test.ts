@@ -158,6 +158,10 @@ test("multi-user Nix: a nix-daemon started before nix-config --install builds an
   assert.doesNotMatch(readFileSync('/etc/nix/nix.conf', 'utf8'), /^builders\s*=/m, 'builders is left to its default, which names /etc/nix/machines');
   assert.equal(installed.stderr, '');
 
+  const rootDoctor = await box.run(['--name', name, 'doctor']);
+  assert.match(rootDoctor.stdout, new RegExp(`^✓ nix config +builders include /etc/nix/machines, which names builder "${name}"$`, 'm'), rootDoctor.stdout);
+  assert.match(rootDoctor.stdout, /^✓ ssh config /m, rootDoctor.stdout);
+
   // The user's build: evaluated by the user, built by the daemon, on the builder.
   const expression = join(base, 'hello.nix');
   copyFileSync(helloNix, expression);
