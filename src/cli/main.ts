@@ -11,11 +11,13 @@ import { nixConfigCommand } from './nix-config.js';
 import { doctorCommand } from './doctor.js';
 import { serveCommand } from './serve.js';
 import { serviceCommand } from './service.js';
+import { packageVersion } from './version.js';
 
 function program(): Command {
   let exitCode = 0;
   const cli = new Command('linux-builder')
     .description('A Linux builder VM for Nix: QEMU on Linux, started on demand, reachable over pinned SSH.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--name <name>', 'instance name (a plain word); every instance is independent', 'default')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -68,7 +70,7 @@ function program(): Command {
 
   cli
     .command('nix-config')
-    .description("print (or install) what makes the host's Nix use this builder: machines line, ssh_config block, nix.conf lines")
+    .description("print (or install) what makes the host's Nix use this builder: machines line, ssh_config block, nix.conf lines (as root: /etc/nix/machines, which a running nix-daemon reads at every build)")
     .option('--install', 'write them where Nix and ssh read them, between marker lines (twice = once)')
     .option('--uninstall', 'remove exactly what --install added')
     .addOption(new Option('--scope <scope>', 'user files (~/.config/nix, ~/.ssh) or system files (/etc/nix, /etc/ssh); default: system as root').choices(['user', 'system']))

@@ -23,10 +23,12 @@ import { status } from '../instance/lifecycle.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
 import { checkPrivateDir } from '../instance/private-dir.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
-import { configFiles, defaultScope } from '../nix/registration.js';
-import { probeStoreAccess, storeAccessCheck } from './nix-store.js';
+import { chooseRoute, configFiles, defaultScope } from '../nix/registration.js';
+import { probeStoreAccess, storeAccessCheck, usesSystemBuilders, type StoreAccessFacts } from './nix-store.js';
+import { daemonBuilderCheck, findDaemonBuilder, systemBuilders } from './daemon-builders.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
+import { hostPackages, installCommand } from '../platform/install-command.js';
 import { hostAlias } from '../ssh/config.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
@@ -71,15 +73,19 @@ async function modeOf(path: string): Promise<number | undefined> {
 
 async function checkPermissions(paths: InstancePaths): Promise<Check> {
   const problems: string[] = [];
+  const commands: string[] = [];
   for (const [path, want] of [
     [paths.stateDir, 0o700],
     [paths.guestShare, 0o700],
     [paths.clientKey, 0o600],
   ] as const) {
     const mode = await modeOf(path);
-    if (mode !== undefined && (mode & ~want) !== 0) problems.push(`${path} is ${mode.toString(8)}, want ${want.toString(8)}`);
+    if (mode !== undefined && (mode & ~want) !== 0) {
+      problems.push(`${path} is ${mode.toString(8)}, want ${want.toString(8)}`);
+      commands.push(`chmod ${want.toString(8)} ${path}`);
+    }
   }
-  if (problems.length > 0) return fail('permissions', problems.join('; '), `chmod them (e.g. chmod 700 ${paths.stateDir}; chmod 600 ${paths.clientKey})`);
+  if (problems.length > 0) return fail('permissions', problems.join('; '), commands.join('; '));
   return ok('permissions', 'state dir 0700, keys 0600');
 }
 
@@ -109,23 +115,28 @@ async function canWrite(path: string): Promise<boolean> {
 }
 
 /** The install command, and the files it writes: the user needs write access to both. */
-async function installFix(paths: InstancePaths, env: NodeJS.ProcessEnv): Promise<string> {
+async function installFix(paths: InstancePaths, env: NodeJS.ProcessEnv, builders: string): Promise<string> {
   const command = `linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} nix-config --install`;
   const scope = defaultScope();
   const files = configFiles(scope, {}, env);
+  const written = [...(chooseRoute(scope, files, builders) === 'machines-file' ? [files.machines] : []), files.nixConf, files.sshConfig];
   const blocked: string[] = [];
-  for (const file of [files.nixConf, files.sshConfig]) if (!(await canWrite(file))) blocked.push(file);
-  if (blocked.length === 0) return `${command} (writes ${files.nixConf} and ${files.sshConfig})`;
-  return `${command} needs write access to ${blocked.join(' and ')}${scope === 'system' ? ': run it as root, or with --scope user' : ''}`;
+  for (const file of written) if (!(await canWrite(file))) blocked.push(file);
+  if (blocked.length === 0) return `${command} (writes ${written.slice(0, -1).join(', ')} and ${written.at(-1) ?? ''})`;
+  if (scope === 'system') return `sudo ${command} (writes ${blocked.join(' and ')}), or for this user alone: ${command} --scope user`;
+  return `${command} (needs write access to ${blocked.join(' and ')})`;
 }
 
 async function checkNixRegistration(paths: InstancePaths, port: number | undefined, env: NodeJS.ProcessEnv): Promise<Check[]> {
   const name = 'nix config';
-  const install = await installFix(paths, env);
   const settings = await hostNixSettings(env);
-  if (!builderEntries(settings.builders).includes(`@${paths.machines}`)) {
+  const install = await installFix(paths, env, settings.builders);
+  const direct = builderEntries(settings.builders).includes(`@${paths.machines}`);
+  const viaFile = direct ? undefined : await findDaemonBuilder(settings.builders, paths.name);
+  if (!direct && viaFile?.found !== 'machines-file') {
     return [fail(name, `Nix's builders (${settings.builders || 'empty'}) do not include this instance's machines file`, install)];
   }
+  const named = viaFile?.found === 'machines-file' ? `builders include ${viaFile.file}, which names builder "${paths.name}"` : `builders include ${paths.machines}`;
   const exists = await stat(paths.machines).then(() => true, () => false);
   if (!exists) return [fail(name, `${paths.machines} is missing`, install)];
   const alias = hostAlias(paths.name);
@@ -137,8 +148,30 @@ async function checkNixRegistration(paths: InstancePaths, port: number | undefin
   if (ssh.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh.get('hostkeyalias') ?? 'missing'} (the pinned key is filed under ${alias})`);
   const identity = ssh.get('identityfile') ?? '';
   if (!identity.split(' ').includes(paths.clientKey)) problems.push(`IdentityFile is ${identity}, not ${paths.clientKey}`);
-  if (problems.length > 0) return [ok(name, `builders include ${paths.machines}`), fail('ssh config', problems.join('; '), install)];
-  return [ok(name, `builders include ${paths.machines}`), ok('ssh config', `${alias} → 127.0.0.1:${port}, host key pinned, instance key`)];
+  if (problems.length > 0) return [ok(name, named), fail('ssh config', problems.join('; '), install)];
+  return [ok(name, named), ok('ssh config', `${alias} → 127.0.0.1:${port}, host key pinned, instance key`)];
+}
+
+/** The daemon's ssh runs as root: /etc/ssh/ssh_config is the part of its config a user can read. */
+const systemSshConfig = '/etc/ssh/ssh_config';
+
+/** For a user whose builds go through a nix-daemon that takes only the system's builders. */
+async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Promise<Check[]> {
+  const builders = await systemBuilders(env);
+  const found = daemonBuilderCheck(await findDaemonBuilder(builders, name), builders, name);
+  const checks: Check[] = [{ name: 'nix config', ...found }];
+  if (found.verdict === 'fail') return checks;
+  const alias = hostAlias(name);
+  const ssh = await sshEffectiveConfig(alias, { ...env, NIX_SSHOPTS: `-F ${systemSshConfig}` }).catch(() => undefined);
+  const problems: string[] = [];
+  if (ssh?.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not 127.0.0.1`);
+  if (ssh?.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh?.get('hostkeyalias') ?? 'missing'}`);
+  checks.push(
+    problems.length === 0
+      ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → 127.0.0.1:${ssh?.get('port')}, host key pinned`)
+      : warn('ssh config', `${systemSshConfig} does not set up ${alias} (${problems.join('; ')}): the daemon's ssh runs as root and needs it there, unless root's ~/.ssh/config has it (not readable here)`, `sudo linux-builder${name === 'default' ? '' : ` --name ${name}`} nix-config --install`),
+  );
+  return checks;
 }
 
 export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
@@ -151,7 +184,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   checks.push(
     (await findOnPath(qemuBinary))
       ? ok('qemu', qemuBinary)
-      : fail('qemu', `${qemuBinary} not found`, `apt-get install ${arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm'}`),
+      : fail('qemu', `${qemuBinary} not found`, installCommand(arch === 'x86_64' ? hostPackages.qemuX86 : hostPackages.qemuArm)),
   );
   checks.push(await guarded('accel', async () => {
     const decision = await driver.chooseAccel(settings?.accel ?? 'auto');
@@ -166,7 +199,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   } else {
     checks.push(await guarded('kernel', async () => {
       const kernel = await findLocalKernel({ explicit: settings?.kernel, cacheDir: paths.cacheDir, hostArch: arch, log: () => {} });
-      if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package', 'needs apt-get and the mirror once, or pass --kernel');
+      if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package (apt-get download, once)', `or boot your own: linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} start --kernel PATH`);
       if (!kernel.modulesDir) return fail('kernel', `${kernel.image}: no modules found for ${kernel.version}`, 'install the kernel\'s modules or use another --kernel');
       const modules = await findGuestModules(kernel.modulesDir, builderModules);
       return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
@@ -183,20 +216,25 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
     }));
   }
   const version = await nixVersion();
-  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', 'install Nix (Debian: apt-get install nix-bin)'));
+  checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', installCommand(hostPackages.nix)));
   if (version) {
+    let facts: StoreAccessFacts | undefined;
     checks.push(await guarded('nix store', async () => {
       const { trustedUsers } = await hostNixSettings(env);
-      return { name: 'nix store', ...storeAccessCheck(await probeStoreAccess(trustedUsers, env)) };
+      facts = await probeStoreAccess(trustedUsers, env);
+      return { name: 'nix store', ...storeAccessCheck(facts) };
     }));
-    checks.push(...(await checkNixRegistration(paths, settings?.agentPort ?? settings?.sshPort, env).catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
+    const registered = facts !== undefined && usesSystemBuilders(facts)
+      ? checkDaemonRegistration(paths.name, env)
+      : checkNixRegistration(paths, settings?.agentPort ?? settings?.sshPort, env);
+    checks.push(...(await registered.catch((error: unknown) => [fail('nix config', String(error), 'check nix show-config')])));
     checks.push(await guarded('substituters', async () => {
       const { substituters } = await hostNixSettings(env);
       const reachable = await reachableSubstituters(substituters);
       const unreachable = substituters.filter((s) => !reachable.includes(s));
       return unreachable.length === 0
         ? ok('substituters', substituters.length > 0 ? substituters.join(' ') : 'none')
-        : warn('substituters', `unreachable: ${unreachable.join(' ')}; every build on this host waits seconds on them`, 'offline? set "substituters =" in nix.conf');
+        : warn('substituters', `unreachable: ${unreachable.join(' ')}; every build on this host waits seconds on them`, `offline: echo 'substituters =' | ${defaultScope() === 'system' ? '' : 'sudo '}tee -a ${configFiles('system', {}, env).nixConf}`);
     }));
   }
   checks.push(await guarded('disk', () => checkDiskSpace(paths, settings?.diskSizeMiB ?? defaultDiskMiB)));

@@ -28,6 +28,10 @@ export interface StoreAccess {
   readonly fix?: string;
 }
 
+function daemonStartCommand(platform: NodeJS.Platform = process.platform): string {
+  return platform === 'darwin' ? 'launchctl kickstart system/org.nixos.nix-daemon' : 'systemctl start nix-daemon.service';
+}
+
 /** The daemon builds as root: its ssh reads root's config and /etc/ssh, never this user's ~/.ssh. */
 const daemonSsh = 'the daemon runs ssh as root, so the ssh_config block belongs in /etc/ssh/ssh_config: linux-builder nix-config --install --ssh-config /etc/ssh/ssh_config (needs write access to it)';
 
@@ -40,7 +44,7 @@ export function storeAccessCheck(facts: StoreAccessFacts): StoreAccess {
   const ownStore = `build as ${owner}; or install a multi-user Nix (nix-daemon) and add ${user} to trusted-users in /etc/nix/nix.conf; or give ${user} a Nix store of its own`;
   if (facts.opens !== true) {
     if (facts.daemonSocket) {
-      return { verdict: 'fail', detail: `a nix-daemon socket exists, but nix-store fails for ${user}: ${facts.opens}`, fix: 'start nix-daemon (e.g. systemctl start nix-daemon) and check that its socket lets this user connect' };
+      return { verdict: 'fail', detail: `a nix-daemon socket exists, but nix-store fails for ${user}: ${facts.opens}`, fix: `sudo ${daemonStartCommand()} (then check that its socket lets this user connect)` };
     }
     if (!facts.stateDirWritable) {
       return {
@@ -49,7 +53,7 @@ export function storeAccessCheck(facts: StoreAccessFacts): StoreAccess {
         fix: ownStore,
       };
     }
-    return { verdict: 'fail', detail: `nix-store fails: ${facts.opens}`, fix: 'check the Nix installation (nix-store --verify)' };
+    return { verdict: 'fail', detail: `nix-store fails: ${facts.opens}`, fix: 'nix-store --verify' };
   }
   if (facts.stateDirWritable) return { verdict: 'ok', detail: `${user} opens the store itself (${facts.stateDir} is writable): builds use ${user}'s nix.conf` };
   if (!facts.daemonSocket) {
@@ -57,12 +61,16 @@ export function storeAccessCheck(facts: StoreAccessFacts): StoreAccess {
   }
   if (!isTrusted(facts)) {
     return {
-      verdict: 'fail',
-      detail: `builds go through nix-daemon, which ignores the builders setting of users not in trusted-users (${user} is not: ${facts.trustedUsers.join(' ') || 'empty'})`,
-      fix: `add ${user} to trusted-users in /etc/nix/nix.conf and restart nix-daemon; ${daemonSsh}`,
+      verdict: 'ok',
+      detail: `builds go through nix-daemon, which uses the system's builders for every user; ${user}'s own builders would count only in trusted-users (${facts.trustedUsers.join(' ') || 'empty'})`,
     };
   }
-  return { verdict: 'warn', detail: `builds go through nix-daemon; ${user} is in trusted-users, so it takes ${user}'s builders`, fix: daemonSsh };
+  return { verdict: 'warn', detail: `builds go through nix-daemon; ${user} is in trusted-users, so it takes ${user}'s builders too`, fix: daemonSsh };
+}
+
+/** Builds go through a daemon that ignores this user's builders: only the system's count. */
+export function usesSystemBuilders(facts: StoreAccessFacts): boolean {
+  return facts.opens === true && !facts.stateDirWritable && facts.daemonSocket && !isTrusted(facts);
 }
 
 function output(command: string, args: readonly string[]): Promise<{ ok: boolean; stdout: string; stderr: string }> {

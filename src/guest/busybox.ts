@@ -7,10 +7,11 @@ import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { errnoCode, failed } from '../errors.js';
 import { elfInterpreter, isElf } from './elf.js';
+import { hostPackages, installCommand } from '../platform/install-command.js';
 
 const run = promisify(execFile);
 const candidates = ['/bin/busybox', '/usr/bin/busybox'];
-const hint = 'apt-get install busybox-static';
+const hint = installCommand(hostPackages.busybox);
 
 /** Enough of the file for the ELF and program headers. */
 async function readHead(path: string): Promise<Buffer | undefined> {

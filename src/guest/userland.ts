@@ -4,6 +4,7 @@
  * guest takes everything of its userland through here: the kernel, busybox, sshd, the directory
  * shared as its /usr, and the qemu-user emulators its binfmt entries name.
  */
+import { hostPackages, installCommand } from '../platform/install-command.js';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -77,12 +78,12 @@ export function hostUserland(): GuestUserland {
     sshd: (options) => findSshd(options),
     emulator: qemuUserBinary,
     checkEmulators: (systems, arch) =>
-      checkEmulatorsIn(userland, systems, arch, 'install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), use --userland debian, or leave those systems out of --systems'),
+      checkEmulatorsIn(userland, systems, arch, `${installCommand(hostPackages.qemuUser)}, use --userland debian, or leave those systems out of --systems`),
     async checkIpTool() {
       if (!(await executable(guestPaths.ipTool))) {
         throw failed(
           `${guestPaths.ipTool} not found: the guest needs iproute2 to keep builds off the host's loopback`,
-          'install iproute2 (Debian/Ubuntu: apt-get install iproute2), or use --userland debian',
+          `${installCommand(hostPackages.iproute2)}, or use --userland debian`,
         );
       }
     },

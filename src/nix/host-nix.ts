@@ -1,6 +1,7 @@
 /** What the host's Nix says about itself: version and effective settings. */
 import { execFile } from 'node:child_process';
 import { failed } from '../errors.js';
+import { hostPackages, installCommand } from '../platform/install-command.js';
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -33,7 +34,7 @@ export async function hostNixSettings(env: NodeJS.ProcessEnv = process.env): Pro
     out = await run('nix', ['--extra-experimental-features', 'nix-command', 'show-config', '--json'], env);
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim().split('\n').pop() ?? String(error);
-    throw failed(`cannot read the host's Nix settings (nix show-config): ${stderr}`, 'install Nix (Debian: apt-get install nix-bin)');
+    throw failed(`cannot read the host's Nix settings (nix show-config): ${stderr}`, installCommand(hostPackages.nix));
   }
   const json = JSON.parse(out) as Record<string, { value?: unknown }>;
   const builders = json.builders?.value;

@@ -21,6 +21,8 @@ export type Scope = 'user' | 'system';
 export interface ConfigFiles {
   readonly nixConf: string;
   readonly sshConfig: string;
+  /** The machines file Nix's default builders (@<conf dir>/machines) name; used in the system scope. */
+  readonly machines: string;
 }
 
 /** Where Nix and ssh read their config for a scope; overrides win. */
@@ -28,8 +30,10 @@ export function configFiles(scope: Scope, overrides: Partial<ConfigFiles> = {}, 
   const userNixConf =
     env.NIX_USER_CONF_FILES?.split(':').find((f) => f !== '') ??
     join(env.XDG_CONFIG_HOME ?? join(env.HOME ?? homedir(), '.config'), 'nix', 'nix.conf');
+  const confDir = env.NIX_CONF_DIR ?? '/etc/nix';
   return {
-    nixConf: overrides.nixConf ?? (scope === 'system' ? join(env.NIX_CONF_DIR ?? '/etc/nix', 'nix.conf') : userNixConf),
+    nixConf: overrides.nixConf ?? (scope === 'system' ? join(confDir, 'nix.conf') : userNixConf),
+    machines: overrides.machines ?? join(confDir, 'machines'),
     // ssh reads the home directory from the password database, not $HOME.
     sshConfig: overrides.sshConfig ?? (scope === 'system' ? '/etc/ssh/ssh_config' : join(userInfo().homedir, '.ssh', 'config')),
   };
@@ -74,31 +78,57 @@ export function sshBlock(paths: InstancePaths, identity: Identity): string {
   return sshConfigBlock({ ...identity.endpoint, port: agentPort }, [], 300);
 }
 
-/** builders = what the host had (minus this instance) + this instance's machines file. */
-export function nixConfBody(paths: InstancePaths, previousBuilders: string): string {
+/**
+ * How the builder reaches Nix's builders. `machines-file`: the system's builders already name
+ * the machines file (Nix's default, @/etc/nix/machines), which Nix — a running nix-daemon too —
+ * reads at every build, so the instance goes there. `nix-conf`: builders in nix.conf, which a
+ * nix-daemon reads only at its start.
+ */
+export type Route = 'machines-file' | 'nix-conf';
+
+export function chooseRoute(scope: Scope, files: ConfigFiles, effectiveBuilders: string): Route {
+  // A nix.conf given elsewhere (--nix-conf) is not the one beside that machines file: it gets builders itself.
+  const besideNixConf = dirname(files.machines) === dirname(files.nixConf);
+  return scope === 'system' && besideNixConf && builderEntries(effectiveBuilders).includes(`@${files.machines}`) ? 'machines-file' : 'nix-conf';
+}
+
+/** builders = what the host had (minus this instance) + this instance's machines file; or only the substitutes line when the machines file carries it. */
+export function nixConfBody(paths: InstancePaths, previousBuilders: string, route: Route = 'nix-conf'): string {
+  if (route === 'machines-file') return 'builders-use-substitutes = true\n';
   const ours = `@${paths.machines}`;
   const kept = builderEntries(previousBuilders).filter((entry) => entry !== ours);
   return [`builders = ${[...kept, ours].join(';')}`, 'builders-use-substitutes = true', ''].join('\n');
 }
 
+/** The block for the system's machines file: a reference to the instance's own, which start keeps current. */
+export function machinesFileBody(paths: InstancePaths): string {
+  return `@${paths.machines}\n`;
+}
+
 export interface Registration {
   readonly scope: Scope;
   readonly files: ConfigFiles;
+  readonly route: Route;
   readonly machinesLine: string;
   readonly sshBlock: string;
   readonly nixConf: string;
+  /** For files.machines, on the machines-file route. */
+  readonly machinesBlock?: string;
 }
 
 /** What `nix-config` prints and installs. Reads the host's effective builders from Nix. */
 export async function registration(paths: InstancePaths, identity: Identity, machine: MachineOptions, scope: Scope, files: ConfigFiles): Promise<Registration> {
   // The effective value may already include our entry (a re-install): nixConfBody drops it.
   const settings = await hostNixSettings();
+  const route = chooseRoute(scope, files, settings.builders);
   return {
     scope,
     files,
+    route,
     machinesLine: instanceMachinesLine(paths, identity, machine),
     sshBlock: sshBlock(paths, identity),
-    nixConf: nixConfBody(paths, settings.builders),
+    nixConf: nixConfBody(paths, settings.builders, route),
+    ...(route === 'machines-file' ? { machinesBlock: machinesFileBody(paths) } : {}),
   };
 }
 
@@ -149,6 +179,8 @@ export async function install(paths: InstancePaths, reg: Registration): Promise<
   };
   remember(reg.files.sshConfig, await editFile(reg.files.sshConfig, (text) => upsertBlock(text, paths.name, reg.sshBlock, 'first')));
   remember(reg.files.nixConf, await editFile(reg.files.nixConf, (text) => upsertBlock(text, paths.name, reg.nixConf, 'last')));
+  const { machinesBlock } = reg;
+  if (machinesBlock !== undefined) remember(reg.files.machines, await editFile(reg.files.machines, (text) => upsertBlock(text, paths.name, machinesBlock, 'last')));
   await writeFileAtomic(paths.installed, `${JSON.stringify(installed, null, 2)}\n`);
 }
 

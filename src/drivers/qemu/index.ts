@@ -6,6 +6,7 @@ import { rm } from 'node:fs/promises';
 import type { Driver, LaunchPlan, RunningVm } from '../driver.js';
 import { failed } from '../../errors.js';
 import { hostArch, hostTscKhz } from '../../platform/host.js';
+import { hostPackages, installCommand } from '../../platform/install-command.js';
 import { findOnPath, isAlive, killHard, listProcesses, processCommandLine, spawnDetached, waitForExit } from '../process.js';
 import { decideAccel, probeAccelFacts } from './accel.js';
 import { optionValue, qemuArgv } from './argv.js';
@@ -14,8 +15,7 @@ import { QmpClient } from './qmp.js';
 
 
 function installHint(binary: string): string {
-  if (process.platform === 'darwin') return 'brew install qemu';
-  return binary === 'qemu-system-aarch64' ? 'apt-get install qemu-system-arm' : 'apt-get install qemu-system-x86';
+  return installCommand(binary === 'qemu-system-aarch64' ? hostPackages.qemuArm : hostPackages.qemuX86);
 }
 
 async function launch(plan: LaunchPlan): Promise<RunningVm> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isTrusted, storeAccessCheck, type StoreAccessFacts } from '../../../src/doctor/nix-store.js';
+import { isTrusted, storeAccessCheck, usesSystemBuilders, type StoreAccessFacts } from '../../../src/doctor/nix-store.js';
 
 const denied = "could not set permissions on '/nix/var/nix/profiles/per-user' to 755: Operation not permitted";
 
@@ -33,11 +33,10 @@ const rows: ReadonlyArray<{ name: string; facts: StoreAccessFacts; verdict: stri
     fix: /build as root; or install a multi-user Nix \(nix-daemon\) and add alice to trusted-users in \/etc\/nix\/nix\.conf; or give alice a Nix store of its own/,
   },
   {
-    name: 'multi-user Nix, untrusted user: the daemon ignores its builders',
+    name: "multi-user Nix, untrusted user: the daemon builds with the system's builders, which apply to everyone",
     facts: facts({ daemonSocket: true }),
-    verdict: 'fail',
-    detail: /nix-daemon, which ignores the builders setting .*alice is not: root/,
-    fix: /add alice to trusted-users .*restart nix-daemon; .*\/etc\/ssh\/ssh_config/,
+    verdict: 'ok',
+    detail: /nix-daemon, which uses the system's builders for every user; alice's own builders would count only in trusted-users \(root\)/,
   },
   {
     name: 'multi-user Nix, trusted through a group: works, once root’s ssh can reach the builder',
@@ -76,4 +75,12 @@ test('trusted-users: names, @groups and *', () => {
   assert.ok(isTrusted({ user: 'alice', groups: ['wheel'], trustedUsers: ['@wheel'] }));
   assert.ok(isTrusted({ user: 'alice', groups: [], trustedUsers: ['*'] }));
   assert.ok(!isTrusted({ user: 'alice', groups: ['users'], trustedUsers: ['root', '@wheel', 'alice2'] }));
+});
+
+test("only an untrusted user of a daemon it can reach is checked against the system's builders alone", () => {
+  assert.equal(usesSystemBuilders(facts({ daemonSocket: true })), true);
+  assert.equal(usesSystemBuilders(facts({ daemonSocket: true, trustedUsers: ['alice'] })), false, 'a trusted user brings builders of its own');
+  assert.equal(usesSystemBuilders(facts({ daemonSocket: true, stateDirWritable: true })), false, 'opens the store itself');
+  assert.equal(usesSystemBuilders(facts({ daemonSocket: true, opens: 'Connection refused' })), false);
+  assert.equal(usesSystemBuilders(facts()), false);
 });

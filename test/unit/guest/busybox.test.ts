@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
 import { busyboxApplets, findBusybox } from '../../../src/guest/busybox.js';
 import { syntheticElf } from './fixtures.js';
+import { hostPackages, installCommand } from '../../../src/platform/install-command.js';
 
 test('a static busybox is found; a dynamic one is refused with the package hint', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'lb-busybox-'));
@@ -18,7 +19,7 @@ test('a static busybox is found; a dynamic one is refused with the package hint'
     await assert.rejects(
       findBusybox([dynamic]),
       (error: unknown) =>
-        error instanceof UserError && /dynamically linked/.test(error.message) && error.hint === 'apt-get install busybox-static',
+        error instanceof UserError && /dynamically linked/.test(error.message) && error.hint === installCommand(hostPackages.busybox),
     );
     await assert.rejects(findBusybox([join(dir, 'absent')]), /no busybox found/);
   } finally {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { machinesLine } from '../../../src/nix/machines.js';
-import { configFiles, nixConfBody } from '../../../src/nix/registration.js';
+import { chooseRoute, configFiles, machinesFileBody, nixConfBody } from '../../../src/nix/registration.js';
 import { builderEntries } from '../../../src/nix/host-nix.js';
 import { instancePaths } from '../../../src/instance/paths.js';
 
@@ -55,7 +55,26 @@ test('config files by scope: NIX_USER_CONF_FILES, XDG_CONFIG_HOME, NIX_CONF_DIR,
   assert.equal(configFiles('user', {}, { NIX_USER_CONF_FILES: '/a/nix.conf:/b/nix.conf' }).nixConf, '/a/nix.conf');
   assert.equal(configFiles('user', {}, { XDG_CONFIG_HOME: '/x' }).nixConf, '/x/nix/nix.conf');
   assert.equal(configFiles('user', {}, { HOME: '/home/u' }).nixConf, '/home/u/.config/nix/nix.conf');
-  assert.deepEqual(configFiles('system', {}, {}), { nixConf: '/etc/nix/nix.conf', sshConfig: '/etc/ssh/ssh_config' });
+  assert.deepEqual(configFiles('system', {}, {}), { nixConf: '/etc/nix/nix.conf', sshConfig: '/etc/ssh/ssh_config', machines: '/etc/nix/machines' });
   assert.equal(configFiles('system', {}, { NIX_CONF_DIR: '/opt/nix' }).nixConf, '/opt/nix/nix.conf');
-  assert.deepEqual(configFiles('user', { nixConf: '/n', sshConfig: '/s' }, {}), { nixConf: '/n', sshConfig: '/s' });
+  assert.equal(configFiles('system', {}, { NIX_CONF_DIR: '/opt/nix' }).machines, '/opt/nix/machines');
+  assert.deepEqual(configFiles('user', { nixConf: '/n', sshConfig: '/s', machines: '/m' }, {}), { nixConf: '/n', sshConfig: '/s', machines: '/m' });
+});
+
+test("system scope: the machines file Nix's builders name (and a nix-daemon reads at every build) takes the builder; else nix.conf", () => {
+  const paths = instancePaths('default', { state: '/s', cache: '/c', runtime: '/r' });
+  const system = configFiles('system', {}, {});
+  const table: [Parameters<typeof chooseRoute>, string][] = [
+    [['system', system, '@/etc/nix/machines'], 'machines-file'],
+    [['system', system, 'ssh://other x86_64-linux;@/etc/nix/machines'], 'machines-file'],
+    // A re-install over one that wrote builders into nix.conf.
+    [['system', system, '@/etc/nix/machines;@/s/default/machines'], 'machines-file'],
+    [['system', system, 'ssh://other x86_64-linux'], 'nix-conf'],
+    [['system', system, ''], 'nix-conf'],
+    [['user', configFiles('user', {}, { HOME: '/home/u' }), '@/etc/nix/machines'], 'nix-conf'],
+    [['system', configFiles('system', { nixConf: '/tmp/elsewhere/nix.conf' }, {}), '@/etc/nix/machines'], 'nix-conf'],
+  ];
+  for (const [args, want] of table) assert.equal(chooseRoute(...args), want, JSON.stringify(args[2]));
+  assert.equal(nixConfBody(paths, '@/etc/nix/machines', 'machines-file'), 'builders-use-substitutes = true\n', 'builders is left alone');
+  assert.equal(machinesFileBody(paths), '@/s/default/machines\n');
 });
