@@ -76,6 +76,8 @@ test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and 
       const result = await runNixBuild(env, [
         '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', probeNix,
         '--arg', 'busybox', JSON.stringify(busybox[system]), '--argstr', 'system', system, '--arg', 'port', String(listener.port),
+        // A normal derivation has no network: the outside probe may as well aim at the same listener.
+        '--argstr', 'outside', `10.0.2.2 ${listener.port}`,
         '--argstr', 'hidden', '/nix/store/00000000000000000000000000000000-absent', '--argstr', 'nonce', nonce,
       ]);
       assert.equal(result.code, 0, `${system}: ${result.stderr}`);
@@ -85,6 +87,7 @@ test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and 
       assert.equal(probe.uid, '1000', 'a build user in the sandbox');
       assert.equal(probe.usr, 'absent', 'the sandbox hides /usr');
       assert.equal(probe['host-loopback'], 'unreachable');
+      assert.equal(probe.outside, 'unreachable', 'no network');
     });
   }
   assert.equal(listener.connections(), 0, 'no build reached the host\'s loopback');
