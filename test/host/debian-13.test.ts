@@ -22,7 +22,7 @@ const skip = process.getuid?.() !== 0
   : !hasDebootstrap ? 'needs debootstrap (scripts/setup.sh --tests installs it)' : false;
 
 // Debian 13's Node.js for the README's "Node.js >= 20.19"; setup.sh installs the rest inside.
-const trixie = { suite: 'trixie', include: ['nodejs', 'npm', 'ca-certificates'] };
+const trixie = { suite: 'trixie', packages: ['nodejs', 'npm'] };
 
 test('Debian 13: npm run demo and the e2e smoke pass in a trixie chroot (Nix 2.26, QEMU 10, kernel 6.12)', { skip, timeout: 60 * 60_000 }, async (t) => {
   await withChroot(trixie, (line) => t.diagnostic(line), async (chroot) => {

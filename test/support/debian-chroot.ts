@@ -25,8 +25,8 @@ export const checkoutInside = '/root/linux-builder';
 
 export interface ChrootImage {
   readonly suite: string;
-  /** debootstrap --include: what the release must bring before setup.sh runs (its Node.js). */
-  readonly include: readonly string[];
+  /** Installed with apt before setup.sh runs: what the README asks of the machine (its Node.js). */
+  readonly packages: readonly string[];
 }
 
 export interface CommandResult {
@@ -96,10 +96,15 @@ async function imageTarball(image: ChrootImage, log: (line: string) => void): Pr
     let started = Date.now();
     log(`debootstrap ${image.suite} from ${mirror} (not cached yet: ${basename(tarball)})`);
     const script = existsSync(`/usr/share/debootstrap/scripts/${image.suite}`) ? [] : ['/usr/share/debootstrap/scripts/sid'];
-    await runLogged('debootstrap', ['--variant=minbase', `--include=${image.include.join(',')}`, image.suite, root, mirror, ...script], log);
+    await runLogged('debootstrap', ['--variant=minbase', '--include=ca-certificates', image.suite, root, mirror, ...script], log);
     log(`debootstrap took ${seconds(started)} s`);
     started = Date.now();
     prepareRun(root);
+    // apt rather than debootstrap --include, which cannot order the configuration of npm's many packages
+    const packages = await runInside(root, `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${image.packages.join(' ')}`);
+    if (packages.code !== 0) throw new Error(`installing ${image.packages.join(' ')} in the ${image.suite} chroot failed (exit ${packages.code})`);
+    log(`apt-get install ${image.packages.join(' ')} took ${seconds(started)} s`);
+    started = Date.now();
     // What a new user does first on a fresh machine: the README's setup, which installs the packages.
     const setup = await runInside(root, 'sh scripts/setup.sh');
     if (setup.code !== 0) throw new Error(`scripts/setup.sh failed in the ${image.suite} chroot (exit ${setup.code})`);
