@@ -12,7 +12,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -131,6 +131,7 @@ async function imageTarball(image: ChrootImage, log: (line: string) => void): Pr
 function newCopy(suite: string): string {
   mkdirSync(copies, { recursive: true, mode: 0o700 });
   const root = mkdtempSync(join(copies, `${suite}-`));
+  chmodSync(root, 0o755); // the chroot's "/": every user may enter it
   writeFileSync(`${root}.owner`, `${process.pid}\n`);
   active.add(root);
   return root;
