@@ -140,12 +140,15 @@ function newCopy(suite: string): string {
 /** The files a run needs that are not part of the image: name resolution and the checkout. */
 function prepareRun(root: string): void {
   cpSync('/etc/resolv.conf', join(root, 'etc/resolv.conf'), { dereference: true });
+  // The machine's own trust anchors, so a TLS proxy the host trusts (for npm's registry) is trusted inside.
+  if (existsSync(localAnchors)) cpSync(localAnchors, join(root, localAnchors.slice(1)), { recursive: true });
   const target = join(root, checkoutInside.slice(1));
   // The checkout's own files; node_modules and dist are made inside, for the chroot's Node.js.
   const skipped = new Set(['node_modules', 'dist', '.git'].map((name) => join(checkout, name)));
   cpSync(checkout, target, { recursive: true, filter: (source) => !skipped.has(source) });
 }
 
+const localAnchors = '/usr/local/share/ca-certificates';
 const insidePath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 function runInside(root: string, command: string, timeoutMs = 30 * 60_000): Promise<CommandResult> {
@@ -155,7 +158,10 @@ function runInside(root: string, command: string, timeoutMs = 30 * 60_000): Prom
     `mount -t proc proc ${q}/proc`,
     `mount -t sysfs sysfs ${q}/sys`,
     `mount --rbind /dev ${q}/dev`,
-    `exec chroot ${q} /usr/bin/env -i HOME=/root PATH=${insidePath} LANG=C.UTF-8 CI=true sh -c ${shellQuoted(`cd ${checkoutInside} && ${command}`)}`,
+    // Node.js reads its own roots unless told to add the system's, which hold the anchors copied in.
+    `exec chroot ${q} /usr/bin/env -i HOME=/root PATH=${insidePath} LANG=C.UTF-8 CI=true NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt sh -c ${shellQuoted(
+      `{ ! command -v update-ca-certificates >/dev/null || update-ca-certificates >/dev/null 2>&1; } && cd ${checkoutInside} && ${command}`,
+    )}`,
   ].join('\n');
   return new Promise((resolve, reject) => {
     const started = Date.now();
