@@ -1,8 +1,11 @@
 #!/bin/sh
 # Sets up what linux-builder needs on a Debian/Ubuntu host, saying what it does; quick when
 # nothing is missing. Installs apt packages as root or through sudo, npm dependencies, and
-# initializes a single-user Nix store when there is none.
+# initializes a single-user Nix store when there is none. With --tests (npm test), also what
+# the tests alone need: debootstrap, for the Debian 13 stage.
 set -eu
+for_tests=false
+[ "${1:-}" = --tests ] && for_tests=true
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
@@ -29,6 +32,7 @@ need ss iproute2
 # Debian 13's kernels are zstd-compressed: without zstd the fast PVH boot cannot be extracted.
 need /usr/sbin/mkfs.ext4 e2fsprogs
 need zstd zstd
+if $for_tests; then need debootstrap debootstrap; fi
 
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then sudo=""

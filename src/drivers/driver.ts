@@ -59,6 +59,12 @@ export interface LaunchPlan {
   readonly sshPort: number;
   /** Host TSC frequency, passed to microvm guests so TCG boots never hang calibrating it. */
   readonly tscKhz: number | undefined;
+  /**
+   * The firmware microvm runs before the PVH kernel: qboot where the host has it. QEMU 10's own
+   * default for microvm (SeaBIOS) loses the ACPI tables when an initrd is loaded, and with them
+   * every virtio-mmio device.
+   */
+  readonly firmware?: string;
   readonly consoleLog: string;
   /** Where the hypervisor's own stdout/stderr go. */
   readonly processLog: string;

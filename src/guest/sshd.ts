@@ -1,6 +1,7 @@
 /**
  * An sshd for the guest. The host's own when installed; otherwise Debian's openssh-server
- * (+ libwrap0) downloaded with apt-get and unpacked into the cache — never installed. Its
+ * downloaded with apt-get and unpacked into the cache — never installed — with the library
+ * packages it depends on that the host lacks (libwrap0 in Debian 12, libwtmpdb0 in 13). Its
  * libraries are copied from the host into the initramfs: paged in over 9p they cost a cold
  * sshd start about as much again.
  */
@@ -62,7 +63,8 @@ export async function findSshd(options: { cacheDir: string; log: (line: string) 
   const versions = (await readdir(sshdCache).catch(() => [] as string[])).filter((name) => !name.startsWith('.')).sort();
   for (const version of versions.reverse()) {
     const found = await fromTree(join(sshdCache, version), version);
-    if (found) return found;
+    // a tree unpacked before its missing libraries were fetched is downloaded again
+    if (found && (await missingLibraries(found)).length === 0) return found;
   }
   return await writingTo(sshdCache, () => downloadSshd(sshdCache, options.log), { what: 'downloading and unpacking openssh-server into sshd/' });
 }
@@ -72,14 +74,13 @@ async function downloadSshd(sshdCache: string, log: (line: string) => void): Pro
   const work = await mkdtemp(join(sshdCache, '.download-'));
   try {
     log('downloading openssh-server for the guest (apt-get download; nothing is installed)');
-    // libwrap0 is gone from newer releases; without it, openssh-server alone
-    await apt(['download', 'openssh-server', 'libwrap0'], work).catch(() => apt(['download', 'openssh-server'], work));
-    const debs = (await readdir(work)).filter((name) => name.endsWith('.deb'));
-    const server = debs.find((name) => name.startsWith('openssh-server_'));
+    await apt(['download', 'openssh-server'], work);
+    const server = (await readdir(work)).find((name) => name.startsWith('openssh-server_') && name.endsWith('.deb'));
     if (!server) throw failed('apt-get download did not produce an openssh-server package', aptHint);
     const version = (await run('dpkg-deb', ['-f', join(work, server), 'Version'])).stdout.trim();
     const root = join(work, 'root');
-    for (const deb of debs) await run('dpkg-deb', ['-x', join(work, deb), root]);
+    await run('dpkg-deb', ['-x', join(work, server), root]);
+    await addMissingLibraries(root, join(work, server), work, log);
     const target = join(sshdCache, version.replace(/[^\w.+-]/g, '_'));
     try {
       await rename(root, target);
@@ -94,6 +95,61 @@ async function downloadSshd(sshdCache: string, log: (line: string) => void): Pro
     return found;
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Until ldd finds every library sshd and its helpers load: the library packages (lib*) the
+ * unpacked packages depend on and the host has not installed, downloaded and unpacked into the
+ * same tree — so the libraries come from what the package declares, not from a guessed list.
+ */
+async function addMissingLibraries(root: string, serverDeb: string, work: string, log: (line: string) => void): Promise<void> {
+  const considered = new Set<string>();
+  let unpacked = [serverDeb];
+  for (;;) {
+    const tree = await fromTree(root, 'download');
+    const missing = tree ? await missingLibraries(tree) : [];
+    if (missing.length === 0) return;
+    const wanted: string[] = [];
+    for (const deb of unpacked) {
+      for (const name of await libraryDepends(deb)) {
+        if (considered.has(name)) continue;
+        considered.add(name);
+        if (!(await installedOnHost(name))) wanted.push(name);
+      }
+    }
+    // nothing more to fetch: sshdLibraries names what is still missing
+    if (wanted.length === 0) return;
+    log(`sshd needs ${missing.join(', ')}, which the host lacks; downloading ${wanted.join(', ')}`);
+    const dir = await mkdtemp(join(work, 'libraries-'));
+    await apt(['download', ...wanted], dir);
+    unpacked = (await readdir(dir)).filter((name) => name.endsWith('.deb')).map((name) => join(dir, name));
+    for (const deb of unpacked) await run('dpkg-deb', ['-x', deb, root]);
+  }
+}
+
+/** The shared-library packages (lib*) a .deb depends on: the first of each set of alternatives. */
+async function libraryDepends(deb: string): Promise<string[]> {
+  const { stdout } = await run('dpkg-deb', ['-f', deb, 'Pre-Depends', 'Depends']);
+  return parseLibraryDepends(stdout);
+}
+
+/** "Depends: libc6 (>= 2.38), libwtmpdb0 | foo, adduser" → ["libc6", "libwtmpdb0"]. */
+export function parseLibraryDepends(fields: string): string[] {
+  const names = fields
+    .replace(/^[\w-]+:/gm, ',')
+    .split(',')
+    .map((item) => (item.split('|')[0] ?? '').trim().split(/[\s(:]/)[0] ?? '')
+    .filter((name) => name.startsWith('lib'));
+  return [...new Set(names)];
+}
+
+async function installedOnHost(name: string): Promise<boolean> {
+  try {
+    const { stdout } = await run('dpkg-query', ['-W', '-f', '${db:Status-Status}', name]);
+    return stdout.trim() === 'installed';
+  } catch {
+    return false;
   }
 }
 
@@ -114,31 +170,48 @@ async function apt(args: string[], cwd: string): Promise<void> {
  * from the path in the binary, which is on the /usr share. Fails naming every missing library.
  */
 export async function sshdLibraries(found: FoundSshd): Promise<Map<string, string>> {
-  const env = { ...process.env, LD_LIBRARY_PATH: found.libDirs.join(':') };
   const libraries = new Map<string, string>();
-  for (const binary of [found.sshd, ...Object.values(found.helpers)]) {
-    let stdout: string;
-    try {
-      ({ stdout } = found.loader === undefined
-        ? await run('ldd', [binary], { env })
-        : await run(found.loader, ['--library-path', found.libDirs.join(':'), '--list', binary]));
-    } catch (error) {
-      throw failed(`cannot list the libraries of ${binary} with ${found.loader ?? 'ldd'}`, found.loader === undefined ? 'install libc-bin' : 'the Debian packages may be damaged: remove them from the cache and start again', error);
-    }
-    const missing: string[] = [];
-    for (const line of stdout.split('\n')) {
-      const match = /^\s*(\S+) => (.+?)(?: \(0x[0-9a-f]+\))?$/.exec(line);
-      if (!match) continue;
-      const [, name = '', path = ''] = match;
-      if (path === 'not found') missing.push(name);
-      else if (!basename(name).startsWith('ld-linux')) libraries.set(name, path);
-    }
+  for (const binary of binaries(found)) {
+    const { resolved, missing } = await lddOf(binary, found);
     if (missing.length > 0) {
       throw failed(
         `${binary} needs libraries this host does not have: ${missing.join(', ')}`,
         'install the packages that provide them, or install openssh-server on the host',
       );
     }
+    for (const [name, path] of resolved) libraries.set(name, path);
   }
   return libraries;
+}
+
+/** The libraries ldd cannot find for sshd or its helpers, by file name. */
+async function missingLibraries(found: FoundSshd): Promise<string[]> {
+  const missing = new Set<string>();
+  for (const binary of binaries(found)) for (const name of (await lddOf(binary, found)).missing) missing.add(name);
+  return [...missing];
+}
+
+const binaries = (found: FoundSshd): string[] => [found.sshd, ...Object.values(found.helpers)];
+
+/** The libraries a binary needs, by ldd, or by the userland's own loader (`--list`) when it has one. */
+async function lddOf(binary: string, found: FoundSshd): Promise<{ resolved: Map<string, string>; missing: string[] }> {
+  const env = { ...process.env, LD_LIBRARY_PATH: found.libDirs.join(':') };
+  let stdout: string;
+  try {
+    ({ stdout } = found.loader === undefined
+      ? await run('ldd', [binary], { env })
+      : await run(found.loader, ['--library-path', found.libDirs.join(':'), '--list', binary]));
+  } catch (error) {
+    throw failed(`cannot list the libraries of ${binary} with ${found.loader ?? 'ldd'}`, found.loader === undefined ? 'install libc-bin' : 'the Debian packages may be damaged: remove them from the cache and start again', error);
+  }
+  const resolved = new Map<string, string>();
+  const missing: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const match = /^\s*(\S+) => (.+?)(?: \(0x[0-9a-f]+\))?$/.exec(line);
+    if (!match) continue;
+    const [, name = '', path = ''] = match;
+    if (path === 'not found') missing.push(name);
+    else if (!basename(name).startsWith('ld-linux')) resolved.set(name, path);
+  }
+  return { resolved, missing };
 }

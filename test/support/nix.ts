@@ -107,3 +107,25 @@ function spawnNixBuild(env: NodeJS.ProcessEnv, argv: string[], signal?: AbortSig
     },
   };
 }
+
+/**
+ * The same builds of hello.nix with the new CLI (`nix build`, Nix 2.26 here), which needs the
+ * nix-command feature; prints the output paths like nix-build does.
+ */
+export function nixCommandBuild(env: NodeJS.ProcessEnv, attrs: string[], args: { busybox: string; nonce: string }): Promise<NixBuildResult> {
+  const argv = [
+    '--extra-experimental-features', 'nix-command', 'build',
+    '--max-jobs', '0', '--no-link', '--print-out-paths', '--option', 'substituters', '',
+    '--file', helloNix, '--arg', 'busybox', JSON.stringify(args.busybox), '--argstr', 'nonce', args.nonce,
+    ...attrs,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn('nix', argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

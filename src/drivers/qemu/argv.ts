@@ -60,6 +60,7 @@ export function qemuArgv(plan: LaunchPlan): string[] {
     '-serial', `file:${plan.consoleLog}`,
     '-qmp', `unix:${optionValue(plan.qmpSocket)},server=on,wait=off`,
     '-pidfile', plan.pidFile,
+    ...(profile.bus === 'device' && plan.firmware !== undefined ? ['-bios', plan.firmware] : []),
     '-kernel', plan.kernel.path,
     '-initrd', plan.initrd,
     '-append', kernelCommandLine(plan, profile),

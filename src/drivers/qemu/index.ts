@@ -2,7 +2,7 @@
  * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch, and a hard
  * stop through QMP "quit" then SIGKILL.
  */
-import { rm } from 'node:fs/promises';
+import { access, constants, rm } from 'node:fs/promises';
 import type { Driver, LaunchPlan, RunningVm } from '../driver.js';
 import { failed } from '../../errors.js';
 import { hostArch, hostTscKhz } from '../../platform/host.js';
@@ -18,10 +18,21 @@ function installHint(binary: string): string {
   return installCommand(binary === 'qemu-system-aarch64' ? hostPackages.qemuArm : hostPackages.qemuX86);
 }
 
+/** Where Debian and Ubuntu (qemu-system-data) and Homebrew put qboot, microvm's firmware of choice. */
+const qbootPaths = ['/usr/share/qemu/qboot.rom', '/usr/local/share/qemu/qboot.rom', '/opt/homebrew/share/qemu/qboot.rom'];
+
+async function microvmFirmware(): Promise<string | undefined> {
+  for (const path of qbootPaths) {
+    if (await access(path, constants.R_OK).then(() => true, () => false)) return path;
+  }
+  return undefined;
+}
+
 async function launch(plan: LaunchPlan): Promise<RunningVm> {
   // microvm guests hang calibrating the TSC under TCG unless told its frequency.
   const tscKhz = plan.tscKhz ?? (plan.hostArch === 'x86_64' ? await hostTscKhz() : undefined);
-  const argv = qemuArgv({ ...plan, tscKhz });
+  const firmware = plan.firmware ?? (plan.hostArch === 'x86_64' ? await microvmFirmware() : undefined);
+  const argv = qemuArgv({ ...plan, tscKhz, ...(firmware !== undefined ? { firmware } : {}) });
   const binary = argv[0] ?? 'qemu';
   const binaryPath = await findOnPath(binary);
   if (binaryPath === undefined) throw failed(`${binary} not found`, installHint(binary));

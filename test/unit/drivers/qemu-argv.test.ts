@@ -121,6 +121,14 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
     },
   },
   {
+    name: 'microvm runs the firmware given (qboot), before the PVH kernel; without one, QEMU\'s default',
+    plan: { firmware: '/usr/share/qemu/qboot.rom' },
+    check: (argv) => {
+      assert.equal(option(argv, '-bios'), '/usr/share/qemu/qboot.rom');
+      assert.ok(argv.indexOf('-bios') < argv.indexOf('-kernel'));
+    },
+  },
+  {
     name: 'hostfwd is bound to 127.0.0.1, never to every interface; no IPv6, whose host alias is the host\'s ::1',
     plan: { sshPort: 40022 },
     check: (argv) => {
