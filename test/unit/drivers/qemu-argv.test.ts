@@ -7,6 +7,7 @@ function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
   return {
     name: 'default',
     hostArch: 'x86_64',
+    guestArch: 'x86_64',
     accel: 'tcg',
     cores: 2,
     memoryMiB: 1024,
@@ -92,7 +93,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'aarch64 uses virt, ttyAMA0, PCI devices and a NIC without ROM, no TSC pin',
-    plan: { hostArch: 'aarch64', kernel: { path: '/boot/vmlinuz-6.1.0-56-arm64', format: 'image' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/boot/vmlinuz-6.1.0-56-arm64', format: 'image' } },
     check: (argv) => {
       assert.equal(argv[0], 'qemu-system-aarch64');
       assert.equal(option(argv, '-machine'), 'virt');
@@ -106,7 +107,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'aarch64 under kvm uses gic-version=max and -cpu host',
-    plan: { hostArch: 'aarch64', accel: 'kvm', kernel: { path: '/k', format: 'image' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', accel: 'kvm', kernel: { path: '/k', format: 'image' } },
     check: (argv) => {
       assert.equal(option(argv, '-machine'), 'virt,gic-version=max');
       assert.equal(option(argv, '-cpu'), 'host');
@@ -114,7 +115,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'hvf uses -cpu host',
-    plan: { hostArch: 'aarch64', accel: 'hvf', kernel: { path: '/k', format: 'image' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', accel: 'hvf', kernel: { path: '/k', format: 'image' } },
     check: (argv) => {
       assert.equal(option(argv, '-accel'), 'hvf');
       assert.equal(option(argv, '-cpu'), 'host');
@@ -191,7 +192,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'the instance disk on aarch64 virt is a PCI device; an ephemeral disk skips flushes',
-    plan: { hostArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', cache: 'unsafe' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', cache: 'unsafe' } },
     check: (argv) => {
       assert.equal(option(argv, '-drive'), 'file=/s/a,,b/disk.img,if=none,id=disk0,format=raw,cache=unsafe,discard=unmap');
       assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0'));
