@@ -199,6 +199,41 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
     },
   },
   {
+    name: 'an aarch64 guest on an x86_64 host: qemu-system-aarch64 virt under TCG, cheap pointer auth, ttyAMA0, PCI devices',
+    plan: { guestArch: 'aarch64', kernel: { path: '/cache/kernels/Image-abc', format: 'image' } },
+    check: (argv) => {
+      assert.equal(argv[0], 'qemu-system-aarch64');
+      assert.equal(option(argv, '-machine'), 'virt');
+      assert.equal(option(argv, '-accel'), 'tcg');
+      assert.equal(option(argv, '-cpu'), 'max,pauth-impdef=on');
+      assert.equal(option(argv, '-kernel'), '/cache/kernels/Image-abc');
+      assert.match(option(argv, '-append') ?? '', /^console=ttyAMA0 /);
+      assert.deepEqual(
+        options(argv, '-device').map((d) => d.split(',')[0]),
+        ['virtio-9p-pci', 'virtio-9p-pci', 'virtio-net-pci', 'virtio-rng-pci'],
+      );
+      assert.ok(options(argv, '-device').includes('virtio-net-pci,netdev=n0,romfile='), 'no iPXE ROM');
+    },
+  },
+  {
+    name: 'an aarch64 guest never gets the x86 TSC pin, even with a host TSC frequency in the plan',
+    plan: { guestArch: 'aarch64', tscKhz: 2596132, kernel: { path: '/k', format: 'image' } },
+    check: (argv) => {
+      assert.doesNotMatch(option(argv, '-append') ?? '', /tsc_early_khz/);
+      assert.ok(!argv.some((a) => a.startsWith('microvm')));
+    },
+  },
+  {
+    name: 'an aarch64 guest with a disk on an x86_64 host: a PCI block device',
+    plan: { guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/disk.img', cache: 'writeback' } },
+    check: (argv) => assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0')),
+  },
+  {
+    name: 'an aarch64 guest on an aarch64 host under TCG keeps -cpu max',
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/k', format: 'image' } },
+    check: (argv) => assert.equal(option(argv, '-cpu'), 'max'),
+  },
+  {
     name: 'no disk, no drive and no block device',
     plan: {},
     check: (argv) => {
