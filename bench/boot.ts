@@ -5,15 +5,19 @@
  * The guest's own share, from its init's first timing line to the ready marker (guest uptime,
  * read from the console), is shown beside them.
  *
- *   npm run bench:boot [-- --runs 5]
+ *   npm run bench:boot [-- --runs 5] [--arch aarch64]
+ *
+ * With --arch aarch64 on an x86_64 host the guest is emulated (debian userland); the floor boots
+ * the same arm64 kernel with the tree's busybox.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { qemuDriver } from '../src/drivers/qemu/index.js';
 import { waitForExit } from '../src/drivers/process.js';
 import { floorMarker, buildFloorImage } from '../src/guest/image.js';
 import { hostArch, hostTscKhz } from '../src/platform/host.js';
+import { parseArch } from '../src/config/values.js';
 import { runState } from './instance.js';
 import { instancePaths, roots } from '../src/instance/paths.js';
 import { readyMarker } from '../src/guest/layout.js';
@@ -21,6 +25,8 @@ import { median, seconds, table } from './stats.js';
 
 const runsFlag = process.argv.indexOf('--runs');
 const runs = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 5;
+const archFlag = process.argv.indexOf('--arch');
+const arch = archFlag > 0 ? parseArch(process.argv[archFlag + 1] ?? '') : hostArch();
 const memory = '1G';
 const work = mkdtempSync('/tmp/lbb-');
 // Boot alone: registering the host store after ready is measured by bench/cold-build.
@@ -52,15 +58,16 @@ async function floorBoot(kernelPath: string, initrd: string, cores: number): Pro
   const vm = await qemuDriver.launch({
     name: 'floor',
     hostArch: hostArch(),
+    guestArch: arch,
     accel: 'tcg',
     cores,
     memoryMiB: 1024,
-    kernel: { path: kernelPath, format: kernelPath.includes('vmlinux') ? 'vmlinux-pvh' : 'bzImage' },
+    kernel: { path: kernelPath, format: arch === 'aarch64' ? 'image' : kernelPath.includes('vmlinux') ? 'vmlinux-pvh' : 'bzImage' },
     initrd,
     kernelArgs: ['panic=-1', 'quiet'],
     shares: [],
     sshPort: 0,
-    tscKhz: await hostTscKhz(),
+    tscKhz: arch === 'x86_64' ? await hostTscKhz() : undefined,
     consoleLog,
     processLog: join(dir, 'vm.log'),
     qmpSocket: join(dir, 'q.sock'),
@@ -77,10 +84,12 @@ async function floorBoot(kernelPath: string, initrd: string, cores: number): Pro
 }
 
 // Warm-up: the kernel download, vmlinux extraction and image build are not what is measured.
-lb(['start', '--memory', memory]);
+lb(['start', '--memory', memory, '--arch', arch, '--boot-timeout', '10m']);
 const state = runState(env, name);
 lb(['stop', '--force']);
-const floorImage = await buildFloorImage({ cacheDir: roots().cache, log: () => {} });
+// A Debian kernel boots from <tree>/root/boot: that tree's busybox runs in a guest of its architecture.
+const floorBusybox = arch === hostArch() ? undefined : join(dirname(dirname(state.kernel)), 'usr/bin/busybox');
+const floorImage = await buildFloorImage({ cacheDir: roots().cache, log: () => {}, ...(floorBusybox ? { busybox: floorBusybox } : {}) });
 
 const starts: number[] = [];
 const floors: number[] = [];
@@ -93,7 +102,7 @@ for (let i = 0; i < runs; i++) {
   process.stderr.write(`run ${i + 1}/${runs}: start ${seconds(starts[i] ?? 0)} s (guest rc → ready ${seconds(guestInits[i] ?? 0)} s), floor ${seconds(floors[i] ?? 0)} s\n`);
 }
 const ratio = median(starts) / median(floors);
-console.log(`\nboot benchmark: ${runs} runs, TCG, ${state.cores} cores, ${memory} (${new Date().toISOString().slice(0, 10)})\n`);
+console.log(`\nboot benchmark: ${runs} runs, ${arch} guest on ${hostArch()}, TCG, ${state.cores} cores, ${memory} (${new Date().toISOString().slice(0, 10)})\n`);
 console.log(
   table(
     ['measure', 'median (s)', 'min (s)', 'max (s)'],

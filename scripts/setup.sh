@@ -21,6 +21,8 @@ esac
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || missing="$missing $2"; }
 need "$qemu_bin" "$qemu_pkg"
+# --arch aarch64 on an x86_64 host: the aarch64 guest runs on qemu-system-aarch64 under TCG
+[ "$qemu_bin" = qemu-system-aarch64 ] || need qemu-system-aarch64 qemu-system-arm
 need /bin/busybox busybox-static
 need qemu-aarch64-static qemu-user-static
 need nix-store nix-bin

@@ -1,4 +1,5 @@
 import { status } from '../instance/lifecycle.js';
+import { hostArch } from '../platform/host.js';
 
 export async function statusCommand(name: string, options: { json?: boolean }): Promise<number> {
   const s = await status(name);
@@ -7,6 +8,7 @@ export async function statusCommand(name: string, options: { json?: boolean }): 
   } else {
     console.log(`${s.name}: ${s.state}`);
     if (s.pid !== null) console.log(`  pid        ${s.pid}`);
+    console.log(`  arch       ${s.arch}${s.arch === hostArch() ? '' : ` (emulated on this ${hostArch()} host)`}`);
     if (s.accel) console.log(`  driver     ${s.driver} (${s.accel}), ${s.cores} cores, ${s.memoryMiB} MiB`);
     if (s.systems.length > 0) console.log(`  systems    ${s.systems.join(', ')}`);
     if (s.ssh) console.log(`  ssh        ${s.ssh.user}@${s.ssh.host}:${s.ssh.port} (host key alias ${s.ssh.hostKeyAlias})`);

@@ -5,8 +5,8 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { failed } from '../errors.js';
-import { parseAccel, parseCount, parseDurationMs, parseMirror, parseSizeMiB, parseUserland, userlandChoices } from './values.js';
-import type { AccelChoice } from '../drivers/driver.js';
+import { archChoices, parseAccel, parseArch, parseCount, parseDurationMs, parseMirror, parseSizeMiB, parseUserland, userlandChoices } from './values.js';
+import type { AccelChoice, GuestArch } from '../drivers/driver.js';
 import { parseSystems } from '../platform/systems.js';
 import { hostArch } from '../platform/host.js';
 
@@ -30,7 +30,9 @@ export const settingsSchema = z.object({
   agentPort: z.number().int().min(1024).max(65535).optional(),
   /** How long the agent keeps an unused VM running. */
   idleTimeoutMs: z.number().int().min(1000).max(7 * 24 * 3_600_000).optional(),
-  /** Nix systems the builder builds; absent: the defaults for the host. */
+  /** The guest's architecture; absent: the host's. */
+  arch: z.enum(archChoices).optional(),
+  /** Nix systems the builder builds; absent: the defaults for the guest's architecture. */
   systems: z.array(z.string().regex(/^[a-z0-9_]+-linux$/)).min(1).optional(),
   /** The instance disk's size: the sparse file's length, grown (never shrunk) at the next start. */
   diskSizeMiB: z.number().int().min(minDiskMiB).max(maxDiskMiB).default(defaultDiskMiB),
@@ -42,6 +44,11 @@ export const settingsSchema = z.object({
   mirror: z.string().url().optional(),
 });
 export type Settings = z.infer<typeof settingsSchema>;
+
+/** The guest's architecture: the remembered --arch, else the host's. */
+export function guestArchOf(settings: Pick<Settings, 'arch'>): GuestArch {
+  return settings.arch ?? hostArch();
+}
 
 export function hostLimits(): { cores: number; memoryMiB: number } {
   return { cores: availableParallelism(), memoryMiB: Math.floor(totalmem() / 1024 / 1024) };
@@ -67,6 +74,7 @@ export interface SettingsFlags {
   accel?: string;
   kernel?: string;
   bootTimeout?: string;
+  arch?: string;
   systems?: string;
   diskSize?: string;
   ephemeral?: boolean;
@@ -92,7 +100,8 @@ export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimi
   if (flags.bootTimeout !== undefined) {
     next.bootTimeoutMs = parseDurationMs('--boot-timeout', flags.bootTimeout, { min: 1000, max: 3_600_000 });
   }
-  if (flags.systems !== undefined) next.systems = parseSystems(flags.systems, hostArch());
+  if (flags.arch !== undefined) next.arch = parseArch(flags.arch);
+  if (flags.systems !== undefined) next.systems = parseSystems(flags.systems, guestArchOf(next));
   if (flags.diskSize !== undefined) {
     next.diskSizeMiB = parseSizeMiB('--disk-size', flags.diskSize, {
       min: minDiskMiB,

@@ -1,9 +1,9 @@
 /**
- * Parsers for the values a user types: sizes, counts, durations, accelerators, userlands, mirrors.
+ * Parsers for the values a user types: sizes, counts, durations, accelerators, architectures, userlands, mirrors.
  * Each either returns a valid value or throws a bad-input UserError with a hint; never anything else.
  */
 import { badInput } from '../errors.js';
-import type { AccelChoice } from '../drivers/driver.js';
+import type { AccelChoice, GuestArch } from '../drivers/driver.js';
 
 const sizeUnits: Record<string, number> = {
   '': 1, m: 1, mb: 1, mib: 1,
@@ -74,6 +74,17 @@ export function parseAccel(text: string): AccelChoice {
   const found = accels.find((a) => a === text);
   if (!found) {
     throw badInput(`--accel must be one of ${accels.join(', ')} (got ${JSON.stringify(text)})`, 'auto picks KVM or HVF when usable, TCG otherwise');
+  }
+  return found;
+}
+
+/** The guest's CPU architecture (--arch). */
+export const archChoices = ['x86_64', 'aarch64'] as const;
+
+export function parseArch(text: string): GuestArch {
+  const found = archChoices.find((a) => a === text);
+  if (!found) {
+    throw badInput(`--arch must be one of ${archChoices.join(', ')} (got ${JSON.stringify(text)})`, "the guest's architecture; the default is the host's, another one runs under TCG");
   }
   return found;
 }

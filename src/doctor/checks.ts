@@ -16,7 +16,7 @@ import { instanceSystems } from '../instance/guest-config.js';
 import { guestPaths } from '../guest/init.js';
 import { chooseUserland, hostUserland } from '../guest/userland.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
-import { defaultDiskMiB } from '../config/settings.js';
+import { defaultDiskMiB, guestArchOf } from '../config/settings.js';
 import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
@@ -176,10 +176,11 @@ async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Pr
 
 export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
   const paths = instancePaths(name);
-  const arch = hostArch();
   const driver = selectDriver();
   const settings = await loadSettings(paths).catch(() => undefined);
+  const arch = settings ? guestArchOf(settings) : hostArch();
   const checks: Check[] = [];
+  checks.push(ok('arch', arch === hostArch() ? `${arch} guest, the host's architecture` : `${arch} guest on this ${hostArch()} host (--arch; emulated by TCG, slower)`));
   const qemuBinary = arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
   checks.push(
     (await findOnPath(qemuBinary))
@@ -187,13 +188,15 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
       : fail('qemu', `${qemuBinary} not found`, installCommand(arch === 'x86_64' ? hostPackages.qemuX86 : hostPackages.qemuArm)),
   );
   checks.push(await guarded('accel', async () => {
-    const decision = await driver.chooseAccel(settings?.accel ?? 'auto');
+    const decision = await driver.chooseAccel(settings?.accel ?? 'auto', arch);
     return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`, decision.fix) : ok('accel', decision.reason);
   }));
   const userland = await chooseUserland(settings?.userland ?? 'auto', { cacheDir: paths.cacheDir, arch, explicitKernel: settings?.kernel })
-    .catch((error: unknown) => ({ kind: 'host' as const, reason: `auto could not look at the host (${String(error)}): the host's /usr` }));
-  checks.push(ok('userland', userland.reason));
-  if (userland.kind === 'debian') {
+    .catch((error: unknown) => error instanceof UserError ? error : { kind: 'host' as const, reason: `auto could not look at the host (${String(error)}): the host's /usr` });
+  // a remembered --userland host with a guest of another architecture
+  if (userland instanceof UserError) checks.push(fail('userland', userland.message, userland.hint ?? 'use --userland debian'));
+  else checks.push(ok('userland', userland.reason));
+  if (userland instanceof UserError || userland.kind === 'debian') {
     // kernel, busybox, sshd, iproute2 and qemu-user come from the packages, checked when start fetches them
     checks.push(ok('guest programs', 'kernel, busybox, sshd, Nix, iproute2 and qemu-user from Debian\'s packages (fetched into the cache at the first start)'));
   } else {

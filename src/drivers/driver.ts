@@ -5,6 +5,8 @@
 export type Accel = 'kvm' | 'hvf' | 'tcg';
 export type AccelChoice = Accel | 'auto';
 export type HostArch = 'x86_64' | 'aarch64';
+/** The guest's CPU architecture (--arch): the host's by default, or one TCG emulates. */
+export type GuestArch = HostArch;
 
 export interface DriverCapabilities {
   readonly rosetta: boolean;
@@ -45,6 +47,8 @@ export interface LaunchPlan {
   /** Instance name; also the VM's name in process listings. */
   readonly name: string;
   readonly hostArch: HostArch;
+  /** The guest's architecture: the machine, the console and the devices follow it. */
+  readonly guestArch: GuestArch;
   readonly accel: Accel;
   readonly cores: number;
   readonly memoryMiB: number;
@@ -88,10 +92,10 @@ export interface RunningVm {
 export interface Driver {
   readonly name: 'qemu' | 'vfkit';
   readonly capabilities: DriverCapabilities;
-  /** Decides the accelerator for a request; throws a UserError when an explicit one cannot work. */
-  chooseAccel(requested: AccelChoice): Promise<AccelDecision>;
-  /** Turns a distribution kernel into what this driver boots fastest; cached under cacheDir. */
-  prepareKernel(kernelImage: string, cacheDir: string): Promise<BootKernel>;
+  /** Decides the accelerator for a request and a guest; throws a UserError when an explicit one cannot work. */
+  chooseAccel(requested: AccelChoice, guestArch: GuestArch): Promise<AccelDecision>;
+  /** Turns a distribution kernel of the guest's architecture into what this driver boots fastest; cached under cacheDir. */
+  prepareKernel(kernelImage: string, cacheDir: string, guestArch: GuestArch): Promise<BootKernel>;
   /** Spawns the VM detached from this process; does not wait for SSH. */
   launch(plan: LaunchPlan): Promise<RunningVm>;
   /** True when pid is this instance's VM process (not a recycled pid of another program). */

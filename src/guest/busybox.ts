@@ -3,7 +3,7 @@
  * initramfs before the host's /usr is mounted.
  */
 import { execFile } from 'node:child_process';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { errnoCode, failed } from '../errors.js';
 import { elfInterpreter, isElf } from './elf.js';
@@ -46,8 +46,25 @@ export async function findBusybox(paths: readonly string[] = candidates): Promis
   throw failed(`no busybox found (looked at ${paths.join(', ')}); the guest needs a static busybox`, hint);
 }
 
-/** The applet names, for the links in the guest's /bb. */
+const appletName = (name: string): boolean => /^[\w.[\]-]+$/.test(name) && name !== 'busybox';
+
+/**
+ * The applet names, for the links in the guest's /bb: from `busybox --list`, or, for a busybox of
+ * another architecture that cannot run here, from the name table inside the binary.
+ */
 export async function busyboxApplets(path: string): Promise<string[]> {
-  const { stdout } = await run(path, ['--list']);
-  return stdout.split('\n').map((name) => name.trim()).filter((name) => /^[\w.[\]-]+$/.test(name) && name !== 'busybox');
+  const listed = await run(path, ['--list']).then(({ stdout }) => stdout, () => undefined);
+  if (listed !== undefined) return listed.split('\n').map((name) => name.trim()).filter(appletName);
+  const fromTable = appletsInBinary(await readFile(path));
+  if (fromTable.length === 0) throw failed(`${path} cannot run here and has no applet name table`, hint);
+  return fromTable;
+}
+
+/** busybox's applet_names: "[\0[[\0acpid\0…zcat\0\0", sorted, ending with an empty name. */
+export function appletsInBinary(data: Buffer): string[] {
+  const start = data.indexOf('[\0[[\0', 0, 'latin1');
+  if (start < 0) return [];
+  const end = data.indexOf('\0\0', start, 'latin1');
+  if (end < 0) return [];
+  return data.toString('latin1', start, end).split('\0').filter(appletName);
 }

@@ -1,6 +1,7 @@
 /**
- * Just enough ELF reading for the guest image: is a binary static (no PT_INTERP), and what
- * does a kernel module's .modinfo say. 32- and 64-bit, either byte order.
+ * Just enough ELF reading for the guest image: is a binary static (no PT_INTERP), which
+ * libraries does it need (DT_NEEDED, for a binary of another architecture that no loader here
+ * can list), and what does a kernel module's .modinfo say. 32- and 64-bit, either byte order.
  */
 interface ElfHeader {
   readonly is64: boolean;
@@ -81,4 +82,54 @@ export function moduleInfo(ko: Buffer): Array<[string, string]> {
       const eq = field.indexOf('=');
       return [field.slice(0, eq), field.slice(eq + 1)];
     });
+}
+
+/** e_machine values of the architectures a guest runs. */
+export const elfMachines = { x86_64: 62, aarch64: 183 } as const;
+
+export function elfMachine(elf: Buffer): number | undefined {
+  const h = header(elf);
+  return h === undefined ? undefined : reader(elf, h).u16(0x12);
+}
+
+/** The DT_NEEDED sonames of a dynamically linked ELF file, in order; [] for a static one. */
+export function elfNeeded(elf: Buffer): string[] {
+  const h = header(elf);
+  if (!h) throw new Error('not an ELF file');
+  const r = reader(elf, h);
+  const phoff = r.word(h.is64 ? 0x20 : 0x1c);
+  const phentsize = r.u16(h.is64 ? 0x36 : 0x2a);
+  const phnum = r.u16(h.is64 ? 0x38 : 0x2c);
+  const loads: Array<{ vaddr: number; offset: number; size: number }> = [];
+  let dynamic: { offset: number; size: number } | undefined;
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    const type = r.u32(ph);
+    const offset = r.word(ph + (h.is64 ? 0x08 : 0x04));
+    const vaddr = r.word(ph + (h.is64 ? 0x10 : 0x08));
+    const fileSize = r.word(ph + (h.is64 ? 0x20 : 0x10));
+    if (type === 1 /* PT_LOAD */) loads.push({ vaddr, offset, size: fileSize });
+    if (type === 2 /* PT_DYNAMIC */) dynamic = { offset, size: fileSize };
+  }
+  if (dynamic === undefined) return [];
+  // DT_STRTAB is an address: the PT_LOAD segment that holds it says where it is in the file.
+  const fileOffset = (address: number): number => {
+    const load = loads.find((l) => address >= l.vaddr && address < l.vaddr + l.size);
+    if (load === undefined) throw new Error(`address 0x${address.toString(16)} is in no loaded segment`);
+    return address - load.vaddr + load.offset;
+  };
+  const entrySize = h.is64 ? 16 : 8;
+  const needed: number[] = [];
+  let strtab: number | undefined;
+  for (let at = dynamic.offset; at + entrySize <= dynamic.offset + dynamic.size; at += entrySize) {
+    const tag = r.word(at);
+    const value = r.word(at + entrySize / 2);
+    if (tag === 0 /* DT_NULL */) break;
+    if (tag === 1 /* DT_NEEDED */) needed.push(value);
+    if (tag === 5 /* DT_STRTAB */) strtab = value;
+  }
+  if (needed.length === 0) return [];
+  if (strtab === undefined) throw new Error('DT_NEEDED without DT_STRTAB');
+  const table = fileOffset(strtab);
+  return needed.map((name) => elf.toString('latin1', table + name, elf.indexOf(0, table + name)));
 }

@@ -7,7 +7,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { writeFileAtomic, writingTo } from '../instance/files.js';
 import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type { HostArch } from '../drivers/driver.js';
+import type { GuestArch } from '../drivers/driver.js';
 import { busyboxApplets, findBusybox } from './busybox.js';
 import { type CpioEntry, cpioChunks } from './cpio.js';
 import { collectorScript, nixDaemonWrapper } from './collector.js';
@@ -35,7 +35,8 @@ const defaultCompression: Compression = 'none';
 export interface GuestImageRequest {
   readonly modulesDir: string;
   readonly kernelVersion: string;
-  readonly hostArch: HostArch;
+  /** The guest's architecture. */
+  readonly arch: GuestArch;
   readonly cacheDir: string;
   /** Where busybox, sshd and the ld.so.cache come from. */
   readonly userland: GuestUserland;
@@ -190,7 +191,7 @@ export async function ensureGuestImage(request: GuestImageRequest): Promise<Gues
   const inputs = await gatherInputs(request);
   const texts = builderTexts(inputs.init);
   const compression = request.compression ?? defaultCompression;
-  const key = await imageKey([imageFormat, compression, request.kernelVersion, request.hostArch, request.userland.imageKey, texts], inputFiles(inputs));
+  const key = await imageKey([imageFormat, compression, request.kernelVersion, request.arch, request.userland.imageKey, texts], inputFiles(inputs));
   const path = imagePath(request.cacheDir, `guest-${key}`, compression);
   if (await isFile(path)) return { path, key, built: false };
   request.log(`building the guest image (${request.kernelVersion}; ${request.userland.description}; sshd: ${inputs.sshd.source})`);
@@ -207,9 +208,11 @@ export async function buildFloorImage(options: {
   cacheDir: string;
   log: (line: string) => void;
   compression?: Compression;
+  /** A static busybox of the guest's architecture; default the host's. */
+  busybox?: string;
 }): Promise<GuestImage> {
   const compression = options.compression ?? defaultCompression;
-  const busybox = await findBusybox();
+  const busybox = await findBusybox(options.busybox !== undefined ? [options.busybox] : undefined);
   const init = `#!/bb/sh\necho ${floorMarker} > /dev/console\nexec /bb/poweroff -f\n`;
   const key = await imageKey([imageFormat, compression, 'floor', init], [busybox]);
   const path = imagePath(options.cacheDir, `floor-${key}`, compression);

@@ -6,10 +6,12 @@
  * sshd start about as much again.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { errnoCode, failed } from '../errors.js';
+import { elfMachine, elfMachines, elfNeeded } from './elf.js';
+import { hostArch } from '../platform/host.js';
 import { writingTo } from '../instance/files.js';
 
 const run = promisify(execFile);
@@ -170,6 +172,7 @@ async function apt(args: string[], cwd: string): Promise<void> {
  * from the path in the binary, which is on the /usr share. Fails naming every missing library.
  */
 export async function sshdLibraries(found: FoundSshd): Promise<Map<string, string>> {
+  if (found.loader !== undefined && !(await runsHere(found.sshd))) return librariesByNeeded(found);
   const libraries = new Map<string, string>();
   for (const binary of binaries(found)) {
     const { resolved, missing } = await lddOf(binary, found);
@@ -214,4 +217,41 @@ async function lddOf(binary: string, found: FoundSshd): Promise<{ resolved: Map<
     else if (!basename(name).startsWith('ld-linux')) resolved.set(name, path);
   }
   return { resolved, missing };
+}
+
+/** True when the binary is of the host's architecture, so its loader can list its libraries here. */
+async function runsHere(binary: string): Promise<boolean> {
+  return elfMachine(await readFile(binary)) === elfMachines[hostArch()];
+}
+
+/**
+ * sshd of another architecture (an aarch64 guest on an x86_64 host): its loader cannot run here,
+ * so the libraries are found as that loader would, by DT_NEEDED through the userland's library
+ * directories, recursively. Fails naming every missing library.
+ */
+async function librariesByNeeded(found: FoundSshd): Promise<Map<string, string>> {
+  const libraries = new Map<string, string>();
+  const missing = new Set<string>();
+  const queue = [found.sshd, ...Object.values(found.helpers)];
+  for (let binary = queue.shift(); binary !== undefined; binary = queue.shift()) {
+    for (const name of elfNeeded(await readFile(binary))) {
+      if (libraries.has(name) || basename(name).startsWith('ld-linux')) continue;
+      const path = await firstExisting(found.libDirs.map((dir) => join(dir, name)));
+      if (path === undefined) {
+        missing.add(name);
+        continue;
+      }
+      libraries.set(name, path);
+      queue.push(path);
+    }
+  }
+  if (missing.size > 0) {
+    throw failed(`${found.sshd} needs libraries its packages do not have: ${[...missing].join(', ')}`, 'the Debian packages may be damaged: remove them from the cache and start again');
+  }
+  return libraries;
+}
+
+async function firstExisting(paths: readonly string[]): Promise<string | undefined> {
+  for (const path of paths) if (await exists(path)) return path;
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { hostPackages, installCommand } from '../platform/install-command.js';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostArch } from '../drivers/driver.js';
+import type { GuestArch, HostArch } from '../drivers/driver.js';
 import type { UserlandChoice } from '../config/values.js';
 import { badInput, failed } from '../errors.js';
 import { debianSuite, debianUserland, guestPackageRequest, debianArch, type FetchProgress } from '../debian/index.js';
@@ -100,7 +100,8 @@ const debianLoader: Record<HostArch, string> = {
 };
 
 export interface DebianUserlandRequest {
-  readonly arch: HostArch;
+  /** The guest's architecture: the packages are Debian's for it. */
+  readonly arch: GuestArch;
   readonly cacheDir: string;
   /** The Nix systems the guest builds: foreign ones bring qemu-user. */
   readonly systems: readonly string[];
@@ -169,8 +170,28 @@ export interface UserlandDecision {
   readonly reason: string;
 }
 
-/** auto: the host's /usr where it can serve (a Debian or Ubuntu host with what the guest needs), Debian's packages otherwise. */
-export function decideUserland(choice: UserlandChoice, facts: HostUserlandFacts): UserlandDecision {
+/** The guest's and the host's architecture: the host's /usr serves only a guest of its own. */
+export interface ArchPair {
+  readonly guest: GuestArch;
+  readonly host: HostArch;
+}
+
+/**
+ * auto: the host's /usr where it can serve (a Debian or Ubuntu host of the guest's architecture
+ * with what the guest needs), Debian's packages otherwise. host for a guest of another
+ * architecture is bad input.
+ */
+export function decideUserland(choice: UserlandChoice, facts: HostUserlandFacts, arch?: ArchPair): UserlandDecision {
+  if (arch !== undefined && arch.guest !== arch.host) {
+    if (choice === 'host') {
+      throw badInput(
+        `--arch ${arch.guest} cannot use --userland host: the host's /usr holds ${arch.host} programs`,
+        `use --userland debian (or auto), which fetches Debian ${debianSuite}'s ${debianArch(arch.guest)} packages for the guest`,
+      );
+    }
+    const why = `the guest is ${arch.guest} and the host's /usr ${arch.host}`;
+    return { kind: 'debian', reason: `${choice === 'auto' ? 'auto' : '--userland debian'}: Debian ${debianSuite} ${debianArch(arch.guest)} packages fetched into the cache, because ${why}` };
+  }
   if (choice === 'host') return { kind: 'host', reason: "--userland host: the host's /usr" };
   if (choice === 'debian') return { kind: 'debian', reason: `--userland debian: Debian ${debianSuite} packages fetched into the cache` };
   const lacks: string[] = [];
@@ -200,7 +221,9 @@ export async function hostUserlandFacts(options: { cacheDir: string; arch: HostA
   return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(guestPaths.ipTool) };
 }
 
-export async function chooseUserland(choice: UserlandChoice, options: { cacheDir: string; arch: HostArch; explicitKernel?: string | undefined }): Promise<UserlandDecision> {
-  if (choice !== 'auto') return decideUserland(choice, { distribution: [], staticBusybox: false, kernel: false, ipTool: false });
-  return decideUserland(choice, await hostUserlandFacts(options));
+/** options.arch is the guest's; a guest of another architecture than the host's always gets Debian's packages. */
+export async function chooseUserland(choice: UserlandChoice, options: { cacheDir: string; arch: GuestArch; explicitKernel?: string | undefined }): Promise<UserlandDecision> {
+  const arch = { guest: options.arch, host: hostArch() };
+  if (choice !== 'auto' || arch.guest !== arch.host) return decideUserland(choice, { distribution: [], staticBusybox: false, kernel: false, ipTool: false }, arch);
+  return decideUserland(choice, await hostUserlandFacts(options), arch);
 }

@@ -2,22 +2,25 @@
  * What the guest is told at boot, per instance: which systems it builds (binfmt entries for
  * those its kernel cannot run) and its nix.conf. Pure.
  */
-import type { HostArch } from '../drivers/driver.js';
+import type { GuestArch } from '../drivers/driver.js';
 import { binfmtEntry, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
 import { buildUsers, guestPaths } from '../guest/init.js';
 
-export function instanceSystems(configured: readonly string[] | undefined, arch: HostArch): string[] {
-  return configured && configured.length > 0 ? [...configured] : defaultSystems(arch);
+/** The configured systems (else the defaults for the guest's architecture), the guest's own first. */
+export function instanceSystems(configured: readonly string[] | undefined, arch: GuestArch): string[] {
+  if (!configured || configured.length === 0) return defaultSystems(arch);
+  const own = guestSystem(arch);
+  return configured.includes(own) ? [own, ...configured.filter((s) => s !== own)] : [...configured];
 }
 
 /** interpreter: where the guest's userland has each emulator (the host's qemu-user-static by default). */
-export function binfmtLines(systems: readonly string[], arch: HostArch, interpreter: (info: SystemInfo) => string = qemuUserBinary): string[] {
+export function binfmtLines(systems: readonly string[], arch: GuestArch, interpreter: (info: SystemInfo) => string = qemuUserBinary): string[] {
   return emulatedSystems(systems, arch).map((info) => binfmtEntry(info, interpreter(info)));
 }
 
 export interface GuestNixOptions {
   readonly systems: readonly string[];
-  readonly arch: HostArch;
+  readonly arch: GuestArch;
   readonly cores: number;
   readonly substituters: readonly string[];
 }

@@ -6,7 +6,7 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { failed, badInput, UserError } from '../errors.js';
-import { applyFlags, type Settings, type SettingsFlags } from '../config/settings.js';
+import { applyFlags, guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
 import type { Driver, ExitInfo, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
@@ -139,10 +139,11 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   const remembered = await loadSettings(paths);
   const settings = applyFlags(remembered, flags);
   await checkKernelFlag(flags.kernel);
-  const userland = await chooseUserland(settings.userland, { cacheDir: paths.cacheDir, arch: hostArch(), explicitKernel: settings.kernel });
+  const arch = guestArchOf(settings);
+  const userland = await chooseUserland(settings.userland, { cacheDir: paths.cacheDir, arch, explicitKernel: settings.kernel });
   if (userland.kind === 'host') {
     // Debian's packages are checked once fetched, under the lock
-    await hostUserland().checkEmulators(instanceSystems(settings.systems, hostArch()), hostArch());
+    await hostUserland().checkEmulators(instanceSystems(settings.systems, arch), arch);
     await hostUserland().checkIpTool();
   }
   // Refuses a shrink before anything is written; decided again under the lock before launch.
@@ -199,17 +200,17 @@ async function boot(
   const substituters = hostNixSettings()
     .then((host) => reachableSubstituters(host.substituters))
     .catch(() => []);
-  const accel = await driver.chooseAccel(settings.accel);
+  const arch = guestArchOf(settings);
+  const accel = await driver.chooseAccel(settings.accel, arch);
   if (accel.accel === 'tcg' || settings.accel === 'auto') reporter.info(accel.reason);
 
-  const arch = hostArch();
   const systems = instanceSystems(settings.systems, arch);
   reporter.phase('preparing userland');
   const userland = await prepareUserland(paths, settings, decision, systems, reporter);
 
   reporter.phase('preparing kernel');
   const kernel = await userland.kernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, log: reporter.detail });
-  const bootKernel = await writingTo(join(paths.cacheDir, 'kernels'), () => driver.prepareKernel(kernel.image, paths.cacheDir), {
+  const bootKernel = await writingTo(join(paths.cacheDir, 'kernels'), () => driver.prepareKernel(kernel.image, paths.cacheDir, arch), {
     what: `unpacking kernel ${kernel.version} into kernels/`,
   });
   reporter.detail(`kernel ${kernel.version} (${kernel.source}): ${bootKernel.path} [${bootKernel.format}]`);
@@ -236,7 +237,7 @@ async function boot(
   const image = await ensureGuestImage({
     modulesDir: kernel.modulesDir,
     kernelVersion: kernel.version,
-    hostArch: arch,
+    arch,
     cacheDir: paths.cacheDir,
     userland,
     log: reporter.detail,
@@ -246,7 +247,8 @@ async function boot(
   reporter.phase('booting');
   const plan: LaunchPlan = {
     name: paths.name,
-    hostArch: arch,
+    hostArch: hostArch(),
+    guestArch: arch,
     accel: accel.accel,
     cores: settings.cores,
     memoryMiB: settings.memoryMiB,
@@ -261,7 +263,7 @@ async function boot(
     // An ephemeral disk is wiped at the next start anyway: the guest's flushes need not reach the host's disk.
     disk: { path: paths.disk, cache: settings.ephemeral ? 'unsafe' : 'writeback' },
     sshPort: port,
-    tscKhz: arch === 'x86_64' ? await hostTscKhz() : undefined,
+    tscKhz: arch === 'x86_64' && hostArch() === 'x86_64' ? await hostTscKhz() : undefined,
     consoleLog: paths.consoleLog,
     processLog: paths.processLog,
     qmpSocket: paths.qmpSocket,
@@ -274,6 +276,7 @@ async function boot(
     phase: 'starting',
     pid: vm.pid,
     driver: driver.name,
+    arch,
     accel: accel.accel,
     accelReason: accel.reason,
     cores: settings.cores,
@@ -332,14 +335,14 @@ async function prepareUserland(
   else reporter.detail(decision.reason);
   if (decision.kind === 'host') return hostUserland();
   const userland = await debianGuestUserland({
-    arch: hostArch(),
+    arch: guestArchOf(settings),
     cacheDir: paths.cacheDir,
     systems,
     mirror: settings.mirror,
     onProgress: (progress) => reporter.progress?.(progressLine(progress)),
     log: reporter.detail,
   });
-  await userland.checkEmulators(systems, hostArch());
+  await userland.checkEmulators(systems, guestArchOf(settings));
   await userland.checkIpTool();
   reporter.detail(`userland: ${userland.description} (${userland.usr})`);
   return userland;

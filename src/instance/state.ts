@@ -12,6 +12,8 @@ export const runStateSchema = z.object({
   phase: z.enum(['starting', 'running']),
   pid: z.number().int().positive(),
   driver: z.enum(['qemu', 'vfkit']),
+  /** The guest's architecture; absent in state files of earlier versions: the host's. */
+  arch: z.enum(['x86_64', 'aarch64']).optional(),
   accel: z.enum(['kvm', 'hvf', 'tcg']),
   accelReason: z.string(),
   cores: z.number().int().positive(),

@@ -5,9 +5,10 @@
  */
 import { stat } from 'node:fs/promises';
 import { UserError } from '../errors.js';
-import type { Settings } from '../config/settings.js';
+import { guestArchOf, type Settings } from '../config/settings.js';
+import { hostArch } from '../platform/host.js';
 import { selectDriver } from '../drivers/index.js';
-import type { Driver } from '../drivers/driver.js';
+import type { Driver, GuestArch } from '../drivers/driver.js';
 import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostAlias } from '../ssh/config.js';
@@ -25,6 +26,8 @@ export interface InstanceStatus {
   state: InstanceState;
   pid: number | null;
   driver: string;
+  /** The guest's architecture: of the running VM, else the remembered --arch or the host's. */
+  arch: GuestArch;
   accel: string | null;
   cores: number | null;
   memoryMiB: number | null;
@@ -63,6 +66,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     state: 'stopped',
     pid: null,
     driver: driver.name,
+    arch: settings ? guestArchOf(settings) : hostArch(),
     accel: null,
     cores: settings?.cores ?? null,
     memoryMiB: settings?.memoryMiB ?? null,
@@ -94,6 +98,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
   const filled: InstanceStatus = {
     ...base,
     pid: run.pid,
+    arch: run.arch ?? hostArch(),
     accel: run.accel,
     cores: run.cores,
     memoryMiB: run.memoryMiB,
@@ -169,6 +174,7 @@ export async function status(name: string): Promise<InstanceStatus> {
       state: 'broken',
       pid: null,
       driver: driver.name,
+      arch: hostArch(),
       accel: null,
       cores: null,
       memoryMiB: null,

@@ -2,8 +2,8 @@
 import { instancePaths } from '../instance/paths.js';
 import { ensureIdentity, loadSettings } from '../instance/identity.js';
 import { instanceSystems } from '../instance/guest-config.js';
-import { hostArch } from '../platform/host.js';
 import { daemonListening, restartDaemon } from './daemon.js';
+import { guestArchOf } from '../config/settings.js';
 import {
   configFiles,
   defaultScope,
@@ -40,7 +40,7 @@ export async function nixConfig(
   if (mode === 'uninstall') return { kind: 'uninstalled', touched: await uninstall(paths) };
   const settings = await loadSettings(paths);
   const identity = await ensureIdentity(paths, settings);
-  const machine = { systems: instanceSystems(identity.settings.systems, hostArch()), cores: identity.settings.cores };
+  const machine = { systems: instanceSystems(identity.settings.systems, guestArchOf(identity.settings)), cores: identity.settings.cores };
   await writeMachinesFile(paths, identity, machine);
   const scope = options.scope ?? defaultScope();
   const overrides = Object.fromEntries(Object.entries(options.overrides ?? {}).filter(([, v]) => v !== undefined)) as Partial<ConfigFiles>;

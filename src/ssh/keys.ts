@@ -16,12 +16,23 @@ export interface KeyPair {
   readonly publicKey: string;
 }
 
+/** DER prefixes of an Ed25519 key (RFC 8410): what precedes the 32-byte seed and public key. */
+const pkcs8Ed25519Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
+const spkiEd25519Prefix = Buffer.from('302a300506032b6570032100', 'hex');
+
 export function generateKeyPair(comment: string): KeyPair {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const jwk = privateKey.export({ format: 'jwk' });
-  if (jwk.d === undefined || jwk.x === undefined) throw new Error('node:crypto exported an ed25519 key without its parts');
-  const seed = Buffer.from(jwk.d, 'base64url');
-  const publicKey = Buffer.from(jwk.x, 'base64url');
+  // Encoded by the generation itself, as DER: no KeyObject is exported afterwards. (Exporting
+  // ed25519 KeyObjects as JWK in a loop can deadlock Node 20 when a collection runs mid-export.)
+  const pair = generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+  });
+  const der = { private: Buffer.from(pair.privateKey), public: Buffer.from(pair.publicKey) };
+  if (!der.private.subarray(0, 16).equals(pkcs8Ed25519Prefix) || der.private.length !== 48 || !der.public.subarray(0, 12).equals(spkiEd25519Prefix) || der.public.length !== 44) {
+    throw new Error('node:crypto encoded an ed25519 key in an unexpected DER form');
+  }
+  const seed = der.private.subarray(16);
+  const publicKey = der.public.subarray(12);
   return { privateKey: ed25519PrivateKeyFile(seed, publicKey, comment), publicKey: ed25519PublicLine(publicKey, comment) };
 }
 

@@ -5,7 +5,7 @@
  */
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import type { AccelChoice, AccelDecision, HostArch } from '../driver.js';
+import type { AccelChoice, AccelDecision, GuestArch, HostArch } from '../driver.js';
 import { badInput, errnoCode } from '../../errors.js';
 
 export type KvmAccess = 'rw' | 'missing' | 'denied';
@@ -22,8 +22,14 @@ export interface AccelFacts {
 const tcgHint = '--accel tcg';
 const kvmGroupFix = 'join the group that owns /dev/kvm (usually kvm): sudo usermod -aG kvm $USER, then log in again';
 
-export function decideAccel(requested: AccelChoice, facts: AccelFacts): AccelDecision {
+/** guestArch: a guest of another architecture than the host's runs only under TCG. */
+export function decideAccel(requested: AccelChoice, facts: AccelFacts, guestArch: GuestArch = facts.arch): AccelDecision {
   if (requested === 'tcg') return { accel: 'tcg', reason: 'TCG requested' };
+  if (guestArch !== facts.arch) {
+    const emulated = `the guest is ${guestArch} and the host ${facts.arch}: only TCG emulates another architecture`;
+    if (requested !== 'auto') throw badInput(`--accel ${requested} cannot run an ${guestArch} guest on this ${facts.arch} host`, `use --accel tcg or auto (${emulated}), or --arch ${facts.arch}`);
+    return { accel: 'tcg', reason: `${emulated}: using TCG` };
+  }
   if (requested === 'hvf') {
     if (facts.platform === 'darwin') return { accel: 'hvf', reason: 'HVF requested' };
     throw badInput(`--accel hvf works only on macOS (this host is ${facts.platform})`, hintFor(facts));

@@ -30,8 +30,8 @@ async function microvmFirmware(): Promise<string | undefined> {
 
 async function launch(plan: LaunchPlan): Promise<RunningVm> {
   // microvm guests hang calibrating the TSC under TCG unless told its frequency.
-  const tscKhz = plan.tscKhz ?? (plan.hostArch === 'x86_64' ? await hostTscKhz() : undefined);
-  const firmware = plan.firmware ?? (plan.hostArch === 'x86_64' ? await microvmFirmware() : undefined);
+  const tscKhz = plan.tscKhz ?? (plan.hostArch === 'x86_64' && plan.guestArch === 'x86_64' ? await hostTscKhz() : undefined);
+  const firmware = plan.firmware ?? (plan.guestArch === 'x86_64' ? await microvmFirmware() : undefined);
   const argv = qemuArgv({ ...plan, tscKhz, ...(firmware !== undefined ? { firmware } : {}) });
   const binary = argv[0] ?? 'qemu';
   const binaryPath = await findOnPath(binary);
@@ -85,11 +85,11 @@ async function forceStop(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>, timeo
 export const qemuDriver: Driver = {
   name: 'qemu',
   capabilities: { rosetta: false, storeShare: '9p', network: 'user-hostfwd', gracefulStop: true, vsock: false },
-  async chooseAccel(requested) {
-    return decideAccel(requested, await probeAccelFacts(hostArch()));
+  async chooseAccel(requested, guestArch) {
+    return decideAccel(requested, await probeAccelFacts(hostArch()), guestArch);
   },
-  prepareKernel(kernelImage, cacheDir) {
-    return prepareKernel(kernelImage, cacheDir, hostArch());
+  prepareKernel(kernelImage, cacheDir, guestArch) {
+    return prepareKernel(kernelImage, cacheDir, guestArch);
   },
   launch,
   ownsProcess,

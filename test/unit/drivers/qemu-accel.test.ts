@@ -81,3 +81,16 @@ test('this host: the probe reads real facts and auto never picks kvm without vmx
   const hasFlag = /^flags\s*:.*\s(vmx|svm)(\s|$)/m.test(probed.cpuinfo ?? '');
   if (!hasFlag) assert.equal(decision.accel, 'tcg');
 });
+
+test('a guest of another architecture runs only under TCG: auto picks it, kvm and hvf are bad input', () => {
+  const emulated = decideAccel('auto', facts(), 'aarch64');
+  assert.equal(emulated.accel, 'tcg');
+  assert.match(emulated.reason, /^the guest is aarch64 and the host x86_64: only TCG emulates another architecture: using TCG$/);
+  assert.equal(decideAccel('tcg', facts(), 'aarch64').accel, 'tcg');
+  assert.throws(
+    () => decideAccel('kvm', facts(), 'aarch64'),
+    (e: unknown) => e instanceof UserError && e.exitCode === 2 && /--accel kvm cannot run an aarch64 guest on this x86_64 host/.test(e.message) && /--arch x86_64/.test(e.hint ?? ''),
+  );
+  assert.throws(() => decideAccel('hvf', facts({ platform: 'darwin', arch: 'x86_64' }), 'aarch64'), (e: unknown) => e instanceof UserError && e.exitCode === 2);
+  assert.equal(decideAccel('auto', facts(), 'x86_64').accel, 'kvm', 'the host\'s own architecture is unchanged');
+});

@@ -7,6 +7,7 @@ function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
   return {
     name: 'default',
     hostArch: 'x86_64',
+    guestArch: 'x86_64',
     accel: 'tcg',
     cores: 2,
     memoryMiB: 1024,
@@ -92,7 +93,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'aarch64 uses virt, ttyAMA0, PCI devices and a NIC without ROM, no TSC pin',
-    plan: { hostArch: 'aarch64', kernel: { path: '/boot/vmlinuz-6.1.0-56-arm64', format: 'image' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/boot/vmlinuz-6.1.0-56-arm64', format: 'image' } },
     check: (argv) => {
       assert.equal(argv[0], 'qemu-system-aarch64');
       assert.equal(option(argv, '-machine'), 'virt');
@@ -106,7 +107,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'aarch64 under kvm uses gic-version=max and -cpu host',
-    plan: { hostArch: 'aarch64', accel: 'kvm', kernel: { path: '/k', format: 'image' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', accel: 'kvm', kernel: { path: '/k', format: 'image' } },
     check: (argv) => {
       assert.equal(option(argv, '-machine'), 'virt,gic-version=max');
       assert.equal(option(argv, '-cpu'), 'host');
@@ -114,7 +115,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'hvf uses -cpu host',
-    plan: { hostArch: 'aarch64', accel: 'hvf', kernel: { path: '/k', format: 'image' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', accel: 'hvf', kernel: { path: '/k', format: 'image' } },
     check: (argv) => {
       assert.equal(option(argv, '-accel'), 'hvf');
       assert.equal(option(argv, '-cpu'), 'host');
@@ -199,11 +200,46 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'the instance disk on aarch64 virt is a PCI device; an ephemeral disk skips flushes',
-    plan: { hostArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', cache: 'unsafe' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', cache: 'unsafe' } },
     check: (argv) => {
       assert.equal(option(argv, '-drive'), 'file=/s/a,,b/disk.img,if=none,id=disk0,format=raw,cache=unsafe,discard=unmap');
       assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0'));
     },
+  },
+  {
+    name: 'an aarch64 guest on an x86_64 host: qemu-system-aarch64 virt under TCG, cheap pointer auth, ttyAMA0, PCI devices',
+    plan: { guestArch: 'aarch64', kernel: { path: '/cache/kernels/Image-abc', format: 'image' } },
+    check: (argv) => {
+      assert.equal(argv[0], 'qemu-system-aarch64');
+      assert.equal(option(argv, '-machine'), 'virt');
+      assert.equal(option(argv, '-accel'), 'tcg');
+      assert.equal(option(argv, '-cpu'), 'max,pauth-impdef=on');
+      assert.equal(option(argv, '-kernel'), '/cache/kernels/Image-abc');
+      assert.match(option(argv, '-append') ?? '', /^console=ttyAMA0 /);
+      assert.deepEqual(
+        options(argv, '-device').map((d) => d.split(',')[0]),
+        ['virtio-9p-pci', 'virtio-9p-pci', 'virtio-net-pci', 'virtio-rng-pci'],
+      );
+      assert.ok(options(argv, '-device').includes('virtio-net-pci,netdev=n0,romfile='), 'no iPXE ROM');
+    },
+  },
+  {
+    name: 'an aarch64 guest never gets the x86 TSC pin, even with a host TSC frequency in the plan',
+    plan: { guestArch: 'aarch64', tscKhz: 2596132, kernel: { path: '/k', format: 'image' } },
+    check: (argv) => {
+      assert.doesNotMatch(option(argv, '-append') ?? '', /tsc_early_khz/);
+      assert.ok(!argv.some((a) => a.startsWith('microvm')));
+    },
+  },
+  {
+    name: 'an aarch64 guest with a disk on an x86_64 host: a PCI block device',
+    plan: { guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/disk.img', cache: 'writeback' } },
+    check: (argv) => assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0')),
+  },
+  {
+    name: 'an aarch64 guest on an aarch64 host under TCG keeps -cpu max',
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/k', format: 'image' } },
+    check: (argv) => assert.equal(option(argv, '-cpu'), 'max'),
   },
   {
     name: 'no disk, no drive and no block device',

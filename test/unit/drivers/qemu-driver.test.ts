@@ -25,6 +25,7 @@ function plan(name: string, overrides: Partial<LaunchPlan> = {}): LaunchPlan {
   return {
     name,
     hostArch: 'x86_64',
+    guestArch: 'x86_64',
     accel: 'tcg',
     cores: 1,
     memoryMiB: 64,
@@ -126,7 +127,7 @@ test('forceStop leaves alone a pid that is not this VM', async () => {
 });
 
 test('chooseAccel decides from the real host', async () => {
-  const decision = await qemuDriver.chooseAccel('tcg');
+  const decision = await qemuDriver.chooseAccel('tcg', 'x86_64');
   assert.deepEqual(decision, { accel: 'tcg', reason: 'TCG requested' });
 });
 

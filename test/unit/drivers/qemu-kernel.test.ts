@@ -136,9 +136,42 @@ test('prepareKernel keeps the file when nothing decompresses', async () => {
   assert.deepEqual(await prepareKernel(image, cacheDir, 'x86_64'), { path: image, format: 'bzImage' });
 });
 
-test('prepareKernel on aarch64 boots the image as is', async () => {
-  assert.deepEqual(await prepareKernel('/boot/vmlinuz-6.1.0-56-arm64', dir, 'aarch64'), {
-    path: '/boot/vmlinuz-6.1.0-56-arm64',
-    format: 'image',
-  });
+/** An arm64 Image: the 64-byte boot header with "ARM\x64" at 0x38, then a body. */
+function fakeArm64Image(body: Buffer): Buffer {
+  const header = Buffer.alloc(64);
+  header.write('MZ', 0, 'latin1');
+  header.writeUInt32LE(0x644d5241, 0x38);
+  return Buffer.concat([header, body]);
+}
+
+test('prepareKernel on aarch64 boots an uncompressed Image as is', async () => {
+  const cacheDir = await mkdtemp(join(dir, 'cache-arm64-'));
+  const image = join(cacheDir, 'vmlinuz-6.12.0-arm64');
+  await writeFile(image, fakeArm64Image(Buffer.alloc(4096, 3)));
+  assert.deepEqual(await prepareKernel(image, cacheDir, 'aarch64'), { path: image, format: 'image' });
+  assert.deepEqual(await readdir(cacheDir), ['vmlinuz-6.12.0-arm64'], 'nothing written to the cache');
+});
+
+test('prepareKernel on aarch64 decompresses an Image.gz once into the cache', async () => {
+  const cacheDir = await mkdtemp(join(dir, 'cache-arm64gz-'));
+  const original = fakeArm64Image(Buffer.from('the kernel body '.repeat(1000)));
+  const image = join(cacheDir, 'vmlinuz-gz');
+  await writeFile(image, gzipSync(original));
+  const first = await prepareKernel(image, cacheDir, 'aarch64');
+  assert.equal(first.format, 'image');
+  assert.match(first.path, /\/kernels\/Image-[0-9a-f]{32}$/);
+  assert.deepEqual(await readFile(first.path), original, 'the uncompressed Image');
+  const second = await prepareKernel(image, cacheDir, 'aarch64');
+  assert.deepEqual(second, first, 'the cached Image is reused');
+  assert.deepEqual(await readdir(join(cacheDir, 'kernels')), [first.path.split('/').at(-1)], 'no temporary file left');
+});
+
+test('prepareKernel on aarch64 refuses what is not an arm64 Image', async () => {
+  const cacheDir = await mkdtemp(join(dir, 'cache-arm64bad-'));
+  const bzImage = join(cacheDir, 'bzImage');
+  await writeFile(bzImage, fakeBzImage(Buffer.alloc(64)));
+  await assert.rejects(prepareKernel(bzImage, cacheDir, 'aarch64'), /neither an arm64 Image nor a gzip-compressed one/);
+  const gzipped = join(cacheDir, 'other.gz');
+  await writeFile(gzipped, gzipSync(Buffer.alloc(4096, 1)));
+  await assert.rejects(prepareKernel(gzipped, cacheDir, 'aarch64'), /not an arm64 Image/);
 });

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
-import { busyboxApplets, findBusybox } from '../../../src/guest/busybox.js';
+import { appletsInBinary, busyboxApplets, findBusybox } from '../../../src/guest/busybox.js';
+import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { syntheticElf } from './fixtures.js';
 import { hostPackages, installCommand } from '../../../src/platform/install-command.js';
 
@@ -37,4 +39,12 @@ test('applets are read from busybox --list, without busybox itself', async () =>
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the applet table inside the binary gives the names busybox --list gives (for a busybox that cannot run here)', async () => {
+  const busybox = await findBusybox();
+  const listed = execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((n) => n !== '' && n !== 'busybox');
+  assert.ok(listed.length > 100);
+  assert.deepEqual(appletsInBinary(await readFile(busybox)), listed);
+  assert.deepEqual(appletsInBinary(Buffer.from('no table here')), []);
 });

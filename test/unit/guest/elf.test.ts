@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { elfInterpreter, isElf, moduleInfo } from '../../../src/guest/elf.js';
+import { elfInterpreter, elfMachine, elfMachines, elfNeeded, isElf, moduleInfo } from '../../../src/guest/elf.js';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { findBusybox } from '../../../src/guest/busybox.js';
+import { hostArch } from '../../../src/platform/host.js';
 import { syntheticElf } from './fixtures.js';
 
 test('PT_INTERP is read from the program headers; none means static', () => {
@@ -20,4 +24,15 @@ test('.modinfo fields come back as key/value pairs', () => {
 test('a file that is not ELF is recognised as such', () => {
   assert.equal(isElf(Buffer.from('#!/bin/sh\necho not elf\n'.padEnd(64))), false);
   assert.throws(() => elfInterpreter(Buffer.alloc(64)), /not an ELF/);
+});
+
+test('DT_NEEDED and e_machine of real binaries: what ldd lists first-hand, none for a static one', async () => {
+  const sshd = readFileSync('/usr/bin/ssh');
+  assert.equal(elfMachine(sshd), elfMachines[hostArch()]);
+  const needed = elfNeeded(sshd);
+  assert.ok(needed.includes('libc.so.6'), needed.join(' '));
+  // every direct need is among what the loader resolves (ldd adds the transitive ones)
+  const ldd = execFileSync('ldd', ['/usr/bin/ssh'], { encoding: 'utf8' });
+  for (const name of needed) assert.match(ldd, new RegExp(`^\\s*${name.replaceAll('.', '\\.')} => `, 'm'));
+  assert.deepEqual(elfNeeded(readFileSync(await findBusybox())), []);
 });

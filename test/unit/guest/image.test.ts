@@ -28,7 +28,7 @@ test('the guest image is built once, then found by its key; it holds init, modul
   try {
     const { modulesDir, cacheDir } = await fixture(root);
     const logs: string[] = [];
-    const request = { modulesDir, kernelVersion: '6.1.0-test', hostArch: 'x86_64' as const, cacheDir, userland: hostUserland(), log: (l: string) => logs.push(l) };
+    const request = { modulesDir, kernelVersion: '6.1.0-test', arch: 'x86_64' as const, cacheDir, userland: hostUserland(), log: (l: string) => logs.push(l) };
     const first = await ensureGuestImage(request);
     assert.equal(first.built, true);
     assert.ok(first.path.startsWith(join(cacheDir, 'images')));

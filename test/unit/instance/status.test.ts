@@ -8,6 +8,8 @@ import { qemuDriver } from '../../../src/drivers/qemu/index.js';
 import { writeLastExit } from '../../../src/instance/last-exit.js';
 import { instancePaths } from '../../../src/instance/paths.js';
 import { corruptStateAdvice, observe } from '../../../src/instance/status.js';
+import { defaultSettings } from '../../../src/config/settings.js';
+import { hostArch } from '../../../src/platform/host.js';
 
 async function instance(name: string) {
   const root = await mkdtemp(join(tmpdir(), 'lb-status-'));
@@ -65,4 +67,22 @@ test('after the run files are gone, an exit nobody asked for is still the reason
   const { status } = await observe(paths, qemuDriver);
   assert.deepEqual(status.reasons, []);
   assert.equal(status.lastExit?.reason, 'powered off by "linux-builder stop"');
+});
+
+test('arch: the remembered --arch while stopped, the host\'s without one; a state.json of an earlier version reads as the host\'s', async () => {
+  const paths = await instance('arch');
+  await mkdir(paths.stateDir, { recursive: true });
+  const settings = { ...defaultSettings(), arch: 'aarch64' };
+  await writeFile(paths.config, JSON.stringify(settings));
+  assert.equal((await observe(paths, qemuDriver)).status.arch, 'aarch64');
+  await writeFile(paths.config, JSON.stringify(defaultSettings()));
+  assert.equal((await observe(paths, qemuDriver)).status.arch, hostArch());
+  const run = {
+    version: 1, phase: 'running', pid: deadPid, driver: 'qemu', accel: 'tcg', accelReason: '', cores: 1, memoryMiB: 1024,
+    systems: ['aarch64-linux'], sshPort: 40000, startedAt: '2026-01-01T00:00:00.000Z', bootSeconds: 8, kernel: 'k', initrd: 'i',
+  };
+  await writeFile(paths.state, JSON.stringify({ ...run, arch: 'aarch64' }));
+  assert.equal((await observe(paths, qemuDriver)).status.arch, 'aarch64', 'the VM\'s own, recorded at launch');
+  await writeFile(paths.state, JSON.stringify(run));
+  assert.equal((await observe(paths, qemuDriver)).status.arch, hostArch());
 });
