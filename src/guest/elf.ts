@@ -26,21 +26,30 @@ export function isElf(elf: Buffer): boolean {
 }
 
 /** The program interpreter (e.g. /lib64/ld-linux-x86-64.so.2), or undefined for a static binary. */
-export function elfInterpreter(elf: Buffer): string | undefined {
+/** The program headers: type, file offset, virtual address and size in the file. */
+function programHeaders(elf: Buffer): { h: ElfHeader; r: ReturnType<typeof reader>; headers: Array<{ type: number; offset: number; vaddr: number; fileSize: number }> } {
   const h = header(elf);
   if (!h) throw new Error('not an ELF file');
   const r = reader(elf, h);
   const phoff = r.word(h.is64 ? 0x20 : 0x1c);
   const phentsize = r.u16(h.is64 ? 0x36 : 0x2a);
   const phnum = r.u16(h.is64 ? 0x38 : 0x2c);
-  for (let i = 0; i < phnum; i++) {
+  const headers = Array.from({ length: phnum }, (_, i) => {
     const ph = phoff + i * phentsize;
-    if (r.u32(ph) !== 3 /* PT_INTERP */) continue;
-    const offset = r.word(ph + (h.is64 ? 0x08 : 0x04));
-    const size = r.word(ph + (h.is64 ? 0x20 : 0x10));
-    return elf.subarray(offset, offset + size).toString('latin1').replace(/\0+$/, '');
-  }
-  return undefined;
+    return {
+      type: r.u32(ph),
+      offset: r.word(ph + (h.is64 ? 0x08 : 0x04)),
+      vaddr: r.word(ph + (h.is64 ? 0x10 : 0x08)),
+      fileSize: r.word(ph + (h.is64 ? 0x20 : 0x10)),
+    };
+  });
+  return { h, r, headers };
+}
+
+export function elfInterpreter(elf: Buffer): string | undefined {
+  const interp = programHeaders(elf).headers.find((ph) => ph.type === 3 /* PT_INTERP */);
+  if (interp === undefined) return undefined;
+  return elf.subarray(interp.offset, interp.offset + interp.fileSize).toString('latin1').replace(/\0+$/, '');
 }
 
 /** The bytes of a named section, or undefined when the file has none. */
@@ -94,23 +103,10 @@ export function elfMachine(elf: Buffer): number | undefined {
 
 /** The DT_NEEDED sonames of a dynamically linked ELF file, in order; [] for a static one. */
 export function elfNeeded(elf: Buffer): string[] {
-  const h = header(elf);
-  if (!h) throw new Error('not an ELF file');
-  const r = reader(elf, h);
-  const phoff = r.word(h.is64 ? 0x20 : 0x1c);
-  const phentsize = r.u16(h.is64 ? 0x36 : 0x2a);
-  const phnum = r.u16(h.is64 ? 0x38 : 0x2c);
-  const loads: Array<{ vaddr: number; offset: number; size: number }> = [];
-  let dynamic: { offset: number; size: number } | undefined;
-  for (let i = 0; i < phnum; i++) {
-    const ph = phoff + i * phentsize;
-    const type = r.u32(ph);
-    const offset = r.word(ph + (h.is64 ? 0x08 : 0x04));
-    const vaddr = r.word(ph + (h.is64 ? 0x10 : 0x08));
-    const fileSize = r.word(ph + (h.is64 ? 0x20 : 0x10));
-    if (type === 1 /* PT_LOAD */) loads.push({ vaddr, offset, size: fileSize });
-    if (type === 2 /* PT_DYNAMIC */) dynamic = { offset, size: fileSize };
-  }
+  const { h, r, headers } = programHeaders(elf);
+  const loads = headers.filter((ph) => ph.type === 1 /* PT_LOAD */).map((ph) => ({ vaddr: ph.vaddr, offset: ph.offset, size: ph.fileSize }));
+  const dynamicHeader = headers.find((ph) => ph.type === 2 /* PT_DYNAMIC */);
+  const dynamic = dynamicHeader === undefined ? undefined : { offset: dynamicHeader.offset, size: dynamicHeader.fileSize };
   if (dynamic === undefined) return [];
   // DT_STRTAB is an address: the PT_LOAD segment that holds it says where it is in the file.
   const fileOffset = (address: number): number => {

@@ -15,7 +15,7 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync
 import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { processesMatching, runCli, sandbox, type RunAs, type RunResult } from '../support/cli.js';
+import { processesMatching, runCli, runProcess, sandbox, type RunAs, type RunResult } from '../support/cli.js';
 import { arm64BusyboxStorePath } from '../support/busybox-static.js';
 import { sharedKernel } from '../support/kernel.js';
 import { helloNix } from '../support/nix.js';
@@ -61,19 +61,7 @@ interface TestUser extends RunAs {
 }
 
 function runAs(user: TestUser, command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, cwd: user.cwd, uid: user.uid, gid: user.gid, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(command, args, env, timeoutMs, user);
 }
 
 async function until(what: string, deadlineMs: number, check: () => Promise<boolean> | boolean): Promise<void> {

@@ -45,8 +45,13 @@ export interface RunAs {
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, as?: RunAs): Promise<RunResult> {
+  return runProcess(process.execPath, [cliPath, ...args], env, timeoutMs, as);
+}
+
+/** Any command, its output collected, killed after timeoutMs; as another user when given. */
+export function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, as?: RunAs): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
