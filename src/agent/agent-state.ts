@@ -1,7 +1,7 @@
 /** agent.json: what a running agent is doing, for `status`. Written atomically on each change. */
 import { z } from 'zod';
 import { isAlive } from '../drivers/process.js';
-import { readTextIfExists, writeFileAtomic } from '../instance/files.js';
+import { readTextIfExists, writeFileAtomic } from '../fs/files.js';
 
 export const agentStateSchema = z.object({
   version: z.literal(1),

@@ -4,7 +4,7 @@
  */
 import { badInput, failed } from '../errors.js';
 import { parseDurationMs } from '../config/values.js';
-import { ensurePrivateDir } from '../instance/private-dir.js';
+import { ensurePrivateDir } from '../fs/private-dir.js';
 import { loadSettings, saveSettings } from '../instance/identity.js';
 import { acquireLock, lockHolder } from '../instance/lock.js';
 import { instancePaths } from '../instance/paths.js';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { failed } from '../errors.js';
 import { status } from '../instance/lifecycle.js';
 import { instancePaths } from '../instance/paths.js';
-import { ensurePrivateDir } from '../instance/private-dir.js';
+import { ensurePrivateDir } from '../fs/private-dir.js';
 import { hostAlias } from '../ssh/config.js';
 
 /** Runs the system ssh with the instance's own config: its key, its pinned host key. */

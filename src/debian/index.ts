@@ -14,7 +14,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { errnoCode, failed } from '../errors.js';
-import { writeFileAtomic, writingTo } from '../instance/files.js';
+import { writeFileAtomic, writingTo } from '../fs/files.js';
 import { unpackDeb, UnpackTarget, PathEscape } from './deb.js';
 import { decompressed } from './decompress.js';
 import { downloadVerified, fetchText, MirrorUnreachable } from './fetch.js';

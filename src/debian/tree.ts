@@ -13,7 +13,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
-import { readTextIfExists } from '../instance/files.js';
+import { readTextIfExists } from '../fs/files.js';
 import type { DebianArch } from './package-set.js';
 import type { PackageEntry } from './packages.js';
 import type { PackageRequest } from './resolve.js';

@@ -21,7 +21,7 @@ import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
-import { checkPrivateDir } from '../instance/private-dir.js';
+import { checkPrivateDir } from '../fs/private-dir.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
 import { chooseRoute, configFiles, defaultScope } from '../nix/registration.js';
 import { probeStoreAccess, storeAccessCheck, usesSystemBuilders, type StoreAccessFacts } from './nix-store.js';

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { writeFileAtomic, writingTo } from '../instance/files.js';
+import { writeFileAtomic, writingTo } from '../fs/files.js';
 import { basename, dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { GuestArch } from '../drivers/driver.js';

@@ -9,7 +9,7 @@ import { access, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import type { HostArch } from '../drivers/driver.js';
 import { badInput, errnoCode, failed } from '../errors.js';
-import { writingTo } from '../instance/files.js';
+import { writingTo } from '../fs/files.js';
 
 export interface KernelLocation {
   readonly image: string;

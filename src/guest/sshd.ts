@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { errnoCode, failed } from '../errors.js';
 import { elfMachine, elfMachines, elfNeeded } from './elf.js';
 import { hostArch } from '../platform/host.js';
-import { writingTo } from '../instance/files.js';
+import { writingTo } from '../fs/files.js';
 
 const run = promisify(execFile);
 const hostSshd = '/usr/sbin/sshd';

@@ -6,8 +6,8 @@
 import { guestShareFiles } from '../guest/layout.js';
 import type { GcThresholds } from './guest-config.js';
 import { join } from 'node:path';
-import { writeFileAtomic } from './files.js';
-import { ensurePrivateDir } from './private-dir.js';
+import { writeFileAtomic } from '../fs/files.js';
+import { ensurePrivateDir } from '../fs/private-dir.js';
 import { rm } from 'node:fs/promises';
 
 export interface GuestShareContent {

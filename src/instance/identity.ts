@@ -8,8 +8,8 @@ import { defaultSettings, parseSettings, settingsVersion, type Settings } from '
 import { guestShareFiles } from '../guest/layout.js';
 import { hostAlias, knownHostsLine, sshConfigBlock, type SshEndpoint } from '../ssh/config.js';
 import { ensureKeyPair } from '../ssh/keys.js';
-import { readTextIfExists, writeFileAtomic } from './files.js';
-import { ensurePrivateDir } from './private-dir.js';
+import { readTextIfExists, writeFileAtomic } from '../fs/files.js';
+import { ensurePrivateDir } from '../fs/private-dir.js';
 import type { InstancePaths } from './paths.js';
 import { pickFreePort } from './ports.js';
 

@@ -4,7 +4,7 @@
  * after state.json is gone. Overwritten by the next exit.
  */
 import { z } from 'zod';
-import { readTextIfExists, writeFileAtomic } from './files.js';
+import { readTextIfExists, writeFileAtomic } from '../fs/files.js';
 
 export const lastExitSchema = z.object({
   version: z.literal(1),

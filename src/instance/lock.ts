@@ -5,7 +5,7 @@
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { errnoCode, failed } from '../errors.js';
 import { isAlive } from '../drivers/process.js';
-import { writingTo } from './files.js';
+import { writingTo } from '../fs/files.js';
 
 export interface Lock {
   release(): Promise<void>;

@@ -6,7 +6,6 @@
  * /tmp/linux-builder-<uid>/<name>/). As root without XDG variables: /var/lib/linux-builder.
  * macOS: ~/Library/Application Support/linux-builder and ~/Library/Caches/linux-builder.
  */
-import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { badInput } from '../errors.js';
 
@@ -25,41 +24,8 @@ export function validateInstanceName(name: string): string {
   return name;
 }
 
-export interface Roots {
-  readonly state: string;
-  readonly cache: string;
-  readonly runtime: string;
-}
-
-export function roots(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): Roots {
-  const home = env.HOME ?? homedir();
-  const uid = process.getuid?.() ?? 0;
-  const runtime = env.XDG_RUNTIME_DIR
-    ? join(env.XDG_RUNTIME_DIR, 'linux-builder')
-    : join(platform === 'darwin' ? tmpdir() : '/tmp', `linux-builder-${uid}`);
-  if (platform === 'darwin') {
-    return {
-      state: join(env.XDG_STATE_HOME ?? join(home, 'Library', 'Application Support'), 'linux-builder'),
-      cache: join(env.XDG_CACHE_HOME ?? join(home, 'Library', 'Caches'), 'linux-builder'),
-      runtime,
-    };
-  }
-  // As root without XDG variables, the system-wide places a system service uses.
-  const root = uid === 0;
-  return {
-    state: env.XDG_STATE_HOME
-      ? join(env.XDG_STATE_HOME, 'linux-builder')
-      : root
-        ? '/var/lib/linux-builder'
-        : join(home, '.local', 'state', 'linux-builder'),
-    cache: env.XDG_CACHE_HOME
-      ? join(env.XDG_CACHE_HOME, 'linux-builder')
-      : root
-        ? '/var/cache/linux-builder'
-        : join(home, '.cache', 'linux-builder'),
-    runtime,
-  };
-}
+export { roots, type Roots } from '../fs/roots.js';
+import { roots, type Roots } from '../fs/roots.js';
 
 export interface InstancePaths {
   readonly name: string;

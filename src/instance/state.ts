@@ -3,7 +3,7 @@
  * removed when it is stopped. Versioned and written atomically.
  */
 import { z } from 'zod';
-import { writeFileAtomic, readTextIfExists } from './files.js';
+import { writeFileAtomic, readTextIfExists } from '../fs/files.js';
 
 export const runStateVersion = 1;
 

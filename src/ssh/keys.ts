@@ -7,7 +7,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import ssh2 from 'ssh2';
-import { writeFileAtomic, readTextIfExists } from '../instance/files.js';
+import { writeFileAtomic, readTextIfExists } from '../fs/files.js';
 import { ed25519PrivateKeyFile, ed25519PublicLine } from './openssh-format.js';
 
 export interface KeyPair {

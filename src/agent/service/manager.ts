@@ -8,8 +8,8 @@ import { access, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errnoCode, failed } from '../../errors.js';
 import { findOnPath } from '../../drivers/process.js';
-import { readTextIfExists, writeFileAtomic } from '../../instance/files.js';
-import { ensurePrivateDir } from '../../instance/private-dir.js';
+import { readTextIfExists, writeFileAtomic } from '../../fs/files.js';
+import { ensurePrivateDir } from '../../fs/private-dir.js';
 import { forgetSteps, loadSteps, probeCommand, unloadSteps, type Step } from './commands.js';
 import { serviceFileText, type ServiceManager, type ServicePlan } from './plan.js';
 

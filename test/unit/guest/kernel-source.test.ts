@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
-import { OutOfSpace } from '../../../src/instance/files.js';
+import { OutOfSpace } from '../../../src/fs/files.js';
 import {
   bzImageVersion,
   compareKernelVersions,

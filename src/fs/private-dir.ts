@@ -9,7 +9,7 @@ import { chmod, lstat, mkdir, open, readFile, readlink, stat, type FileHandle } 
 import { dirname, relative, sep } from 'node:path';
 import { errnoCode, failed, UserError } from '../errors.js';
 import { isOutOfSpace, outOfSpace, placeOf } from './files.js';
-import { roots } from './paths.js';
+import { roots } from './roots.js';
 
 /**
  * Creates dir (and parents) and makes it 0700, never through a symbolic link. In the runtime

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
-import { isOutOfSpace, OutOfSpace, outOfSpace, writeFileAtomic, writingTo } from '../../../src/instance/files.js';
+import { isOutOfSpace, OutOfSpace, outOfSpace, writeFileAtomic, writingTo } from '../../../src/fs/files.js';
 
 let dir: string;
 const saved = { cache: process.env.XDG_CACHE_HOME, state: process.env.XDG_STATE_HOME };

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../../src/errors.js';
-import { checkPrivateDir, ensurePrivateDir } from '../../../src/instance/private-dir.js';
+import { checkPrivateDir, ensurePrivateDir } from '../../../src/fs/private-dir.js';
 
 const asRoot = process.getuid?.() === 0;
 const nobody = 65534;

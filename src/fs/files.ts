@@ -3,7 +3,7 @@ import { open, readFile, rename, rm, statfs } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errnoCode, UserError } from '../errors.js';
-import { roots } from './paths.js';
+import { roots } from './roots.js';
 
 /** Writes to a temp file in the same directory, fsyncs, then renames: readers never see half a file. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
