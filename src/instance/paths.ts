@@ -9,8 +9,7 @@
 import { join } from 'node:path';
 import { badInput } from '../errors.js';
 
-/** Node truncates longer unix socket paths silently; we refuse them instead. */
-export const maxSocketPathBytes = 103;
+export { checkSocketPath, maxSocketPathBytes } from '../fs/socket-path.js';
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/;
 
@@ -97,15 +96,4 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     disk: join(stateDir, 'disk.img'),
     cacheDir: r.cache,
   };
-}
-
-/** Refuses socket paths Node would silently truncate. */
-export function checkSocketPath(path: string): void {
-  const bytes = Buffer.byteLength(path);
-  if (bytes > maxSocketPathBytes) {
-    throw badInput(
-      `socket path is ${bytes} bytes, over the ${maxSocketPathBytes}-byte limit of unix sockets: ${path}`,
-      'set XDG_RUNTIME_DIR to a shorter directory, or use a shorter --name',
-    );
-  }
 }
