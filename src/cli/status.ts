@@ -1,4 +1,4 @@
-import { status } from '../instance/lifecycle.js';
+import { status } from '../instance/status.js';
 import { hostArch } from '../platform/host.js';
 
 export async function statusCommand(name: string, options: { json?: boolean }): Promise<number> {
