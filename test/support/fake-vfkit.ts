@@ -6,7 +6,8 @@
  *
  * Environment: FAKE_VFKIT_VSOCK_TARGET=host:port (where "the guest's" vsock port is; absent: connections
  * are closed), FAKE_VFKIT_IGNORE_STOP=1 (the guest ignores the power button: only HardStop ends it),
- * FAKE_VFKIT_STOP_MS (how long the guest takes to power off after Stop; default 100).
+ * FAKE_VFKIT_STOP_MS (how long the guest takes to power off after Stop; default 100),
+ * FAKE_VFKIT_VERSION (what --version says; default v0.6.4).
  */
 import { appendFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -16,6 +17,11 @@ import { deviceOption, parseVfkitArgs, VfkitUsageError, type ParsedVfkit } from 
 function usage(message: string): never {
   process.stderr.write(`Error: ${message}\n`);
   process.exit(1);
+}
+
+if (process.argv[2] === '--version') {
+  process.stdout.write(`vfkit version: ${process.env.FAKE_VFKIT_VERSION ?? 'v0.6.4'}\n`);
+  process.exit(0);
 }
 
 let vm: ParsedVfkit;
