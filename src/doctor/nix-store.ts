@@ -8,6 +8,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { systemSshConfig } from '../nix/registration.js';
 
 export interface StoreAccessFacts {
   readonly user: string;
@@ -33,7 +34,8 @@ function daemonStartCommand(platform: NodeJS.Platform = process.platform): strin
 }
 
 /** The daemon builds as root: its ssh reads root's config and /etc/ssh, never this user's ~/.ssh. */
-const daemonSsh = 'the daemon runs ssh as root, so the ssh_config block belongs in /etc/ssh/ssh_config: linux-builder nix-config --install --ssh-config /etc/ssh/ssh_config (needs write access to it)';
+const daemonSsh = (): string =>
+  `the daemon runs ssh as root, so the ssh_config block belongs in ${systemSshConfig()}: linux-builder nix-config --install --ssh-config ${systemSshConfig()} (needs write access to it)`;
 
 export function isTrusted(facts: Pick<StoreAccessFacts, 'user' | 'groups' | 'trustedUsers'>): boolean {
   return facts.trustedUsers.some((entry) => entry === '*' || entry === facts.user || (entry.startsWith('@') && facts.groups.includes(entry.slice(1))));
@@ -65,7 +67,7 @@ export function storeAccessCheck(facts: StoreAccessFacts): StoreAccess {
       detail: `builds go through nix-daemon, which uses the system's builders for every user; ${user}'s own builders would count only in trusted-users (${facts.trustedUsers.join(' ') || 'empty'})`,
     };
   }
-  return { verdict: 'warn', detail: `builds go through nix-daemon; ${user} is in trusted-users, so it takes ${user}'s builders too`, fix: daemonSsh };
+  return { verdict: 'warn', detail: `builds go through nix-daemon; ${user} is in trusted-users, so it takes ${user}'s builders too`, fix: daemonSsh() };
 }
 
 /** Builds go through a daemon that ignores this user's builders: only the system's count. */

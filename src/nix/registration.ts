@@ -2,7 +2,7 @@
  * Registering an instance with the host's Nix and ssh: the machines line, the ssh_config Host
  * block, the nix.conf lines; and installing them between markers where Nix and ssh read them.
  */
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -25,8 +25,17 @@ export interface ConfigFiles {
   readonly machines: string;
 }
 
+/**
+ * The system's ssh_config for our Host blocks. macOS's /etc/ssh/ssh_config includes
+ * /etc/ssh/ssh_config.d/* first, and a macOS update may replace the main file: a file of our own
+ * there is read by every user's ssh, root's too (the nix-daemon's).
+ */
+export function systemSshConfig(platform: NodeJS.Platform = process.platform): string {
+  return platform === 'darwin' ? '/etc/ssh/ssh_config.d/linux-builder.conf' : '/etc/ssh/ssh_config';
+}
+
 /** Where Nix and ssh read their config for a scope; overrides win. */
-export function configFiles(scope: Scope, overrides: Partial<ConfigFiles> = {}, env: NodeJS.ProcessEnv = process.env): ConfigFiles {
+export function configFiles(scope: Scope, overrides: Partial<ConfigFiles> = {}, env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): ConfigFiles {
   const userNixConf =
     env.NIX_USER_CONF_FILES?.split(':').find((f) => f !== '') ??
     join(env.XDG_CONFIG_HOME ?? join(env.HOME ?? homedir(), '.config'), 'nix', 'nix.conf');
@@ -35,7 +44,7 @@ export function configFiles(scope: Scope, overrides: Partial<ConfigFiles> = {}, 
     nixConf: overrides.nixConf ?? (scope === 'system' ? join(confDir, 'nix.conf') : userNixConf),
     machines: overrides.machines ?? join(confDir, 'machines'),
     // ssh reads the home directory from the password database, not $HOME.
-    sshConfig: overrides.sshConfig ?? (scope === 'system' ? '/etc/ssh/ssh_config' : join(userInfo().homedir, '.ssh', 'config')),
+    sshConfig: overrides.sshConfig ?? (scope === 'system' ? systemSshConfig(platform) : join(userInfo().homedir, '.ssh', 'config')),
   };
 }
 
@@ -155,6 +164,21 @@ async function writeKeepingMode(path: string, text: string, newMode: number): Pr
   await writeFileAtomic(path, text, mode);
 }
 
+/**
+ * A config file that is a link into the Nix store belongs to the system's configuration
+ * (nix-darwin, NixOS, home-manager): replacing it would be undone, or stop its next activation.
+ */
+async function refuseManaged(path: string): Promise<void> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info?.isSymbolicLink()) return;
+  const target = await realpath(path).catch(() => '');
+  if (!target.startsWith('/nix/store/')) return;
+  throw failed(
+    `${path} is a link into the Nix store (${target}): your system configuration (nix-darwin, NixOS or home-manager) writes it, so linux-builder does not`,
+    `add what "linux-builder nix-config" prints to that configuration (nix.buildMachines or nix.settings.builders, programs.ssh.extraConfig), or install into a file it includes with --nix-conf / --ssh-config`,
+  );
+}
+
 async function editFile(path: string, edit: (text: string) => { text: string; addedNewline: boolean }): Promise<{ created: boolean; addedNewline: boolean }> {
   const before = await readTextIfExists(path);
   const result = edit(before ?? '');
@@ -170,6 +194,8 @@ async function editFile(path: string, edit: (text: string) => { text: string; ad
 
 /** Writes the blocks; idempotent: installing twice is installing once. */
 export async function install(paths: InstancePaths, reg: Registration): Promise<void> {
+  // every file is checked before the first is written: nothing half-installed
+  for (const file of [reg.files.sshConfig, reg.files.nixConf, ...(reg.machinesBlock !== undefined ? [reg.files.machines] : [])]) await refuseManaged(file);
   await ensurePrivateDir(paths.stateDir);
   const installed = await readInstalled(paths);
   const remember = (path: string, result: { created: boolean; addedNewline: boolean }): void => {

@@ -51,10 +51,10 @@ export function agentArgv(name: string): string[] {
 
 /**
  * The variables that decide where the instance's files are (so the service sees the instance
- * the installing CLI saw), and PATH, so it finds the same qemu and ssh: service managers start
+ * the installing CLI saw; macOS's runtime directory is under the per-user TMPDIR), and PATH, so it finds the same qemu and ssh: service managers start
  * jobs with a minimal PATH that misses Nix profiles and Homebrew.
  */
-export const carriedVariables = ['HOME', 'XDG_CONFIG_HOME', 'XDG_STATE_HOME', 'XDG_CACHE_HOME', 'XDG_RUNTIME_DIR', 'PATH'] as const;
+export const carriedVariables = ['HOME', 'XDG_CONFIG_HOME', 'XDG_STATE_HOME', 'XDG_CACHE_HOME', 'XDG_RUNTIME_DIR', 'TMPDIR', 'PATH'] as const;
 
 export function serviceEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
   const carried: Record<string, string> = {};
@@ -89,7 +89,7 @@ export function servicePlan(
   options: { scope?: ServiceScope | undefined; unitDir?: string | undefined } = {},
   host: ServiceHost = currentHost(),
 ): ServicePlan {
-  const paths = instancePaths(name, roots(host.env, host.platform));
+  const paths = instancePaths(name, roots(host.env, host.platform, host.uid));
   const manager = serviceManagerFor(host.platform);
   const scope = options.scope ?? defaultServiceScope(host.uid);
   const serviceId = manager === 'systemd' ? systemdUnitName(name) : launchdLabel(name);

@@ -168,6 +168,15 @@ test('where the file goes, by manager and scope; --unit-dir elsewhere is not loa
   assert.throws(() => servicePlan('../x', {}, linuxUser), (e: unknown) => e instanceof UserError && e.exitCode === 2);
 });
 
+test('a LaunchDaemon (root on macOS) keeps its state and log system-wide and carries TMPDIR; a LaunchAgent logs under the user\'s Application Support', () => {
+  const daemon = servicePlan('dev', {}, { platform: 'darwin', uid: 0, env: { HOME: '/var/root', PATH: '/usr/bin:/bin' } });
+  assert.equal(daemon.stateDir, '/var/lib/linux-builder/dev');
+  assert.equal(daemon.logPath, '/var/lib/linux-builder/dev/service.log');
+  const agent = servicePlan('dev', {}, { platform: 'darwin', uid: 501, env: { HOME: '/Users/u', TMPDIR: '/var/folders/xy/T/' } });
+  assert.equal(agent.logPath, '/Users/u/Library/Application Support/linux-builder/dev/service.log');
+  assert.equal(agent.env.TMPDIR, '/var/folders/xy/T/', 'the agent finds the sockets the CLI made');
+});
+
 test('systemd command lines: --user only in user scope; restart a running agent only when its unit changed', () => {
   const user = servicePlan('dev', {}, linuxUser);
   const system = servicePlan('dev', { scope: 'system' }, linuxUser);

@@ -21,10 +21,17 @@ test('XDG directories are honoured and every file sits under its instance', () =
   }
 });
 
-test('macOS uses Application Support and Caches', () => {
-  const r = roots({ HOME: '/Users/u' }, 'darwin');
+test('macOS uses Application Support, Caches and the per-user TMPDIR', () => {
+  const r = roots({ HOME: '/Users/u', TMPDIR: '/var/folders/xy/abc/T/' }, 'darwin', 501);
   assert.equal(r.state, '/Users/u/Library/Application Support/linux-builder');
   assert.equal(r.cache, '/Users/u/Library/Caches/linux-builder');
+  assert.equal(r.runtime, '/var/folders/xy/abc/T/linux-builder-501');
+});
+
+test('macOS as root (a LaunchDaemon, sudo): system-wide places that do not depend on HOME or TMPDIR', () => {
+  const r = roots({ HOME: '/Users/u', TMPDIR: '/var/folders/zz/T/' }, 'darwin', 0);
+  assert.deepEqual(r, { state: '/var/lib/linux-builder', cache: '/Library/Caches/linux-builder', runtime: '/var/run/linux-builder' });
+  assert.equal(roots({ XDG_STATE_HOME: '/s', XDG_CACHE_HOME: '/c', XDG_RUNTIME_DIR: '/r' }, 'darwin', 0).runtime, '/r/linux-builder');
 });
 
 test('socket paths over 103 bytes are refused, not truncated', () => {

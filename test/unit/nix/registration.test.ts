@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { machinesLine } from '../../../src/nix/machines.js';
-import { chooseRoute, configFiles, machinesFileBody, nixConfBody } from '../../../src/nix/registration.js';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chooseRoute, configFiles, install, machinesFileBody, nixConfBody, type Registration } from '../../../src/nix/registration.js';
 import { builderEntries } from '../../../src/nix/host-nix.js';
 import { instancePaths } from '../../../src/instance/paths.js';
 
@@ -77,4 +80,28 @@ test("system scope: the machines file Nix's builders name (and a nix-daemon read
   for (const [args, want] of table) assert.equal(chooseRoute(...args), want, JSON.stringify(args[2]));
   assert.equal(nixConfBody(paths, '@/etc/nix/machines', 'machines-file'), 'builders-use-substitutes = true\n', 'builders is left alone');
   assert.equal(machinesFileBody(paths), '@/s/default/machines\n');
+});
+
+test('macOS system scope: the ssh_config block goes into a file of its own in /etc/ssh/ssh_config.d, which macOS includes first', () => {
+  assert.deepEqual(configFiles('system', {}, {}, 'darwin'), { nixConf: '/etc/nix/nix.conf', sshConfig: '/etc/ssh/ssh_config.d/linux-builder.conf', machines: '/etc/nix/machines' });
+  assert.equal(configFiles('system', {}, {}, 'linux').sshConfig, '/etc/ssh/ssh_config');
+  assert.equal(configFiles('system', { sshConfig: '/x' }, {}, 'darwin').sshConfig, '/x');
+});
+
+test('a config file linked into the Nix store (nix-darwin, NixOS) is not replaced, and no other file is written', async (t) => {
+  const storeEntry = readdirSync('/nix/store').find((entry) => !entry.startsWith('.'));
+  if (storeEntry === undefined) return t.skip('no /nix/store here');
+  const dir = mkdtempSync(join(tmpdir(), 'lb-managed-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const paths = instancePaths('default', { state: join(dir, 'state'), cache: join(dir, 'cache'), runtime: join(dir, 'run') });
+  const files = { nixConf: join(dir, 'nix.conf'), sshConfig: join(dir, 'ssh_config'), machines: join(dir, 'machines') };
+  symlinkSync(`/nix/store/${storeEntry}`, files.nixConf);
+  const reg: Registration = { scope: 'system', files, route: 'nix-conf', machinesLine: 'x', sshBlock: 'Host linux-builder-default\n', nixConf: 'builders = @/x\n' };
+  await assert.rejects(install(paths, reg), (error: Error & { hint?: string }) => {
+    assert.match(error.message, /nix\.conf is a link into the Nix store .*your system configuration \(nix-darwin, NixOS or home-manager\) writes it/);
+    assert.match(error.hint ?? '', /nix\.buildMachines .*--nix-conf/);
+    return true;
+  });
+  assert.equal(existsSync(files.sshConfig), false, 'the ssh config was not written either');
+  assert.ok(lstatSync(files.nixConf).isSymbolicLink(), 'the link is left alone');
 });
