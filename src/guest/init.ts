@@ -4,6 +4,7 @@
  * unmounted.
  */
 import { failedMarker, guestShareFiles, readyMarker, shareTags } from './layout.js';
+import { rosettaDir } from '../platform/systems.js';
 
 /** Where things sit inside the initramfs. */
 export const guestPaths = {
@@ -150,6 +151,7 @@ function restOfConfigLines(): string[] {
     `cp ${cfg}/${f.nixConf} /etc/nix/ 2>/dev/null`,
     `cp ${cfg}/${f.hostname} /etc/ 2>/dev/null`,
     `cp ${cfg}/${f.binfmt} /run/ 2>/dev/null`,
+    `cp ${cfg}/${f.rosetta} /run/rosetta.mount 2>/dev/null`,
     'umask 022',
     `chmod 0644 /etc/ssh/${f.hostKeyPub} /etc/nix/${f.nixConf} /etc/${f.hostname} 2>/dev/null`,
     `umount ${cfg}`,
@@ -242,6 +244,14 @@ const storeLines = [
   'fi',
 ];
 
+/** The Rosetta share, mounted before binfmt registers its interpreter (F opens it then). */
+const rosettaLines = [
+  'if [ -f /run/rosetta.mount ]; then',
+  '  read -r fstype options < /run/rosetta.mount',
+  `  mkdir -p ${rosettaDir} && mount -t "$fstype" -o "$options" ${shareTags.rosetta} ${rosettaDir} || fail "mount the Rosetta share (${shareTags.rosetta}) on ${rosettaDir}"`,
+  'fi',
+];
+
 const binfmtLines = [
   'if [ -f /run/binfmt ]; then',
   '  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc',
@@ -315,6 +325,7 @@ export function rcBuilder(options: InitOptions): string {
     ...storeLines,
     ...collectorLines(),
     't binfmt',
+    ...rosettaLines,
     ...binfmtLines,
     ...buildNetworkLines,
     'hostname -F /etc/hostname',

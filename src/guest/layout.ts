@@ -10,6 +10,8 @@ export const shareTags = {
   store: 'nixstore',
   /** The instance's guest-share directory: secrets and per-instance config. */
   config: 'lbconfig',
+  /** Apple's Rosetta for Linux (vfkit's rosetta device), or a stand-in directory on QEMU in tests. */
+  rosetta: 'rosetta',
 } as const;
 
 /** File names inside the guest config share. */
@@ -26,6 +28,11 @@ export const guestShareFiles = {
    * and /tmp on it. One line: the device name, then min-free and max-free in bytes.
    */
   disk: 'disk',
+  /**
+   * Present when the Rosetta share is attached: one line, the file system type and the mount
+   * options ("virtiofs ro", or "9p trans=virtio,…" on QEMU).
+   */
+  rosetta: 'rosetta',
 } as const;
 
 /** Printed on the guest console by init once sshd is listening. */

@@ -3,7 +3,7 @@
  * those its kernel cannot run) and its nix.conf. Pure.
  */
 import type { GuestArch } from '../drivers/driver.js';
-import { binfmtEntry, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
+import { binfmtEntry, defaultSystems, emulatedSystems, guestSystem, qemuUserBinary, rosettaBinfmtEntry, rosettaDir, type SystemInfo } from '../platform/systems.js';
 import { buildUsers, guestPaths } from '../guest/init.js';
 
 /** The configured systems (else the defaults for the guest's architecture), the guest's own first. */
@@ -13,9 +13,19 @@ export function instanceSystems(configured: readonly string[] | undefined, arch:
   return configured.includes(own) ? [own, ...configured.filter((s) => s !== own)] : [...configured];
 }
 
-/** interpreter: where the guest's userland has each emulator (the host's qemu-user-static by default). */
-export function binfmtLines(systems: readonly string[], arch: GuestArch, interpreter: (info: SystemInfo) => string = qemuUserBinary): string[] {
-  return emulatedSystems(systems, arch).map((info) => binfmtEntry(info, interpreter(info)));
+/** Rosetta runs x86_64-linux where it is shared with an aarch64 guest; it has no 32-bit mode (i686 stays with qemu-user). */
+export function usesRosetta(systems: readonly string[], arch: GuestArch, rosetta: boolean): boolean {
+  return rosetta && arch === 'aarch64' && systems.includes('x86_64-linux');
+}
+
+/**
+ * interpreter: where the guest's userland has each emulator (the host's qemu-user-static by
+ * default). rosetta: the Rosetta share is attached; x86_64-linux then goes to Rosetta.
+ */
+export function binfmtLines(systems: readonly string[], arch: GuestArch, interpreter: (info: SystemInfo) => string = qemuUserBinary, rosetta = false): string[] {
+  const viaRosetta = usesRosetta(systems, arch, rosetta);
+  const qemu = emulatedSystems(systems, arch).filter((info) => !(viaRosetta && info.system === 'x86_64-linux'));
+  return [...(viaRosetta ? [rosettaBinfmtEntry()] : []), ...qemu.map((info) => binfmtEntry(info, interpreter(info)))];
 }
 
 export interface GuestNixOptions {
@@ -23,6 +33,8 @@ export interface GuestNixOptions {
   readonly arch: GuestArch;
   readonly cores: number;
   readonly substituters: readonly string[];
+  /** The Rosetta share is attached: x86_64-linux builds run through it, so the sandbox must see it. */
+  readonly rosetta?: boolean;
 }
 
 export interface GcThresholds {
@@ -58,7 +70,7 @@ export function guestNixConf(options: GuestNixOptions): string {
     `build-users-group = ${buildUsers.group}`,
     'sandbox = true',
     'sandbox-fallback = false',
-    `sandbox-paths = /bin/sh=${guestPaths.busyboxDir}/busybox`,
+    `sandbox-paths = /bin/sh=${guestPaths.busyboxDir}/busybox${usesRosetta(options.systems, options.arch, options.rosetta ?? false) ? ` ${rosettaDir}` : ''}`,
     'trusted-users = root',
     `max-jobs = ${Math.min(options.cores, buildUsers.count)}`,
     `cores = ${options.cores}`,

@@ -19,6 +19,8 @@ export interface GuestShareContent {
   readonly hostname: string;
   /** Set when the instance disk is attached (the guest mounts it under the store): when the guest collects garbage. */
   readonly disk?: GcThresholds;
+  /** Set when the Rosetta share is attached: how the guest mounts it ("virtiofs ro", "9p trans=virtio,…"). */
+  readonly rosettaMount?: string;
 }
 
 export async function writeGuestShare(dir: string, content: GuestShareContent): Promise<void> {
@@ -34,5 +36,7 @@ export async function writeGuestShare(dir: string, content: GuestShareContent): 
   else await rm(join(dir, guestShareFiles.disk), { force: true });
   if (content.binfmt.length > 0) files.push([guestShareFiles.binfmt, `${content.binfmt.join('\n')}\n`]);
   else await rm(join(dir, guestShareFiles.binfmt), { force: true });
+  if (content.rosettaMount !== undefined) files.push([guestShareFiles.rosetta, `${content.rosettaMount}\n`]);
+  else await rm(join(dir, guestShareFiles.rosetta), { force: true });
   await Promise.all(files.map(([name, text]) => writeFileAtomic(join(dir, name), text, 0o600)));
 }

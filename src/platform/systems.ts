@@ -130,3 +130,22 @@ export function binfmtLine(info: SystemInfo): string {
 export function binfmtEntry(info: SystemInfo, interpreter: string): string {
   return `:qemu-${info.qemuArch}:M::${escape(info.magic)}:${escape(info.mask)}:${interpreter}:${info.binfmtFlags}`;
 }
+
+/**
+ * Apple's Rosetta for Linux, shared by the hypervisor as a directory holding the `rosetta` binary,
+ * mounted here in the guest. Nix's sandbox sees it too (sandbox-paths): Rosetta reopens itself.
+ */
+export const rosettaDir = '/run/rosetta';
+
+/**
+ * Rosetta runs x86_64 ELF (NixOS's magic and mask, the same as QEMU's). P keeps argv[0] for
+ * multi-call binaries (Rosetta, like QEMU, takes it from AT_FLAGS); C (credentials from the
+ * binary, with O) as NixOS registers it; F opens Rosetta at registration, so it runs in the sandbox.
+ */
+export const rosettaBinfmtFlags = 'POCF';
+
+export function rosettaBinfmtEntry(interpreter = `${rosettaDir}/rosetta`): string {
+  const x86 = bySystem.get('x86_64-linux');
+  if (x86 === undefined) throw new Error('x86_64-linux is missing from the systems table');
+  return `:rosetta:M::${escape(x86.magic)}:${escape(x86.mask)}:${interpreter}:${rosettaBinfmtFlags}`;
+}

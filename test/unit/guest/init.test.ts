@@ -233,3 +233,11 @@ test('every user but root is kept off QEMU\'s host network (the host\'s loopback
   assert.ok(rules < lineOf(new RegExp(`^echo ${readyMarker}`)));
   assert.ok(rules > lineOf(/ hostusr \/usr/), 'iproute2 comes from /usr');
 });
+
+test('the Rosetta share is mounted at /run/rosetta, as the config share says, before binfmt registers its interpreter', () => {
+  const copy = lineOf(/^cp \/run\/lbconfig\/rosetta \/run\/rosetta\.mount 2>\/dev\/null$/);
+  assert.ok(copy < lineOf(/^umount \/run\/lbconfig$/), 'copied while the config share is mounted');
+  const mount = lineOf(/mount -t "\$fstype" -o "\$options" rosetta \/run\/rosetta \|\| fail/);
+  assert.ok(lineOf(/^if \[ -f \/run\/rosetta\.mount \]; then$/) < mount);
+  assert.ok(mount < lineOf(/binfmt_misc\/register/), 'F opens the interpreter at registration: it must be there');
+});

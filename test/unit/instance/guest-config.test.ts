@@ -40,3 +40,27 @@ test('the guest collects garbage by itself: min-free 5% of the disk (at least 1 
   const text = guestNixConf({ systems: ['x86_64-linux'], arch: 'x86_64', cores: 1, substituters: [] });
   assert.ok(!/min-free|max-free/.test(text), text);
 });
+
+test('with the Rosetta share, an aarch64 guest runs x86_64-linux through Rosetta (NixOS\'s magic and mask, argv[0] kept, usable in the sandbox) and i686-linux through qemu-user', () => {
+  const systems = instanceSystems(undefined, 'aarch64');
+  const lines = binfmtLines(systems, 'aarch64', (info) => `/usr/bin/qemu-${info.qemuArch}`, true);
+  assert.deepEqual(lines, [
+    ':rosetta:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x3e\\x00:\\xff\\xff\\xff\\xff\\xff\\xfe\\xfe\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/run/rosetta/rosetta:POCF',
+    ':qemu-i386:M::\\x7f\\x45\\x4c\\x46\\x01\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x03\\x00:\\xff\\xff\\xff\\xff\\xff\\xfe\\xfe\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-i386:POF',
+  ]);
+  // NixOS's virtualisation.rosetta magic and mask, byte for byte
+  assert.ok(lines[0]?.includes(':\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x3e\\x00:'));
+  assert.ok(lines[0]?.includes(':\\xff\\xff\\xff\\xff\\xff\\xfe\\xfe\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:'));
+  const conf = guestNixConf({ systems, arch: 'aarch64', cores: 2, substituters: [], rosetta: true }).split('\n');
+  assert.ok(conf.includes('sandbox-paths = /bin/sh=/bb/busybox /run/rosetta'), conf.join('\n'));
+  assert.ok(conf.includes('extra-platforms = x86_64-linux i686-linux'), 'x86_64 from Rosetta, i686 from qemu-user');
+});
+
+test('without the Rosetta share, or without x86_64-linux, or on an x86_64 guest, nothing goes to Rosetta', () => {
+  const qemuOnly = binfmtLines(instanceSystems(undefined, 'aarch64'), 'aarch64', (info) => `/usr/bin/qemu-${info.qemuArch}`, false);
+  assert.deepEqual(qemuOnly.map((l) => l.split(':')[1]), ['qemu-x86_64', 'qemu-i386']);
+  assert.deepEqual(binfmtLines(['aarch64-linux', 'i686-linux'], 'aarch64', undefined, true).map((l) => l.split(':')[1]), ['qemu-i386']);
+  assert.deepEqual(binfmtLines(instanceSystems(undefined, 'x86_64'), 'x86_64', undefined, true).map((l) => l.split(':')[1]), ['qemu-aarch64']);
+  const conf = guestNixConf({ systems: ['aarch64-linux', 'i686-linux'], arch: 'aarch64', cores: 1, substituters: [], rosetta: true });
+  assert.ok(conf.split('\n').includes('sandbox-paths = /bin/sh=/bb/busybox'));
+});
