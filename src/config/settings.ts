@@ -5,7 +5,7 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { failed } from '../errors.js';
-import { archChoices, parseAccel, parseArch, parseCount, parseDurationMs, parseMirror, parseSizeMiB, parseUserland, userlandChoices } from './values.js';
+import { archChoices, driverChoices, parseAccel, parseArch, parseCount, parseDriver, parseDurationMs, parseMirror, parseSizeMiB, parseUserland, userlandChoices } from './values.js';
 import type { AccelChoice, GuestArch } from '../drivers/driver.js';
 import { parseSystems } from '../platform/systems.js';
 import { hostArch } from '../platform/host.js';
@@ -42,6 +42,10 @@ export const settingsSchema = z.object({
   userland: z.enum(userlandChoices).default('auto'),
   /** The Debian mirror the debian userland is fetched from; absent: the official one. */
   mirror: z.string().url().optional(),
+  /** The hypervisor: vfkit on a Mac that has it, QEMU elsewhere (auto), or the one named. */
+  driver: z.enum(driverChoices).default('auto'),
+  /** Run x86_64-linux builds through Apple's Rosetta where the driver can share it (vfkit); false: qemu-user. */
+  rosetta: z.boolean().default(true),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 
@@ -64,6 +68,8 @@ export function defaultSettings(host = hostLimits()): Settings {
     diskSizeMiB: defaultDiskMiB,
     ephemeral: false,
     userland: 'auto',
+    driver: 'auto',
+    rosetta: true,
   };
 }
 
@@ -80,6 +86,8 @@ export interface SettingsFlags {
   ephemeral?: boolean;
   userland?: string;
   mirror?: string;
+  driver?: string;
+  rosetta?: boolean;
 }
 
 /** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
@@ -112,6 +120,8 @@ export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimi
   if (flags.ephemeral !== undefined) next.ephemeral = flags.ephemeral;
   if (flags.userland !== undefined) next.userland = parseUserland(flags.userland);
   if (flags.mirror !== undefined) next.mirror = parseMirror(flags.mirror);
+  if (flags.driver !== undefined) next.driver = parseDriver(flags.driver);
+  if (flags.rosetta !== undefined) next.rosetta = flags.rosetta;
   return next;
 }
 

@@ -89,6 +89,21 @@ export function parseArch(text: string): GuestArch {
   return found;
 }
 
+/** Which hypervisor runs the VM (--driver): vfkit on a Mac that has it, QEMU elsewhere, or as chosen. */
+export const driverChoices = ['auto', 'qemu', 'vfkit'] as const;
+export type DriverChoice = (typeof driverChoices)[number];
+
+export function parseDriver(text: string): DriverChoice {
+  const found = driverChoices.find((d) => d === text);
+  if (!found) {
+    throw badInput(
+      `--driver must be one of ${driverChoices.join(', ')} (got ${JSON.stringify(text)})`,
+      'auto picks vfkit on a Mac where it is installed, QEMU everywhere else',
+    );
+  }
+  return found;
+}
+
 /** Where the guest's programs come from (src/guest/userland.ts). */
 export const userlandChoices = ['auto', 'host', 'debian'] as const;
 export type UserlandChoice = (typeof userlandChoices)[number];

@@ -57,3 +57,17 @@ test('a config.json from before the disk gets the disk defaults', () => {
   assert.equal(parsed.diskSizeMiB, 40 * 1024);
   assert.equal(parsed.ephemeral, false);
 });
+
+test('--driver auto|qemu|vfkit and --no-rosetta are remembered; an older config.json reads as auto with Rosetta', () => {
+  const base = defaultSettings(host);
+  assert.equal(base.driver, 'auto');
+  assert.equal(base.rosetta, true);
+  assert.deepEqual(applyFlags(base, { driver: 'vfkit', rosetta: false }, host), { ...base, driver: 'vfkit', rosetta: false });
+  assert.throws(
+    () => applyFlags(base, { driver: 'hyperkit' }, host),
+    (error: unknown) => error instanceof UserError && error.exitCode === 2 && /^--driver must be one of auto, qemu, vfkit \(got "hyperkit"\)$/.test(error.message),
+  );
+  const old = parseSettings(JSON.stringify({ version: 1, cores: 2, memoryMiB: 1024, accel: 'auto', bootTimeoutMs: 60000 }), '/c.json');
+  assert.equal(old.driver, 'auto');
+  assert.equal(old.rosetta, true);
+});
