@@ -32,6 +32,7 @@ import { readRunState, writeRunState, runStateVersion, type RunState } from './s
 import { corruptStateAdvice, observe, type InstanceStatus, type Observed } from './status.js';
 import { recordUnrequestedExit, writeLastExit, type LastExit } from './last-exit.js';
 import { binfmtLines, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
+import { testRosettaShare, testRosettaVariable } from './rosetta.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { writeMachinesFile } from '../nix/registration.js';
@@ -205,6 +206,8 @@ async function boot(
   if (accel.accel === 'tcg' || settings.accel === 'auto') reporter.info(accel.reason);
 
   const systems = instanceSystems(settings.systems, arch);
+  const rosetta = await testRosettaShare(arch);
+  if (rosetta !== undefined) reporter.detail(`a stand-in for Rosetta from ${rosetta.hostPath} runs x86_64-linux (${testRosettaVariable})`);
   reporter.phase('preparing userland');
   const userland = await prepareUserland(paths, settings, decision, systems, reporter);
 
@@ -226,8 +229,9 @@ async function boot(
     hostKey: await readFile(join(paths.guestShare, guestShareFiles.hostKey), 'utf8'),
     hostKeyPub: identity.hostPublicKey,
     authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
-    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters }),
-    binfmt: binfmtLines(systems, arch, userland.emulator),
+    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters, rosetta: rosetta !== undefined }),
+    binfmt: binfmtLines(systems, arch, userland.emulator, rosetta !== undefined),
+    ...(rosetta !== undefined ? { rosettaMount: rosetta.mount } : {}),
     hostname: `linux-builder-${paths.name}`,
     disk: gcThresholds(disk.sizeMiB),
   });
@@ -259,6 +263,7 @@ async function boot(
       { tag: shareTags.usr, hostPath: userland.usr },
       { tag: shareTags.store, hostPath: '/nix/store' },
       { tag: shareTags.config, hostPath: paths.guestShare },
+      ...(rosetta?.hostPath !== undefined ? [{ tag: shareTags.rosetta, hostPath: rosetta.hostPath }] : []),
     ],
     // An ephemeral disk is wiped at the next start anyway: the guest's flushes need not reach the host's disk.
     disk: { path: paths.disk, cache: settings.ephemeral ? 'unsafe' : 'writeback' },
