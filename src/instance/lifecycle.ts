@@ -5,8 +5,8 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { failed, badInput, UserError } from '../errors.js';
-import { applyFlags, guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
+import { failed, UserError } from '../errors.js';
+import { guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
 import type { Driver, ExitInfo, LaunchPlan, RunningVm } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
@@ -27,14 +27,15 @@ import { writeGuestShare } from './guest-share.js';
 import { acquireLock } from './lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
-import { ensureIdentity, guestUser, loadSettings, saveSettings } from './identity.js';
+import { ensureIdentity, guestUser, saveSettings } from './identity.js';
+import { settingsWithFlags } from './settings-flags.js';
 import { readRunState, writeRunState, runStateVersion, type RunState } from './state.js';
 import { corruptStateAdvice, observe, type InstanceStatus, type Observed } from './status.js';
 import { recordUnrequestedExit, writeLastExit, type LastExit } from './last-exit.js';
 import { binfmtLines, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
-import { writeMachinesFile } from '../nix/registration.js';
+import { writeNixFiles } from '../nix/registration.js';
 import { HostStoreUnreadable, StoreSync, type SyncResult } from '../nix/store-sync.js';
 
 export type Phase = 'waiting for another start' | 'preparing userland' | 'preparing kernel' | 'building image' | 'booting' | 'waiting for SSH' | 'registering host store paths';
@@ -61,14 +62,6 @@ export { status, type InstanceState, type InstanceStatus } from './status.js';
 
 // ---------------------------------------------------------------------------------------------
 // settings
-
-async function checkKernelFlag(path: string | undefined): Promise<void> {
-  if (path === undefined) return;
-  const info = await stat(path).catch(() => undefined);
-  if (!info?.isFile()) {
-    throw badInput(`--kernel ${path}: no such file`, 'give the path of a Linux kernel image (bzImage/vmlinuz or vmlinux)');
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // start
@@ -136,9 +129,7 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   checkSocketPath(paths.qmpSocket);
   const driver = selectDriver();
   // Validate everything the user typed before writing anything.
-  const remembered = await loadSettings(paths);
-  const settings = applyFlags(remembered, flags);
-  await checkKernelFlag(flags.kernel);
+  const { remembered, settings } = await settingsWithFlags(paths, flags);
   const arch = guestArchOf(settings);
   const userland = await chooseUserland(settings.userland, { cacheDir: paths.cacheDir, arch, explicitKernel: settings.kernel });
   if (userland.kind === 'host') {
@@ -146,8 +137,6 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
     await hostUserland().checkEmulators(instanceSystems(settings.systems, arch), arch);
     await hostUserland().checkIpTool();
   }
-  // Refuses a shrink before anything is written; decided again under the lock before launch.
-  decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
 
   await ensurePrivateDir(paths.runtimeDir);
   await ensurePrivateDir(paths.stateDir);
@@ -233,7 +222,7 @@ async function boot(
   });
   await writingTo(paths.disk, () => applyDiskDecision(paths.disk, disk));
   reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);
-  await writeMachinesFile(paths, identity, { systems, cores: settings.cores });
+  await writeNixFiles(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
     modulesDir: kernel.modulesDir,
     kernelVersion: kernel.version,

@@ -53,6 +53,8 @@ export interface InstancePaths {
   readonly controlSocket: string;
   /** Nix's machines file for this instance, referenced from nix.conf. */
   readonly machines: string;
+  /** The ssh_config block Nix's ssh needs (what nix-config installs), rewritten with the machines file: the Nix modules Include it. */
+  readonly nixSshConfig: string;
   /** Which config files `nix-config --install` changed, so --uninstall restores them exactly. */
   readonly installed: string;
   /** The agent's stdout and stderr when launchd runs it (systemd sends them to the journal). */
@@ -89,6 +91,7 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     pidFile: join(runtimeDir, 'vm.pid'),
     controlSocket: join(runtimeDir, 'ssh'),
     machines: join(stateDir, 'machines'),
+    nixSshConfig: join(stateDir, 'nix-ssh_config'),
     installed: join(stateDir, 'installed.json'),
     serviceLog: join(stateDir, 'service.log'),
     agentLog: join(stateDir, 'agent.log'),

@@ -62,8 +62,14 @@ export function instanceMachinesLine(paths: InstancePaths, identity: Identity, o
   });
 }
 
-export async function writeMachinesFile(paths: InstancePaths, identity: Identity, options: MachineOptions): Promise<void> {
+/**
+ * The instance's own machines file and the ssh_config block Nix's ssh needs, kept current at
+ * every start, serve and nix-config: what the installed config names (@machines file), or
+ * Includes (the Nix modules' ssh config), follows new keys and ports without a reinstall.
+ */
+export async function writeNixFiles(paths: InstancePaths, identity: Identity, options: MachineOptions): Promise<void> {
   await writeFileAtomic(paths.machines, `${instanceMachinesLine(paths, identity, options)}\n`, 0o644);
+  await writeFileAtomic(paths.nixSshConfig, sshBlock(paths, identity), 0o644);
 }
 
 /**

@@ -22,9 +22,16 @@ test('XDG directories are honoured and every file sits under its instance', () =
 });
 
 test('macOS uses Application Support and Caches', () => {
-  const r = roots({ HOME: '/Users/u' }, 'darwin');
+  const r = roots({ HOME: '/Users/u' }, 'darwin', 501);
   assert.equal(r.state, '/Users/u/Library/Application Support/linux-builder');
   assert.equal(r.cache, '/Users/u/Library/Caches/linux-builder');
+});
+
+test('root without XDG variables uses /var/lib, /var/cache and /tmp on Linux and macOS alike: no spaces for the machines file', () => {
+  for (const platform of ['linux', 'darwin'] as const) {
+    assert.deepEqual(roots({ HOME: '/var/root' }, platform, 0), { state: '/var/lib/linux-builder', cache: '/var/cache/linux-builder', runtime: '/tmp/linux-builder-0' }, platform);
+  }
+  assert.equal(roots({ HOME: '/home/u' }, 'linux', 1000).state, '/home/u/.local/state/linux-builder');
 });
 
 test('socket paths over 103 bytes are refused, not truncated', () => {
