@@ -39,8 +39,9 @@ let
       cfg.systems;
 
   alias = "linux-builder-${cfg.name}";
-  # Run as root without XDG variables, the CLI keeps an instance here, on Linux and macOS alike.
-  stateDir = "/var/lib/linux-builder/${cfg.name}";
+  # Run as root without XDG variables, the CLI keeps an instance here (src/fs/roots.ts); on macOS
+  # not in /var/lib/linux-builder, which nix-darwin deletes while its own builder is off.
+  stateDir = "${if pkgs.stdenv.hostPlatform.isDarwin then "/var/db" else "/var/lib"}/linux-builder/${cfg.name}";
 
   # Checked by the CLI when the service starts (a bad one fails it with one line saying why).
   size = types.either types.ints.positive types.str;
@@ -60,7 +61,7 @@ in
       type = types.strMatching "[A-Za-z0-9][A-Za-z0-9_-]{0,39}";
       default = "default";
       description = ''
-        The instance: its files are in /var/lib/linux-builder/<name>, its service is
+        The instance: its files are in /var/lib/linux-builder/<name> (macOS: /var/db/linux-builder/<name>), its service is
         linux-builder-<name>, and Nix reaches it as the ssh host alias linux-builder-<name>.
         `sudo linux-builder --name <name> status` (or `logs`, `ssh`, `doctor`) looks at it.
       '';

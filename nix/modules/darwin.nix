@@ -41,7 +41,7 @@ in
 
     # launchd opens the log itself and does not create its directory.
     system.activationScripts.preActivation.text = ''
-      install -d -m 0700 /var/lib/linux-builder ${stateDir}
+      install -d -m 0700 /var/db/linux-builder ${stateDir}
     '';
 
     # macOS's /etc/ssh/ssh_config includes ssh_config.d/* first; the nix-daemon's ssh runs as root.

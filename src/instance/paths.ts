@@ -4,7 +4,8 @@
  * Linux: state in $XDG_STATE_HOME/linux-builder/<name>/, cache in $XDG_CACHE_HOME/linux-builder/,
  * sockets in a short runtime dir ($XDG_RUNTIME_DIR/linux-builder/<name>/ or
  * /tmp/linux-builder-<uid>/<name>/). As root without XDG variables: /var/lib/linux-builder.
- * macOS: ~/Library/Application Support/linux-builder and ~/Library/Caches/linux-builder.
+ * macOS: ~/Library/Application Support/linux-builder and ~/Library/Caches/linux-builder; as root
+ * /var/db/linux-builder and /Library/Caches/linux-builder (src/fs/roots.ts).
  */
 import { join } from 'node:path';
 import { badInput } from '../errors.js';
