@@ -42,7 +42,7 @@ in
   plistFiles = lib.attrNames c.environment.launchDaemons;
   plistText = c.environment.launchDaemons."org.linux-builder.${name}.plist".text or null;
   machines = c.environment.etc."nix/machines".text or null;
-  nixConf = c.environment.etc."nix/nix.conf".source.text;
+  nixConf = c.environment.etc."nix/nix.conf".source.text or null;
   sshConfig = c.environment.etc."ssh/ssh_config.d/100-linux-builder-${name}.conf".text or null;
   preActivation = c.system.activationScripts.preActivation.text;
   systemPackages = ourPackages;
