@@ -73,10 +73,10 @@ const defaultServeFlags = (systems: string[]): string[] => [
 /** What /bin/sh makes of the command nix-darwin wraps as /bin/sh -c "/bin/wait4path /nix/store && exec …". */
 function launchedArgv(programArguments: unknown): string[] {
   assert.ok(Array.isArray(programArguments));
-  const [shell, flag, script] = programArguments as string[];
+  const [shell, flag, script = ''] = programArguments as string[];
   assert.deepEqual([shell, flag], ['/bin/sh', '-c']);
   const prefix = '/bin/wait4path /nix/store && exec ';
-  assert.ok(script?.startsWith(prefix), script);
+  assert.ok(script.startsWith(prefix), script);
   const out = execFileSync('/bin/sh', ['-c', `printf '%s\\0' ${script.slice(prefix.length)}`], { encoding: 'utf8' });
   return out.split('\0').slice(0, -1);
 }
