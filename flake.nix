@@ -27,7 +27,8 @@
         };
       });
 
-      overlays.default = final: _prev: {
+      # nix flake check wants the arguments named final and prev.
+      overlays.default = final: prev: {
         linux-builder = final.callPackage ./nix/package.nix { };
       };
 
