@@ -12,12 +12,16 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '
 export const vendorDir = resolve(repoRoot, '..', 'shared', 'vendor');
 const evalDir = join(repoRoot, 'test', 'unit', 'flake', 'eval');
 
-function hasNixInstantiate(): boolean {
-  return spawnSync('nix-instantiate', ['--version'], { stdio: 'ignore' }).status === 0;
+/** Why nix-instantiate cannot evaluate here (absent, or a store this user cannot open), or undefined. */
+function nixUnusable(): string | undefined {
+  const probe = spawnSync('nix-instantiate', ['--eval', '--expr', '1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (probe.error) return 'nix-instantiate is not on PATH: install Nix (apt-get install nix-bin) to check the Nix files';
+  if (probe.status !== 0) return `nix-instantiate cannot evaluate as this user: ${probe.stderr.trim().split('\n')[0] ?? ''}`;
+  return undefined;
 }
 
 /** Why Nix files cannot be parsed here, or undefined when they can. */
-export const noNix: string | undefined = hasNixInstantiate() ? undefined : 'nix-instantiate is not on PATH: install Nix (apt-get install nix-bin) to check the Nix files';
+export const noNix: string | undefined = nixUnusable();
 
 /** Why the modules cannot be evaluated here, or undefined when they can. */
 export const noModuleEval: string | undefined =
@@ -47,7 +51,7 @@ export function evalModule<T>(platform: 'nixos' | 'darwin', system: string, conf
   });
 }
 
-/** The first line of what a failed evaluation said. */
+/** What a failed evaluation said (its stderr); throws when it succeeded. */
 export function evalError(run: () => unknown): string {
   try {
     run();
