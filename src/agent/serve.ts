@@ -10,14 +10,15 @@ import { acquireLock, lockHolder } from '../instance/lock.js';
 import { instancePaths } from '../instance/paths.js';
 import { pickFreePort } from '../instance/ports.js';
 import { silentReporter, type Reporter } from '../instance/lifecycle.js';
-import { Agent, type Listen } from './agent.js';
+import { Agent } from './agent.js';
+import { loopbackPort, type TcpEndpoint } from '../ssh/endpoint.js';
 import { eventLog } from './events.js';
 
 export const defaultIdleTimeoutMs = 180 * 60_000;
 const loopbackHosts = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** "127.0.0.1:4022", "[::1]:4022", "localhost:4022" → loopback only. */
-export function parseListen(text: string): Listen {
+export function parseListen(text: string): TcpEndpoint {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
@@ -27,7 +28,7 @@ export function parseListen(text: string): Listen {
   if (!loopbackHosts.has(host)) {
     throw badInput(`--listen must be a loopback address (got ${JSON.stringify(host)})`, 'the agent hands out SSH to the builder: it listens on 127.0.0.1 or ::1 only');
   }
-  return { host: host === 'localhost' ? '127.0.0.1' : host, port };
+  return host === 'localhost' ? loopbackPort(port) : { kind: 'tcp', host, port };
 }
 
 export interface ServeOptions {
@@ -48,7 +49,7 @@ export async function serve(name: string, options: ServeOptions): Promise<void> 
   if (holder !== undefined) throw failed(`an agent (pid ${holder}) already serves builder "${name}"`, 'stop it first, or use it: only one agent per instance');
   const lock = await acquireLock(paths.agentLock, { timeoutMs: 0 });
   try {
-    const listen = listenFlag ?? { host: '127.0.0.1', port: settings.agentPort ?? (await pickFreePort()) };
+    const listen = listenFlag ?? loopbackPort(settings.agentPort ?? (await pickFreePort()));
     const idleTimeoutMs = idleFlag ?? settings.idleTimeoutMs ?? defaultIdleTimeoutMs;
     if (listen.port !== settings.agentPort || idleTimeoutMs !== (settings.idleTimeoutMs ?? defaultIdleTimeoutMs)) {
       await saveSettings(paths, { ...settings, agentPort: listen.port, ...(idleFlag === undefined ? {} : { idleTimeoutMs }) });

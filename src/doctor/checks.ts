@@ -30,6 +30,7 @@ import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
 import { hostPackages, installCommand } from '../platform/install-command.js';
 import { hostAlias } from '../ssh/config.js';
+import { loopbackHost } from '../ssh/endpoint.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -143,13 +144,13 @@ async function checkNixRegistration(paths: InstancePaths, port: number | undefin
   const ssh = await sshEffectiveConfig(alias, env).catch(() => undefined);
   if (!ssh) return [fail('ssh config', `ssh cannot resolve the alias ${alias}`, install)];
   const problems: string[] = [];
-  if (ssh.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh.get('hostname')}, not 127.0.0.1`);
+  if (ssh.get('hostname') !== loopbackHost) problems.push(`HostName is ${ssh.get('hostname')}, not ${loopbackHost}`);
   if (port !== undefined && ssh.get('port') !== String(port)) problems.push(`Port is ${ssh.get('port')}, the builder (or its agent) listens on ${port}`);
   if (ssh.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh.get('hostkeyalias') ?? 'missing'} (the pinned key is filed under ${alias})`);
   const identity = ssh.get('identityfile') ?? '';
   if (!identity.split(' ').includes(paths.clientKey)) problems.push(`IdentityFile is ${identity}, not ${paths.clientKey}`);
   if (problems.length > 0) return [ok(name, named), fail('ssh config', problems.join('; '), install)];
-  return [ok(name, named), ok('ssh config', `${alias} → 127.0.0.1:${port}, host key pinned, instance key`)];
+  return [ok(name, named), ok('ssh config', `${alias} → ${loopbackHost}:${port}, host key pinned, instance key`)];
 }
 
 /** The daemon's ssh runs as root: /etc/ssh/ssh_config is the part of its config a user can read. */
@@ -164,11 +165,11 @@ async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Pr
   const alias = hostAlias(name);
   const ssh = await sshEffectiveConfig(alias, { ...env, NIX_SSHOPTS: `-F ${systemSshConfig}` }).catch(() => undefined);
   const problems: string[] = [];
-  if (ssh?.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not 127.0.0.1`);
+  if (ssh?.get('hostname') !== loopbackHost) problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not ${loopbackHost}`);
   if (ssh?.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh?.get('hostkeyalias') ?? 'missing'}`);
   checks.push(
     problems.length === 0
-      ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → 127.0.0.1:${ssh?.get('port')}, host key pinned`)
+      ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → ${loopbackHost}:${ssh?.get('port')}, host key pinned`)
       : warn('ssh config', `${systemSshConfig} does not set up ${alias} (${problems.join('; ')}): the daemon's ssh runs as root and needs it there, unless root's ~/.ssh/config has it (not readable here)`, `sudo linux-builder${name === 'default' ? '' : ` --name ${name}`} nix-config --install`),
   );
   return checks;

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultSettings, parseSettings, settingsVersion, type Settings } from '../config/settings.js';
 import { guestShareFiles } from '../guest/layout.js';
-import { hostAlias, knownHostsLine, sshConfigBlock, type SshEndpoint } from '../ssh/config.js';
+import { hostAlias, knownHostsLine, sshConfigBlock, type SshHost } from '../ssh/config.js';
+import { loopbackPort, type SshEndpoint } from '../ssh/endpoint.js';
 import { ensureKeyPair } from '../ssh/keys.js';
 import { readTextIfExists, writeFileAtomic } from '../fs/files.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
@@ -26,7 +27,8 @@ export async function saveSettings(paths: InstancePaths, settings: Settings): Pr
 
 export interface Identity {
   readonly settings: Settings;
-  readonly endpoint: SshEndpoint;
+  /** How ssh reaches the guest: its endpoint, user, key and pinned host key. */
+  readonly sshHost: SshHost;
   /** The guest's host public key line. */
   readonly hostPublicKey: string;
   /** Keys were generated now: the first use, the state dir was removed, or a stored key was not valid OpenSSH. */
@@ -39,11 +41,10 @@ export function connectionSharing(paths: InstancePaths): string[] {
   return ['ControlMaster auto', `ControlPath ${paths.controlSocket}`, 'ControlPersist 60s'];
 }
 
-export function endpointOf(paths: InstancePaths, port: number): SshEndpoint {
+export function sshHostOf(paths: InstancePaths, endpoint: SshEndpoint): SshHost {
   return {
     alias: hostAlias(paths.name),
-    host: '127.0.0.1',
-    port,
+    endpoint,
     user: guestUser,
     identityFile: paths.clientKey,
     knownHostsFile: paths.knownHosts,
@@ -62,10 +63,10 @@ export async function ensureIdentity(paths: InstancePaths, wanted: Settings): Pr
     ensureKeyPair(paths.clientKey, paths.clientKeyPub, `${alias}-client`),
     ensureKeyPair(join(paths.guestShare, guestShareFiles.hostKey), join(paths.guestShare, guestShareFiles.hostKeyPub), alias),
   ]);
-  const endpoint = endpointOf(paths, settings.sshPort ?? 0);
+  const sshHost = sshHostOf(paths, loopbackPort(settings.sshPort ?? 0));
   await writeFileAtomic(paths.knownHosts, knownHostsLine(alias, hostKey.publicKey));
-  await writeFileAtomic(paths.sshConfig, sshConfigBlock(endpoint, connectionSharing(paths)));
-  return { settings, endpoint, hostPublicKey: hostKey.publicKey, newKeys: clientKey.created || hostKey.created };
+  await writeFileAtomic(paths.sshConfig, sshConfigBlock(sshHost, connectionSharing(paths)));
+  return { settings, sshHost, hostPublicKey: hostKey.publicKey, newKeys: clientKey.created || hostKey.created };
 }
 
 export async function readHostPublicKey(paths: InstancePaths): Promise<string> {

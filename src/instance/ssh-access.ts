@@ -9,16 +9,18 @@ import { join } from 'node:path';
 import { publicKeyBlob } from '../ssh/keys.js';
 import { hostAlias } from '../ssh/config.js';
 import type { SshTarget } from '../ssh/client.js';
+import type { SshEndpoint } from '../ssh/endpoint.js';
 import { StoreSync, type SyncResult } from '../nix/store-sync.js';
 import { guestUser } from './identity.js';
 import type { InstancePaths } from './paths.js';
 
-export async function sshTarget(paths: InstancePaths, port: number): Promise<SshTarget> {
+/** The guest's sshd at endpoint, with the instance's key and its pinned host key. */
+export async function sshTarget(paths: InstancePaths, endpoint: SshEndpoint): Promise<SshTarget> {
   const [privateKey, hostKeyPub] = await Promise.all([
     readFile(paths.clientKey, 'utf8'),
     readFile(join(paths.guestShare, 'ssh_host_ed25519_key.pub'), 'utf8'),
   ]);
-  return { host: '127.0.0.1', port, user: guestUser, privateKey, hostKeyBlob: publicKeyBlob(hostKeyPub) };
+  return { endpoint, user: guestUser, privateKey, hostKeyBlob: publicKeyBlob(hostKeyPub) };
 }
 
 /** ssh through the instance's own config (pinned key, shared connection). */

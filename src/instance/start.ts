@@ -14,6 +14,7 @@ import { guestShareFiles, shareTags } from '../guest/layout.js';
 import { chooseUserland, debianGuestUserland, hostUserland, type GuestUserland, type UserlandDecision } from '../guest/userland.js';
 import { progressLine } from '../debian/index.js';
 import { hostArch, hostTscKhz } from '../platform/host.js';
+import type { SshEndpoint } from '../ssh/endpoint.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
 import { writingTo } from '../fs/files.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
@@ -70,12 +71,12 @@ export class BootFailure extends UserError {
   }
 }
 
-/** The kept port must be free now; who holds it is named when it is not. */
-async function checkPortFree(paths: InstancePaths, port: number): Promise<void> {
-  if (await isPortFree(port)) return;
-  const holder = await describePortHolder(port);
+/** A kept port must be free now; who holds it is named when it is not. */
+async function checkEndpointFree(paths: InstancePaths, endpoint: SshEndpoint): Promise<void> {
+  if (endpoint.kind !== 'tcp' || (await isPortFree(endpoint.port))) return;
+  const holder = await describePortHolder(endpoint.port);
   throw failed(
-    `port ${port} on 127.0.0.1, kept for instance "${paths.name}", is taken by ${holder ?? 'another program'}`,
+    `port ${endpoint.port} on ${endpoint.host}, kept for instance "${paths.name}", is taken by ${holder ?? 'another program'}`,
     `stop that program, or delete "sshPort" from ${paths.config} to pick a new port (then run nix-config --install again)`,
   );
 }
@@ -148,8 +149,8 @@ async function boot(
       `builder "${paths.name}" has new SSH keys (its first start, its state dir was removed, or its stored keys were not valid OpenSSH): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
     );
   }
-  const port = identity.endpoint.port;
-  await checkPortFree(paths, port);
+  const ssh = identity.sshHost.endpoint;
+  await checkEndpointFree(paths, ssh);
   // Probed while the kernel and image are prepared; offline hosts answer in milliseconds.
   const substituters = hostNixSettings()
     .then((host) => reachableSubstituters(host.substituters))
@@ -216,7 +217,7 @@ async function boot(
     ],
     // An ephemeral disk is wiped at the next start anyway: the guest's flushes need not reach the host's disk.
     disk: { path: paths.disk, cache: settings.ephemeral ? 'unsafe' : 'writeback' },
-    sshPort: port,
+    sshPort: ssh.kind === 'tcp' ? ssh.port : 0,
     tscKhz: arch === 'x86_64' && hostArch() === 'x86_64' ? await hostTscKhz() : undefined,
     consoleLog: paths.consoleLog,
     processLog: paths.processLog,
@@ -236,7 +237,7 @@ async function boot(
     cores: settings.cores,
     memoryMiB: settings.memoryMiB,
     systems,
-    sshPort: port,
+    ssh,
     startedAt: new Date(launchStarted).toISOString(),
     bootSeconds: null,
     kernel: bootKernel.path,
@@ -253,7 +254,7 @@ async function boot(
   try {
     await writeRunState(paths.state, run);
     reporter.phase('waiting for SSH');
-    await waitForReady(paths, vm, port, launchStarted + settings.bootTimeoutMs, reporter);
+    await waitForReady(paths, vm, ssh, launchStarted + settings.bootTimeoutMs, reporter);
   } catch (error) {
     await driver.forceStop(vm.pid, plan, 10_000).catch(() => rollback());
     await clearRunFiles(paths);
@@ -302,8 +303,8 @@ async function prepareUserland(
   return userland;
 }
 
-async function waitForReady(paths: InstancePaths, vm: RunningVm, port: number, deadline: number, reporter: Reporter): Promise<void> {
-  const target = await sshTarget(paths, port);
+async function waitForReady(paths: InstancePaths, vm: RunningVm, ssh: SshEndpoint, deadline: number, reporter: Reporter): Promise<void> {
+  const target = await sshTarget(paths, ssh);
   await waitUntilReady({
     target,
     deadline,

@@ -12,6 +12,7 @@ import type { Driver, GuestArch } from '../drivers/driver.js';
 import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostAlias } from '../ssh/config.js';
+import { loopbackPort, type SshEndpoint } from '../ssh/endpoint.js';
 import { diskUsage, type DiskUsage } from './disk.js';
 import { readLastExit, type LastExit } from './last-exit.js';
 import { lockHolder } from './lock.js';
@@ -32,7 +33,8 @@ export interface InstanceStatus {
   cores: number | null;
   memoryMiB: number | null;
   systems: string[];
-  ssh: { host: string; port: number; user: string; hostKeyAlias: string } | null;
+  /** Where the guest's sshd is reached, as whom, and the name its pinned key is filed under. */
+  ssh: SshStatus | null;
   startedAt: string | null;
   bootSeconds: number | null;
   stateDir: string;
@@ -43,6 +45,12 @@ export interface InstanceStatus {
   /** How and when the last VM exited; null when none has exited since the state dir was made. */
   lastExit: LastExit | null;
   reasons: string[];
+}
+
+export type SshStatus = SshEndpoint & { user: string; hostKeyAlias: string };
+
+function sshStatus(paths: InstancePaths, endpoint: SshEndpoint): SshStatus {
+  return { ...endpoint, user: guestUser, hostKeyAlias: hostAlias(paths.name) };
 }
 
 export interface Observed {
@@ -71,9 +79,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     cores: settings?.cores ?? null,
     memoryMiB: settings?.memoryMiB ?? null,
     systems: [],
-    ssh: settings?.sshPort
-      ? { host: '127.0.0.1', port: settings.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) }
-      : null,
+    ssh: settings?.sshPort ? sshStatus(paths, loopbackPort(settings.sshPort)) : null,
     startedAt: null,
     bootSeconds: null,
     stateDir: paths.stateDir,
@@ -103,7 +109,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     cores: run.cores,
     memoryMiB: run.memoryMiB,
     systems: run.systems,
-    ssh: { host: '127.0.0.1', port: run.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) },
+    ssh: sshStatus(paths, run.ssh),
     startedAt: run.startedAt,
     bootSeconds: run.bootSeconds,
   };

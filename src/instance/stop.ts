@@ -34,14 +34,14 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
   const requestedBy = options.requestedBy ?? `"linux-builder stop${options.force ? ' --force' : ''}"`;
   const seen = await observe(paths, driver);
   if (!seen.owned || !seen.run) return stopUnlisted(paths, driver, seen, requestedBy);
-  const { pid, sshPort } = seen.run;
+  const { pid, ssh } = seen.run;
   // Marked first, so whoever sees this VM exit (the agent) knows it was asked to.
   await noteRequestedExit(paths, pid, `stop requested by ${requestedBy}`);
   let graceful = false;
   if (!options.force) {
     reporter.detail('asking the guest to power off over SSH');
     try {
-      const target = await sshTarget(paths, sshPort);
+      const target = await sshTarget(paths, ssh);
       // busybox's poweroff (the host /usr's would call systemctl); it may cut the connection
       // before it reports, so only the process exit counts.
       await sshExec(target, `${guestPaths.busyboxDir}/poweroff`, 5000).catch(() => undefined);
