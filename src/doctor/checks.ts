@@ -244,7 +244,8 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   checks.push(await guarded('disk', () => checkDiskSpace(paths, settings?.diskSizeMiB ?? defaultDiskMiB)));
   checks.push(await guarded('permissions', () => checkPermissions(paths)));
   checks.push(await guarded('socket paths', async () => {
-    checkSocketPath(paths.qmpSocket);
+    for (const socket of driver.control(paths.runtimeDir).sockets) checkSocketPath(socket);
+    if (driver.capabilities.ssh === 'vsock-socket') checkSocketPath(paths.guestSshSocket);
     checkSocketPath(`${paths.controlSocket}.XXXXXXXXXXXXXXXX`); // ssh adds a temporary suffix
     await checkPrivateDir(paths.runtimeDir);
     return ok('socket paths', `${paths.runtimeDir} (short enough, private)`);

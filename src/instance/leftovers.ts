@@ -5,6 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { failed } from '../errors.js';
+import { selectDriver } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { isAlive } from '../drivers/process.js';
 import type { Reporter } from './reporter.js';
@@ -28,7 +29,7 @@ export async function clearLeftovers(paths: InstancePaths, driver: Driver, seen:
   if (read.kind === 'ok') {
     if (seen.run) await recordVanishedVm(paths, seen.run);
   } else {
-    const vms = await driver.findProcesses(paths).catch(() => undefined);
+    const vms = await driver.findProcesses(driver.control(paths.runtimeDir)).catch(() => undefined);
     if (read.kind === 'corrupt') {
       if (vms === undefined || vms.length > 0) throw failed(`cannot start builder "${paths.name}": ${read.reason}`, corruptStateAdvice(paths, read.reason, vms));
       reporter.info(`${read.reason}; no VM of builder "${paths.name}" runs, so it is replaced`);
@@ -40,7 +41,7 @@ export async function clearLeftovers(paths: InstancePaths, driver: Driver, seen:
     }
   }
   await closeSharedConnection(paths);
-  await clearRunFiles(paths);
+  await clearRunFiles(paths, driver);
 }
 
 /** A VM found gone without a stop: its exit is recorded, unless a stop or the agent already did. */
@@ -65,7 +66,7 @@ export async function settleExitedVm(name: string, exit: Omit<LastExit, 'request
     const read = await readRunState(paths.state);
     if (read.kind === 'ok' && read.value.pid === exit.pid && !(await isAlive(exit.pid))) {
       await closeSharedConnection(paths);
-      await clearRunFiles(paths);
+      await clearRunFiles(paths, selectDriver());
     }
   } finally {
     await lock.release();
@@ -73,6 +74,7 @@ export async function settleExitedVm(name: string, exit: Omit<LastExit, 'request
   return recorded;
 }
 
-export async function clearRunFiles(paths: InstancePaths): Promise<void> {
-  await Promise.all([paths.state, paths.pidFile, paths.qmpSocket].map((file) => rm(file, { force: true })));
+/** state.json and the driver's control files (its sockets, its pid file), once the VM is gone. */
+export async function clearRunFiles(paths: InstancePaths, driver: Driver): Promise<void> {
+  await Promise.all([rm(paths.state, { force: true }), driver.clearControl(driver.control(paths.runtimeDir))]);
 }

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { failed, badInput, UserError } from '../errors.js';
 import { applyFlags, guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
-import type { Driver, ExitInfo, LaunchPlan, RunningVm } from '../drivers/driver.js';
+import type { Driver, ExitInfo, RunningVm } from '../drivers/driver.js';
 import { ensureGuestImage } from '../guest/image.js';
-import { guestShareFiles, shareTags } from '../guest/layout.js';
+import { guestShareFiles } from '../guest/layout.js';
 import { chooseUserland, debianGuestUserland, hostUserland, type GuestUserland, type UserlandDecision } from '../guest/userland.js';
 import { progressLine } from '../debian/index.js';
-import { hostArch, hostTscKhz } from '../platform/host.js';
+import { hostArch } from '../platform/host.js';
 import type { SshEndpoint } from '../ssh/endpoint.js';
 import { NotReady, rungDescriptions, waitUntilReady, type Rung } from '../ssh/readiness.js';
 import { writingTo } from '../fs/files.js';
@@ -36,6 +36,7 @@ import { silentReporter, type Reporter } from './reporter.js';
 import { bootDiagnostics, guestReportedFailure, guestReportedReady } from './console.js';
 import { clearLeftovers, clearRunFiles } from './leftovers.js';
 import { sshTarget, storeSyncFor } from './ssh-access.js';
+import { launchPlan } from './launch-plan.js';
 
 async function checkKernelFlag(path: string | undefined): Promise<void> {
   if (path === undefined) return;
@@ -81,6 +82,12 @@ async function checkEndpointFree(paths: InstancePaths, endpoint: SshEndpoint): P
   );
 }
 
+/** The driver's sockets and the guest's SSH socket: none may exceed what Node can bind. */
+function checkSockets(paths: InstancePaths, driver: Driver): void {
+  for (const socket of driver.control(paths.runtimeDir).sockets) checkSocketPath(socket);
+  if (driver.capabilities.ssh === 'vsock-socket') checkSocketPath(paths.guestSshSocket);
+}
+
 export interface StartOptions {
   /** Keeps the guest's Nix database in step with the host store; a fresh one when absent. */
   readonly storeSync?: StoreSync;
@@ -88,8 +95,8 @@ export interface StartOptions {
 
 export async function start(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter, options: StartOptions = {}): Promise<StartResult> {
   const paths = instancePaths(name);
-  checkSocketPath(paths.qmpSocket);
   const driver = selectDriver();
+  checkSockets(paths, driver);
   // Validate everything the user typed before writing anything.
   const remembered = await loadSettings(paths);
   const settings = applyFlags(remembered, flags);
@@ -143,7 +150,8 @@ async function boot(
   storeSync: StoreSync,
 ): Promise<StartResult> {
   const t0 = Date.now();
-  const identity = await ensureIdentity(paths, settings);
+  const control = driver.control(paths.runtimeDir);
+  const identity = await ensureIdentity(paths, settings, driver.capabilities);
   if (identity.newKeys) {
     reporter.info(
       `builder "${paths.name}" has new SSH keys (its first start, its state dir was removed, or its stored keys were not valid OpenSSH): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
@@ -200,8 +208,8 @@ async function boot(
   reporter.detail(`initramfs ${image.built ? 'built' : 'cached'}: ${image.path}`);
 
   reporter.phase('booting');
-  const plan: LaunchPlan = {
-    name: paths.name,
+  const plan = launchPlan({
+    paths,
     hostArch: hostArch(),
     guestArch: arch,
     accel: accel.accel,
@@ -209,23 +217,13 @@ async function boot(
     memoryMiB: settings.memoryMiB,
     kernel: bootKernel,
     initrd: image.path,
-    kernelArgs: ['panic=-1', 'quiet'],
-    shares: [
-      { tag: shareTags.usr, hostPath: userland.usr },
-      { tag: shareTags.store, hostPath: '/nix/store' },
-      { tag: shareTags.config, hostPath: paths.guestShare },
-    ],
-    // An ephemeral disk is wiped at the next start anyway: the guest's flushes need not reach the host's disk.
-    disk: { path: paths.disk, cache: settings.ephemeral ? 'unsafe' : 'writeback' },
-    sshPort: ssh.kind === 'tcp' ? ssh.port : 0,
-    tscKhz: arch === 'x86_64' && hostArch() === 'x86_64' ? await hostTscKhz() : undefined,
-    consoleLog: paths.consoleLog,
-    processLog: paths.processLog,
-    qmpSocket: paths.qmpSocket,
-    pidFile: paths.pidFile,
-  };
+    usr: userland.usr,
+    transport: driver.capabilities.shares[0] ?? '9p',
+    ssh,
+    ephemeral: settings.ephemeral,
+  });
   const launchStarted = Date.now();
-  const vm = await driver.launch(plan);
+  const vm = await driver.launch(plan, control);
   const run: RunState = {
     version: runStateVersion,
     phase: 'starting',
@@ -256,8 +254,8 @@ async function boot(
     reporter.phase('waiting for SSH');
     await waitForReady(paths, vm, ssh, launchStarted + settings.bootTimeoutMs, reporter);
   } catch (error) {
-    await driver.forceStop(vm.pid, plan, 10_000).catch(() => rollback());
-    await clearRunFiles(paths);
+    await driver.forceStop(vm.pid, control, 10_000).catch(() => rollback());
+    await clearRunFiles(paths, driver);
     await recordUnrequestedExit(paths.lastExit, {
       pid: vm.pid,
       at: new Date().toISOString(),

@@ -52,9 +52,9 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
   }
   if (!graceful) {
     reporter.detail(options.force ? 'killing the VM' : 'the guest did not power off in time; killing the VM');
-    await driver.forceStop(pid, paths, 10_000);
+    await driver.forceStop(pid, driver.control(paths.runtimeDir), 10_000);
   }
-  if ((await isAlive(pid)) && (await driver.ownsProcess(pid, paths).catch(() => false))) {
+  if ((await isAlive(pid)) && (await driver.ownsProcess(pid, driver.control(paths.runtimeDir)).catch(() => false))) {
     throw failed(`the VM (pid ${pid}) is still running after stop`, `kill it: kill -9 ${pid}`);
   }
   const reason = graceful
@@ -64,7 +64,7 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
       : `killed by ${requestedBy}: the guest did not power off within ${gracefulStopMs / 1000} s`;
   await noteRequestedExit(paths, pid, reason);
   await closeSharedConnection(paths);
-  await clearRunFiles(paths);
+  await clearRunFiles(paths, driver);
   return { wasRunning: true, graceful };
 }
 
@@ -74,14 +74,14 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
  * process of the instance is left.
  */
 async function stopUnlisted(paths: InstancePaths, driver: Driver, seen: Observed, requestedBy: string): Promise<StopResult> {
-  const strays = await driver.findProcesses(paths).catch(() => []);
+  const strays = await driver.findProcesses(driver.control(paths.runtimeDir)).catch(() => []);
   for (const pid of strays) {
     await noteRequestedExit(paths, pid, `killed by ${requestedBy} (the state files did not name it)`);
-    await driver.forceStop(pid, paths, 10_000);
+    await driver.forceStop(pid, driver.control(paths.runtimeDir), 10_000);
   }
   if (seen.run && strays.length === 0) await recordVanishedVm(paths, seen.run);
   await closeSharedConnection(paths);
-  await clearRunFiles(paths);
+  await clearRunFiles(paths, driver);
   return { wasRunning: strays.length > 0, graceful: false };
 }
 

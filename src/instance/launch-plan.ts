@@ -1,0 +1,58 @@
+/**
+ * An instance's launch plan, as data: a pure function of what start prepared and what the driver
+ * offers. The devices say what the guest gets — its console, the shares its init mounts (/usr,
+ * the store, the config share with its keys), the disk, the network with SSH forwarded to a
+ * loopback port or SSH over a vsock socket, entropy — and the driver renders them.
+ */
+import type { Accel, BootKernel, Device, GuestArch, HostArch, LaunchPlan, ShareTransport } from '../drivers/driver.js';
+import { shareTags } from '../guest/layout.js';
+import type { SshEndpoint } from '../ssh/endpoint.js';
+import type { InstancePaths } from './paths.js';
+
+/** The port the guest's sshd listens on, over TCP and over vsock alike. */
+export const guestSshPort = 22;
+
+export interface PlanInputs {
+  readonly paths: InstancePaths;
+  readonly hostArch: HostArch;
+  readonly guestArch: GuestArch;
+  readonly accel: Accel;
+  readonly cores: number;
+  readonly memoryMiB: number;
+  readonly kernel: BootKernel;
+  readonly initrd: string;
+  /** The host directory the guest mounts read-only as its /usr. */
+  readonly usr: string;
+  /** How the shares reach the guest. */
+  readonly transport: ShareTransport;
+  readonly ssh: SshEndpoint;
+  /** Wipe the disk at every start (--ephemeral). */
+  readonly ephemeral: boolean;
+}
+
+export function launchPlan(inputs: PlanInputs): LaunchPlan {
+  const { paths, transport, ssh } = inputs;
+  const devices: Device[] = [
+    { kind: 'console', log: paths.consoleLog },
+    { kind: 'share', tag: shareTags.usr, hostPath: inputs.usr, transport },
+    { kind: 'share', tag: shareTags.store, hostPath: '/nix/store', transport },
+    { kind: 'share', tag: shareTags.config, hostPath: paths.guestShare, transport },
+    { kind: 'disk', path: paths.disk, ephemeral: inputs.ephemeral },
+    { kind: 'net', forwards: ssh.kind === 'tcp' ? [{ host: ssh, guestPort: guestSshPort }] : [] },
+    ...(ssh.kind === 'unix' ? [{ kind: 'vsock', guestPort: guestSshPort, socket: ssh.path } as const] : []),
+    { kind: 'rng' },
+  ];
+  return {
+    name: paths.name,
+    hostArch: inputs.hostArch,
+    guestArch: inputs.guestArch,
+    accel: inputs.accel,
+    cores: inputs.cores,
+    memoryMiB: inputs.memoryMiB,
+    kernel: inputs.kernel,
+    initrd: inputs.initrd,
+    kernelArgs: ['panic=-1', 'quiet'],
+    devices,
+    processLog: paths.processLog,
+  };
+}
