@@ -13,7 +13,6 @@ import { findBusybox } from '../guest/busybox.js';
 import { findLocalKernel } from '../guest/kernel-source.js';
 import { builderModules, findGuestModules } from '../guest/modules.js';
 import { instanceSystems } from '../instance/guest-config.js';
-import { guestPaths } from '../guest/init.js';
 import { chooseUserland, hostUserland } from '../guest/userland.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
 import { defaultDiskMiB, guestArchOf } from '../config/settings.js';
@@ -211,7 +210,7 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
     checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
     checks.push(await guarded('iproute2', async () => {
       await hostUserland().checkIpTool();
-      return ok('iproute2', `${guestPaths.ipTool} (keeps builds off the host's loopback)`);
+      return ok('iproute2', `${hostUserland().tools.iproute2} (keeps builds off the host's loopback)`);
     }));
     checks.push(await guarded('qemu-user', async () => {
       const systems = instanceSystems(settings?.systems, arch);

@@ -13,8 +13,10 @@ export type HostArch = 'x86_64' | 'aarch64';
 export type GuestArch = HostArch;
 
 /**
- * How the guest's network card is set up inside the guest: addresses the hypervisor's network
- * expects (QEMU's user network), or DHCP (a NAT that hands out leases).
+ * How the guest's network card is set up inside the guest: fixed addresses the hypervisor's
+ * network expects (QEMU's user network), or a lease from its DHCP server (a NAT that hands them
+ * out). Either way the driver says where the host's own loopback answers the guest (builds are
+ * kept off it) and which DNS server builds may still reach.
  */
 export type GuestNetwork =
   | {
@@ -23,10 +25,9 @@ export type GuestNetwork =
       readonly address: string;
       readonly gateway: string;
       readonly dns: string;
-      /** Where the host's own loopback answers the guest: builds are kept off it (DNS excepted). */
       readonly hostNet: string;
     }
-  | { readonly kind: 'dhcp' };
+  | { readonly kind: 'dhcp'; readonly dns: string; readonly hostNet: string };
 
 /** What a driver offers; the orchestration reads it to build the launch plan and tell the guest. */
 export interface DriverCapabilities {

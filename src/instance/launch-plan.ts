@@ -2,10 +2,12 @@
  * An instance's launch plan, as data: a pure function of what start prepared and what the driver
  * offers. The devices say what the guest gets — its console, the shares its init mounts (/usr,
  * the store, the config share with its keys), the disk, the network with SSH forwarded to a
- * loopback port or SSH over a vsock socket, entropy — and the driver renders them.
+ * loopback port or SSH over a vsock socket, entropy — and the driver renders them. The kernel
+ * arguments tell the guest's init what it cannot find out itself: the share transport and the
+ * network.
  */
-import type { Accel, BootKernel, Device, GuestArch, HostArch, LaunchPlan, ShareTransport } from '../drivers/driver.js';
-import { shareTags } from '../guest/layout.js';
+import type { Accel, BootKernel, Device, GuestArch, GuestNetwork, HostArch, LaunchPlan, ShareTransport } from '../drivers/driver.js';
+import { guestLaunchArgs, shareTags } from '../guest/layout.js';
 import type { SshEndpoint } from '../ssh/endpoint.js';
 import type { InstancePaths } from './paths.js';
 
@@ -25,6 +27,8 @@ export interface PlanInputs {
   readonly usr: string;
   /** How the shares reach the guest. */
   readonly transport: ShareTransport;
+  /** How the guest sets up its network card (the driver's network). */
+  readonly network: GuestNetwork;
   readonly ssh: SshEndpoint;
   /** Wipe the disk at every start (--ephemeral). */
   readonly ephemeral: boolean;
@@ -51,7 +55,7 @@ export function launchPlan(inputs: PlanInputs): LaunchPlan {
     memoryMiB: inputs.memoryMiB,
     kernel: inputs.kernel,
     initrd: inputs.initrd,
-    kernelArgs: ['panic=-1', 'quiet'],
+    kernelArgs: ['panic=-1', 'quiet', ...guestLaunchArgs({ shares: transport, network: inputs.network })],
     devices,
     processLog: paths.processLog,
   };

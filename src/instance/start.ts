@@ -219,6 +219,7 @@ async function boot(
     initrd: image.path,
     usr: userland.usr,
     transport: driver.capabilities.shares[0] ?? '9p',
+    network: driver.capabilities.network,
     ssh,
     ephemeral: settings.ephemeral,
   });

@@ -16,6 +16,7 @@ const inputs: PlanInputs = {
   initrd: '/c/images/guest.cpio',
   usr: '/usr',
   transport: '9p',
+  network: { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', hostNet: '10.0.2.0/24' },
   ssh: { kind: 'tcp', host: '127.0.0.1', port: 40022 },
   ephemeral: false,
 };
@@ -43,4 +44,12 @@ test('SSH over a forwarded port is a forward on the NIC; over a vsock socket it 
   const vsock = launchPlan({ ...inputs, ssh: { kind: 'unix', path: paths.guestSshSocket } });
   assert.deepEqual(devicesOf(vsock.devices, 'net'), [{ kind: 'net', forwards: [] }]);
   assert.deepEqual(devicesOf(vsock.devices, 'vsock'), [{ kind: 'vsock', guestPort: 22, socket: '/r/plan/guest-ssh.sock' }]);
+});
+
+test('the kernel arguments tell the guest the share transport and its network; a DHCP network names no address', () => {
+  assert.deepEqual(launchPlan(inputs).kernelArgs, [
+    'panic=-1', 'quiet', 'lb.shares=9p', 'lb.address=10.0.2.15/24', 'lb.gateway=10.0.2.2', 'lb.dns=10.0.2.3', 'lb.hostnet=10.0.2.0/24',
+  ]);
+  const dhcp = launchPlan({ ...inputs, transport: 'virtiofs', network: { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.1/32' } });
+  assert.deepEqual(dhcp.kernelArgs.slice(2), ['lb.shares=virtiofs', 'lb.address=dhcp', 'lb.dns=192.168.64.1', 'lb.hostnet=192.168.64.1/32']);
 });
