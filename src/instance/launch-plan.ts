@@ -6,7 +6,7 @@
  * arguments tell the guest's init what it cannot find out itself: the share transport and the
  * network.
  */
-import type { Accel, BootKernel, Device, GuestArch, GuestNetwork, HostArch, LaunchPlan, ShareTransport } from '../drivers/driver.js';
+import type { Device, GuestNetwork, LaunchPlan, ShareTransport } from '../drivers/driver.js';
 import { guestLaunchArgs, shareTags } from '../guest/layout.js';
 import type { SshEndpoint } from '../ssh/endpoint.js';
 import type { InstancePaths } from './paths.js';
@@ -14,15 +14,9 @@ import type { InstancePaths } from './paths.js';
 /** The port the guest's sshd listens on, over TCP and over vsock alike. */
 export const guestSshPort = 22;
 
-export interface PlanInputs {
+/** The machine as it is (architectures, accelerator, sizes, kernel), and what start chose for the guest. */
+export interface PlanInputs extends Pick<LaunchPlan, 'hostArch' | 'guestArch' | 'accel' | 'cores' | 'memoryMiB' | 'kernel' | 'initrd'> {
   readonly paths: InstancePaths;
-  readonly hostArch: HostArch;
-  readonly guestArch: GuestArch;
-  readonly accel: Accel;
-  readonly cores: number;
-  readonly memoryMiB: number;
-  readonly kernel: BootKernel;
-  readonly initrd: string;
   /** The host directory the guest mounts read-only as its /usr. */
   readonly usr: string;
   /** How the shares reach the guest. */

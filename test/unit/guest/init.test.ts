@@ -6,15 +6,10 @@ import { collectorScript, nixDaemonWrapper } from '../../../src/guest/collector.
 import { buildUsers, dhcpScript, etcFiles, fstab, guestPaths, initScript, inittab, rcBuilder, sessionPath, sshdConfig, type GuestTools, type InitOptions } from '../../../src/guest/init.js';
 import { failedMarker, guestLaunchArgs, readyMarker, shareTags } from '../../../src/guest/layout.js';
 import { renderTemplate, scriptTemplate, shellAssignments } from '../../../src/guest/scripts.js';
+import { hostUserland } from '../../../src/guest/userland.js';
 
-const tools: GuestTools = {
-  mkfsExt4: '/usr/sbin/mkfs.ext4',
-  resize2fs: '/usr/sbin/resize2fs',
-  iproute2: '/usr/sbin/ip',
-  nixStore: '/usr/bin/nix-store',
-  nixDaemon: '/usr/bin/nix-daemon',
-  fallocate: '/usr/bin/fallocate',
-};
+/** The host's and Debian's /usr: mkfs.ext4 in /usr/sbin, nix-store in /usr/bin… */
+const tools: GuestTools = hostUserland().tools;
 const modules = {
   boot: [['virtio_ring'], ['virtio_mmio']],
   shares: { '9p': [['9pnet'], ['9pnet_virtio', '9p']], virtiofs: [['fuse'], ['virtiofs']] },
