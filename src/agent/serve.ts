@@ -15,14 +15,16 @@ import { acquireLock, lockHolder } from '../instance/lock.js';
 import { instancePaths } from '../instance/paths.js';
 import { pickFreePort } from '../instance/ports.js';
 import { silentReporter, type Reporter } from '../instance/lifecycle.js';
-import { Agent, type Listen } from './agent.js';
+import { selectDriver } from '../drivers/index.js';
+import { Agent } from './agent.js';
+import { loopbackPort, type TcpEndpoint } from '../ssh/endpoint.js';
 import { eventLog } from './events.js';
 
 export const defaultIdleTimeoutMs = 180 * 60_000;
 const loopbackHosts = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** "127.0.0.1:4022", "[::1]:4022", "localhost:4022" → loopback only. */
-export function parseListen(text: string): Listen {
+export function parseListen(text: string): TcpEndpoint {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
   const host = match?.[1] ?? match?.[2];
   const port = Number(match?.[3]);
@@ -32,7 +34,7 @@ export function parseListen(text: string): Listen {
   if (!loopbackHosts.has(host)) {
     throw badInput(`--listen must be a loopback address (got ${JSON.stringify(host)})`, 'the agent hands out SSH to the builder: it listens on 127.0.0.1 or ::1 only');
   }
-  return { host: host === 'localhost' ? '127.0.0.1' : host, port };
+  return host === 'localhost' ? loopbackPort(port) : { kind: 'tcp', host, port };
 }
 
 export interface ServeOptions {
@@ -55,13 +57,13 @@ export async function serve(name: string, options: ServeOptions): Promise<void> 
   if (holder !== undefined) throw failed(`an agent (pid ${holder}) already serves builder "${name}"`, 'stop it first, or use it: only one agent per instance');
   const lock = await acquireLock(paths.agentLock, { timeoutMs: 0 });
   try {
-    const listen = listenFlag ?? { host: '127.0.0.1', port: flagged.agentPort ?? (await pickFreePort()) };
+    const listen = listenFlag ?? loopbackPort(flagged.agentPort ?? (await pickFreePort()));
     const idleTimeoutMs = idleFlag ?? flagged.idleTimeoutMs ?? defaultIdleTimeoutMs;
     const settings = { ...flagged, agentPort: listen.port, ...(idleFlag === undefined ? {} : { idleTimeoutMs }) };
     if (JSON.stringify(settings) !== JSON.stringify(remembered)) await saveSettings(paths, settings);
     // Nix and ssh reach the builder through the agent before its first boot: keys, the pinned
     // host key, the machines file and the ssh block (which the Nix modules Include).
-    const identity = await ensureIdentity(paths, settings);
+    const identity = await ensureIdentity(paths, settings, selectDriver().capabilities);
     await writeNixFiles(paths, identity, { systems: instanceSystems(identity.settings.systems, guestArchOf(identity.settings)), cores: identity.settings.cores });
     const agent = new Agent({
       paths,

@@ -47,11 +47,12 @@ export interface InstancePaths {
   readonly sshConfig: string;
   /** 0700 directory shared read-only with the guest: its host key, authorized key, config. */
   readonly guestShare: string;
+  /** Sockets: ssh's shared connection, and the driver's own (it names them: VmControl). */
   readonly runtimeDir: string;
-  readonly qmpSocket: string;
-  readonly pidFile: string;
   /** ssh's shared connection (ControlPath), so repeated builds skip the handshake. */
   readonly controlSocket: string;
+  /** Where a driver that reaches SSH over vsock relays the guest's sshd (capabilities.ssh). */
+  readonly guestSshSocket: string;
   /** Nix's machines file for this instance, referenced from nix.conf. */
   readonly machines: string;
   /** The ssh_config block Nix's ssh needs (what nix-config installs), rewritten with the machines file: the Nix modules Include it. */
@@ -88,9 +89,8 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     sshConfig: join(stateDir, 'ssh_config'),
     guestShare: join(stateDir, 'guest-share'),
     runtimeDir,
-    qmpSocket: join(runtimeDir, 'qmp.sock'),
-    pidFile: join(runtimeDir, 'vm.pid'),
     controlSocket: join(runtimeDir, 'ssh'),
+    guestSshSocket: join(runtimeDir, 'guest-ssh.sock'),
     machines: join(stateDir, 'machines'),
     nixSshConfig: join(stateDir, 'nix-ssh_config'),
     installed: join(stateDir, 'installed.json'),

@@ -12,6 +12,7 @@ import { ensurePrivateDir } from '../fs/private-dir.js';
 import { connectionSharing, type Identity } from '../instance/identity.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { sshConfigBlock } from '../ssh/config.js';
+import { loopbackPort } from '../ssh/endpoint.js';
 import { removeBlock, upsertBlock } from './blocks.js';
 import { builderEntries, hostNixSettings } from './host-nix.js';
 import { machinesLine } from './machines.js';
@@ -50,8 +51,8 @@ export interface MachineOptions {
 
 export function instanceMachinesLine(paths: InstancePaths, identity: Identity, options: MachineOptions): string {
   return machinesLine({
-    alias: identity.endpoint.alias,
-    user: identity.endpoint.user,
+    alias: identity.sshHost.alias,
+    user: identity.sshHost.user,
     systems: options.systems,
     identityFile: paths.clientKey,
     maxJobs: options.cores,
@@ -80,8 +81,8 @@ export async function writeNixFiles(paths: InstancePaths, identity: Identity, op
  */
 export function sshBlock(paths: InstancePaths, identity: Identity): string {
   const agentPort = identity.settings.agentPort;
-  if (agentPort === undefined) return sshConfigBlock(identity.endpoint, connectionSharing(paths));
-  return sshConfigBlock({ ...identity.endpoint, port: agentPort }, [], 300);
+  if (agentPort === undefined) return sshConfigBlock(identity.sshHost, connectionSharing(paths));
+  return sshConfigBlock({ ...identity.sshHost, endpoint: loopbackPort(agentPort) }, [], 300);
 }
 
 /**

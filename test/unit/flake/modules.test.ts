@@ -15,7 +15,8 @@ import { launchdPlistDict } from '../../../src/agent/service/launchd-plist.js';
 import { servicePlan } from '../../../src/agent/service/plan.js';
 import { systemdExecWord, systemdUnitName, systemdUnitSections } from '../../../src/agent/service/systemd-unit.js';
 import { defaultSettings } from '../../../src/config/settings.js';
-import { endpointOf } from '../../../src/instance/identity.js';
+import { sshHostOf } from '../../../src/instance/identity.js';
+import { loopbackPort } from '../../../src/ssh/endpoint.js';
 import { instancePaths, roots } from '../../../src/instance/paths.js';
 import { instanceMachinesLine } from '../../../src/nix/registration.js';
 import { defaultSystems } from '../../../src/platform/systems.js';
@@ -84,7 +85,7 @@ function launchedArgv(programArguments: unknown): string[] {
 /** The CLI's machines line for the same instance, host key aside (the modules pin it through ssh). */
 function cliMachinesFields(name: string, platform: 'linux' | 'darwin', systems: string[], cores: number): string[] {
   const paths = rootPaths(name, platform);
-  const identity = { settings: defaultSettings(), endpoint: endpointOf(paths, 22), hostPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test', newKeys: false };
+  const identity = { settings: defaultSettings(), sshHost: sshHostOf(paths, loopbackPort(22)), hostPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test', newKeys: false };
   return instanceMachinesLine(paths, identity, { systems, cores }).split(' ').slice(0, 7);
 }
 

@@ -15,7 +15,8 @@ test('XDG directories are honoured and every file sits under its instance', () =
   assert.deepEqual(r, { state: '/s/linux-builder', cache: '/c/linux-builder', runtime: '/run/user/1000/linux-builder' });
   const p = instancePaths('dev', r);
   assert.equal(p.stateDir, '/s/linux-builder/dev');
-  assert.equal(p.qmpSocket, '/run/user/1000/linux-builder/dev/qmp.sock');
+  assert.equal(p.runtimeDir, '/run/user/1000/linux-builder/dev');
+  for (const socket of [p.controlSocket, p.guestSshSocket]) assert.ok(socket.startsWith(`${p.runtimeDir}/`), socket);
   for (const file of [p.config, p.state, p.clientKey, p.knownHosts, p.sshConfig, p.consoleLog, p.guestShare]) {
     assert.ok(file.startsWith(`${p.stateDir}/`), file);
   }
