@@ -8,6 +8,23 @@ import { validateInstanceName } from '../instance/paths.js';
 import { printError } from './output.js';
 import { packageVersion } from './version.js';
 
+/** The VM's settings, taken by start and serve alike and remembered for the instance. */
+function withSettings(command: Command): Command {
+  return command
+    .option('--cores <n>', 'virtual CPUs, or auto: all host cores up to 8 (remembered; default auto)')
+    .option('--memory <size>', 'guest memory, e.g. 2048 or 4G, or auto: a quarter of host memory up to 2G (remembered; default auto)')
+    .addOption(new Option('--accel <accel>', 'accelerator (remembered)').choices(['auto', 'kvm', 'hvf', 'tcg']))
+    .option('--kernel <path>', 'boot this kernel image instead of the host\'s or the distribution\'s (remembered)')
+    .option('--boot-timeout <duration>', 'give up when not ready after this long, e.g. 60s, 2m (remembered; default 120s)')
+    .addOption(new Option('--arch <arch>', "the guest's CPU architecture; another than the host's runs under TCG and needs the debian userland (remembered; default the host's)").choices(['x86_64', 'aarch64']))
+    .option('--systems <list>', 'Nix systems to build, comma-separated (remembered; default for an x86_64 guest: x86_64-linux,i686-linux,aarch64-linux; aarch64: aarch64-linux,x86_64-linux,i686-linux)')
+    .option('--disk-size <size>', 'the instance disk (sparse), e.g. 40G; grows an existing disk, never shrinks it (remembered; default 40G)')
+    .option('--ephemeral', 'wipe the disk at every start, so nothing built survives a restart (remembered)')
+    .option('--no-ephemeral', 'keep the disk across restarts again (the default)')
+    .addOption(new Option('--userland <userland>', "the guest's /usr, kernel, busybox and sshd: the host's, Debian's packages fetched into the cache, or auto: host on a Debian or Ubuntu host that has them (remembered; default auto)").choices(['auto', 'host', 'debian']))
+    .option('--mirror <url>', 'the Debian mirror for --userland debian (remembered; default http://deb.debian.org/debian)');
+}
+
 function program(): Command {
   let exitCode = 0;
   const cli = new Command('linux-builder')
@@ -19,21 +36,7 @@ function program(): Command {
     .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error:') ? `linux-builder: ${text}` : text) });
   const name = (): string => validateInstanceName(cli.opts<{ name: string }>().name);
 
-  cli
-    .command('start')
-    .description('start the builder VM and wait until SSH works (already running: says so)')
-    .option('--cores <n>', 'virtual CPUs (remembered)')
-    .option('--memory <size>', 'guest memory, e.g. 2048 or 4G (remembered)')
-    .addOption(new Option('--accel <accel>', 'accelerator (remembered)').choices(['auto', 'kvm', 'hvf', 'tcg']))
-    .option('--kernel <path>', 'boot this kernel image instead of the host\'s or the distribution\'s (remembered)')
-    .option('--boot-timeout <duration>', 'give up when not ready after this long, e.g. 60s, 2m (remembered; default 120s)')
-    .addOption(new Option('--arch <arch>', "the guest's CPU architecture; another than the host's runs under TCG and needs the debian userland (remembered; default the host's)").choices(['x86_64', 'aarch64']))
-    .option('--systems <list>', 'Nix systems to build, comma-separated (remembered; default for an x86_64 guest: x86_64-linux,i686-linux,aarch64-linux; aarch64: aarch64-linux,x86_64-linux,i686-linux)')
-    .option('--disk-size <size>', 'the instance disk (sparse), e.g. 40G; grows an existing disk, never shrinks it (remembered; default 40G)')
-    .option('--ephemeral', 'wipe the disk at every start, so nothing built survives a restart (remembered)')
-    .option('--no-ephemeral', 'keep the disk across restarts again (the default)')
-    .addOption(new Option('--userland <userland>', "the guest's /usr, kernel, busybox and sshd: the host's, Debian's packages fetched into the cache, or auto: host on a Debian or Ubuntu host that has them (remembered; default auto)").choices(['auto', 'host', 'debian']))
-    .option('--mirror <url>', 'the Debian mirror for --userland debian (remembered; default http://deb.debian.org/debian)')
+  withSettings(cli.command('start').description('start the builder VM and wait until SSH works (already running: says so)'))
     .option('--verbose', 'show what is done and why')
     .action(async (options) => (await import('./start.js')).startCommand(name(), options));
   cli
@@ -74,9 +77,7 @@ function program(): Command {
     .option('--ssh-config <file>', 'edit this ssh_config instead')
     .action(async (options) => (await import('./nix-config.js')).nixConfigCommand(name(), options));
 
-  cli
-    .command('serve')
-    .description('run the on-demand agent in the foreground: boots the VM on the first SSH connection, stops it when idle')
+  withSettings(cli.command('serve').description('run the on-demand agent in the foreground: boots the VM on the first SSH connection, stops it when idle'))
     .option('--listen <host:port>', 'loopback address to listen on (remembered; default 127.0.0.1 and a free port kept for the instance)')
     .option('--idle-timeout <duration>', 'stop the VM after no connection for this long, e.g. 90s, 20m, 3h (remembered; default 3h)')
     .option('--verbose', 'show boot phases')

@@ -93,10 +93,14 @@ export interface SettingsFlags {
 /** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
 export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimits()): Settings {
   const next: Settings = { ...base };
-  if (flags.cores !== undefined) {
-    next.cores = parseCount('--cores', flags.cores, { min: 1, max: host.cores, hint: `this host has ${host.cores} cores` });
+  // "auto": the default for this host again, as if never set (a declarative config can go back to it).
+  const defaults = defaultSettings(host);
+  if (flags.cores === 'auto') next.cores = defaults.cores;
+  else if (flags.cores !== undefined) {
+    next.cores = parseCount('--cores', flags.cores, { min: 1, max: host.cores, hint: `this host has ${host.cores} cores; auto takes all of them up to 8` });
   }
-  if (flags.memory !== undefined) {
+  if (flags.memory === 'auto') next.memoryMiB = defaults.memoryMiB;
+  else if (flags.memory !== undefined) {
     next.memoryMiB = parseSizeMiB('--memory', flags.memory, {
       min: 256,
       max: host.memoryMiB,

@@ -15,7 +15,7 @@ import { debianSuite, debianUserland, guestPackageRequest, debianArch, type Fetc
 import { hostArch } from '../platform/host.js';
 import { emulatedSystems, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
 import { findBusybox } from './busybox.js';
-import { guestPaths } from './init.js';
+import type { GuestTools } from './init.js';
 import { findLocalKernel, kernelInTree, locateKernel, type KernelLocation } from './kernel-source.js';
 import { findSshd, fromTree, type FoundSshd } from './sshd.js';
 
@@ -36,6 +36,8 @@ export interface GuestUserland {
   readonly usr: string;
   /** Stands for this userland in the guest image's cache key: a host image never serves a Debian guest. */
   readonly imageKey: string;
+  /** The programs the guest's scripts run (mkfs, ip, nix-store…), as paths in the guest. */
+  readonly tools: GuestTools;
   /** The userland's ld.so.cache, copied into the image; absent: its loader's built-in search path serves. */
   readonly ldCache?: string;
   kernel(request: KernelRequest): Promise<KernelLocation>;
@@ -48,6 +50,16 @@ export interface GuestUserland {
   /** iproute2's ip, which keeps builds off the host's loopback. */
   checkIpTool(): Promise<void>;
 }
+
+/** Where a Debian-style /usr has what the guest's scripts run: the host's and Debian's trees alike. */
+const usrTools: GuestTools = {
+  mkfsExt4: '/usr/sbin/mkfs.ext4',
+  resize2fs: '/usr/sbin/resize2fs',
+  iproute2: '/usr/sbin/ip',
+  nixStore: '/usr/bin/nix-store',
+  nixDaemon: '/usr/bin/nix-daemon',
+  fallocate: '/usr/bin/fallocate',
+};
 
 const executable = (path: string) => access(path, constants.X_OK).then(() => true, () => false);
 
@@ -72,6 +84,7 @@ export function hostUserland(): GuestUserland {
     description: "the host's /usr",
     usr: '/usr',
     imageKey: 'host',
+    tools: usrTools,
     ldCache: '/etc/ld.so.cache',
     kernel: (request) => locateKernel({ ...request, hostArch: hostArch() }),
     busybox: () => findBusybox(),
@@ -80,9 +93,9 @@ export function hostUserland(): GuestUserland {
     checkEmulators: (systems, arch) =>
       checkEmulatorsIn(userland, systems, arch, `${installCommand(hostPackages.qemuUser)}, use --userland debian, or leave those systems out of --systems`),
     async checkIpTool() {
-      if (!(await executable(guestPaths.ipTool))) {
+      if (!(await executable(onHost(userland.usr, usrTools.iproute2)))) {
         throw failed(
-          `${guestPaths.ipTool} not found: the guest needs iproute2 to keep builds off the host's loopback`,
+          `${usrTools.iproute2} not found: the guest needs iproute2 to keep builds off the host's loopback`,
           `${installCommand(hostPackages.iproute2)}, or use --userland debian`,
         );
       }
@@ -130,6 +143,7 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
     description: `Debian ${debianSuite} ${arch}, ${tree.packages.length} packages`,
     usr: join(tree.root, 'usr'),
     imageKey: `debian ${tree.key}`,
+    tools: usrTools,
     async kernel(kernelRequest) {
       if (kernelRequest.explicit !== undefined) return locateKernel({ ...kernelRequest, hostArch: request.arch });
       const found = await kernelInTree(tree.root);
@@ -147,7 +161,7 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
     emulator: (info) => `/usr/bin/qemu-${info.qemuArch}`,
     checkEmulators: (systems, arch) => checkEmulatorsIn(userland, systems, arch, 'leave those systems out of --systems: Debian has no emulator for them'),
     async checkIpTool() {
-      if (!(await executable(onHost(userland.usr, guestPaths.ipTool)))) throw failed(`the Debian packages have no ${guestPaths.ipTool} (iproute2)`, cacheHint);
+      if (!(await executable(onHost(userland.usr, usrTools.iproute2)))) throw failed(`the Debian packages have no ${usrTools.iproute2} (iproute2)`, cacheHint);
     },
   };
   return userland;
@@ -198,7 +212,7 @@ export function decideUserland(choice: UserlandChoice, facts: HostUserlandFacts,
   if (!facts.distribution.some((id) => id === 'debian' || id === 'ubuntu')) lacks.push(`is not Debian or Ubuntu (${facts.distribution.join(', ') || 'no /etc/os-release'})`);
   if (!facts.staticBusybox) lacks.push('has no static busybox');
   if (!facts.kernel) lacks.push('has no kernel with modules and no apt to download one');
-  if (!facts.ipTool) lacks.push(`has no ${guestPaths.ipTool}`);
+  if (!facts.ipTool) lacks.push(`has no ${usrTools.iproute2}`);
   if (lacks.length === 0) return { kind: 'host', reason: "auto: the host's /usr serves the guest (Debian-like, static busybox, a kernel, iproute2)" };
   return { kind: 'debian', reason: `auto: Debian ${debianSuite} packages, because the host ${lacks.join(', ')}` };
 }
@@ -218,7 +232,7 @@ export async function hostUserlandFacts(options: { cacheDir: string; arch: HostA
   const staticBusybox = await findBusybox().then(() => true, () => false);
   const local = await findLocalKernel({ explicit: options.explicitKernel, cacheDir: options.cacheDir, hostArch: options.arch, log: () => undefined }).catch(() => undefined);
   const kernel = local !== undefined || (await executable('/usr/bin/apt-get'));
-  return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(guestPaths.ipTool) };
+  return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(usrTools.iproute2) };
 }
 
 /** options.arch is the guest's; a guest of another architecture than the host's always gets Debian's packages. */

@@ -3,7 +3,7 @@
  * the client's public key, and the guest's nix.conf and binfmt lines. The client's private key
  * is never here.
  */
-import { guestShareFiles } from '../guest/layout.js';
+import { diskDevice, guestShareFiles } from '../guest/layout.js';
 import type { GcThresholds } from './guest-config.js';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fs/files.js';
@@ -19,8 +19,8 @@ export interface GuestShareContent {
   readonly hostname: string;
   /** Set when the instance disk is attached (the guest mounts it under the store): when the guest collects garbage. */
   readonly disk?: GcThresholds;
-  /** Set when the Rosetta share is attached: how the guest mounts it ("virtiofs ro", "9p trans=virtio,…"). */
-  readonly rosettaMount?: string;
+  /** The Rosetta share is attached: the guest mounts it and registers it in binfmt_misc. */
+  readonly rosetta?: boolean;
 }
 
 export async function writeGuestShare(dir: string, content: GuestShareContent): Promise<void> {
@@ -32,11 +32,11 @@ export async function writeGuestShare(dir: string, content: GuestShareContent): 
     [guestShareFiles.nixConf, content.nixConf],
     [guestShareFiles.hostname, `${content.hostname}\n`],
   ];
-  if (content.disk) files.push([guestShareFiles.disk, `vda ${content.disk.minFreeBytes} ${content.disk.maxFreeBytes}\n`]);
+  if (content.disk) files.push([guestShareFiles.disk, `${diskDevice} ${content.disk.minFreeBytes} ${content.disk.maxFreeBytes}\n`]);
   else await rm(join(dir, guestShareFiles.disk), { force: true });
   if (content.binfmt.length > 0) files.push([guestShareFiles.binfmt, `${content.binfmt.join('\n')}\n`]);
   else await rm(join(dir, guestShareFiles.binfmt), { force: true });
-  if (content.rosettaMount !== undefined) files.push([guestShareFiles.rosetta, `${content.rosettaMount}\n`]);
+  if (content.rosetta === true) files.push([guestShareFiles.rosetta, '']);
   else await rm(join(dir, guestShareFiles.rosetta), { force: true });
   await Promise.all(files.map(([name, text]) => writeFileAtomic(join(dir, name), text, 0o600)));
 }

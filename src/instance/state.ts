@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { writeFileAtomic, readTextIfExists } from '../fs/files.js';
+import { loopbackHost, sshEndpointSchema } from '../ssh/endpoint.js';
 
 export const runStateVersion = 1;
 
@@ -19,13 +20,21 @@ export const runStateSchema = z.object({
   cores: z.number().int().positive(),
   memoryMiB: z.number().int().positive(),
   systems: z.array(z.string()),
-  sshPort: z.number().int().min(1).max(65535),
+  /** Where the VM's sshd is reached from the host. */
+  ssh: sshEndpointSchema,
   startedAt: z.string(),
   bootSeconds: z.number().nullable(),
   kernel: z.string(),
   initrd: z.string(),
 });
 export type RunState = z.infer<typeof runStateSchema>;
+
+/** Files written before the endpoint had a kind said only sshPort: a forwarded loopback port. */
+function withEndpoint(json: unknown): unknown {
+  if (typeof json !== 'object' || json === null || 'ssh' in json || !('sshPort' in json)) return json;
+  const { sshPort, ...rest } = json as Record<string, unknown>;
+  return { ...rest, ssh: { kind: 'tcp', host: loopbackHost, port: sshPort } };
+}
 
 export type ReadResult<T> = { kind: 'missing' } | { kind: 'ok'; value: T } | { kind: 'corrupt'; reason: string };
 
@@ -43,7 +52,7 @@ export async function readRunState(path: string): Promise<ReadResult<RunState>> 
   } catch {
     return { kind: 'corrupt', reason: `${path} is not valid JSON` };
   }
-  const parsed = runStateSchema.safeParse(json);
+  const parsed = runStateSchema.safeParse(withEndpoint(json));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return { kind: 'corrupt', reason: `${path} is invalid (${issue?.path.join('.') ?? ''}: ${issue?.message ?? '?'})` };

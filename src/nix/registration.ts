@@ -12,6 +12,7 @@ import { ensurePrivateDir } from '../fs/private-dir.js';
 import { connectionSharing, type Identity } from '../instance/identity.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { sshConfigBlock } from '../ssh/config.js';
+import { loopbackPort } from '../ssh/endpoint.js';
 import { removeBlock, upsertBlock } from './blocks.js';
 import { builderEntries, hostNixSettings } from './host-nix.js';
 import { machinesLine } from './machines.js';
@@ -59,8 +60,8 @@ export interface MachineOptions {
 
 export function instanceMachinesLine(paths: InstancePaths, identity: Identity, options: MachineOptions): string {
   return machinesLine({
-    alias: identity.endpoint.alias,
-    user: identity.endpoint.user,
+    alias: identity.sshHost.alias,
+    user: identity.sshHost.user,
     systems: options.systems,
     identityFile: paths.clientKey,
     maxJobs: options.cores,
@@ -71,8 +72,14 @@ export function instanceMachinesLine(paths: InstancePaths, identity: Identity, o
   });
 }
 
-export async function writeMachinesFile(paths: InstancePaths, identity: Identity, options: MachineOptions): Promise<void> {
+/**
+ * The instance's own machines file and the ssh_config block Nix's ssh needs, kept current at
+ * every start, serve and nix-config: what the installed config names (@machines file), or
+ * Includes (the Nix modules' ssh config), follows new keys and ports without a reinstall.
+ */
+export async function writeNixFiles(paths: InstancePaths, identity: Identity, options: MachineOptions): Promise<void> {
   await writeFileAtomic(paths.machines, `${instanceMachinesLine(paths, identity, options)}\n`, 0o644);
+  await writeFileAtomic(paths.nixSshConfig, sshBlock(paths, identity), 0o644);
 }
 
 /**
@@ -83,8 +90,8 @@ export async function writeMachinesFile(paths: InstancePaths, identity: Identity
  */
 export function sshBlock(paths: InstancePaths, identity: Identity): string {
   const agentPort = identity.settings.agentPort;
-  if (agentPort === undefined) return sshConfigBlock(identity.endpoint, connectionSharing(paths));
-  return sshConfigBlock({ ...identity.endpoint, port: agentPort }, [], 300);
+  if (agentPort === undefined) return sshConfigBlock(identity.sshHost, connectionSharing(paths));
+  return sshConfigBlock({ ...identity.sshHost, endpoint: loopbackPort(agentPort) }, [], 300);
 }
 
 /**

@@ -36,7 +36,8 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   assert.equal(s.accel, 'tcg');
   assert.equal(s.memoryMiB, 1024);
   assert.ok(s.pid > 0);
-  assert.deepEqual(Object.keys(s.ssh).sort(), ['host', 'hostKeyAlias', 'port', 'user']);
+  assert.deepEqual(Object.keys(s.ssh).sort(), ['host', 'hostKeyAlias', 'kind', 'port', 'user']);
+  assert.equal(s.ssh.kind, 'tcp');
   assert.equal(s.ssh.host, '127.0.0.1');
   assert.ok(s.bootSeconds > 0);
   assert.deepEqual(s.reasons, []);

@@ -170,8 +170,8 @@ test('where the file goes, by manager and scope; --unit-dir elsewhere is not loa
 
 test('a LaunchDaemon (root on macOS) keeps its state and log system-wide and carries TMPDIR; a LaunchAgent logs under the user\'s Application Support', () => {
   const daemon = servicePlan('dev', {}, { platform: 'darwin', uid: 0, env: { HOME: '/var/root', PATH: '/usr/bin:/bin' } });
-  assert.equal(daemon.stateDir, '/var/lib/linux-builder/dev');
-  assert.equal(daemon.logPath, '/var/lib/linux-builder/dev/service.log');
+  assert.equal(daemon.stateDir, '/var/db/linux-builder/dev');
+  assert.equal(daemon.logPath, '/var/db/linux-builder/dev/service.log');
   const agent = servicePlan('dev', {}, { platform: 'darwin', uid: 501, env: { HOME: '/Users/u', TMPDIR: '/var/folders/xy/T/' } });
   assert.equal(agent.logPath, '/Users/u/Library/Application Support/linux-builder/dev/service.log');
   assert.equal(agent.env.TMPDIR, '/var/folders/xy/T/', 'the agent finds the sockets the CLI made');
