@@ -4,12 +4,12 @@
  * socket paths vfkit can use. The facts are gathered in one place (probeMacFacts) and judged by a
  * pure function, so every verdict is tested on any host.
  */
-import { access } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { runCommand } from '../agent/service/manager.js';
 import { findOnPath } from '../drivers/process.js';
 import { checkVfkitSocketPath } from '../drivers/vfkit/argv.js';
 import { vfkitInstallHint } from '../drivers/vfkit/process.js';
+import { rosettaInstalled } from '../drivers/vfkit/rosetta.js';
 import { daemonListening, daemonRestartCommand } from '../nix/daemon.js';
 import type { Check } from './checks.js';
 
@@ -137,9 +137,6 @@ export function macChecks(facts: MacFacts, options: MacOptions): Check[] {
   return [cpuCheck(facts), macosCheck(facts), ...vfkitChecks(facts), rosettaCheck(facts, options), daemonCheck(facts), socketCheck(facts)];
 }
 
-/** Where Apple's Rosetta for Linux lies once Rosetta is installed. */
-const rosettaLinux = '/Library/Apple/usr/libexec/oah/RosettaLinux/rosetta';
-
 async function sysctl(name: string): Promise<string> {
   return (await runCommand(['/usr/sbin/sysctl', '-n', name])).stdout.trim();
 }
@@ -155,22 +152,20 @@ export async function probeVfkit(path: string = process.env.PATH ?? ''): Promise
 }
 
 export async function probeMacFacts(socketPaths: MacFacts['socketPaths']): Promise<MacFacts> {
-  const [arm64, translated, macos, vfkit, rosettaFile, daemon] = await Promise.all([
+  const [arm64, translated, macos, vfkit, rosetta, daemon] = await Promise.all([
     sysctl('hw.optional.arm64'),
     sysctl('sysctl.proc_translated'),
     runCommand(['/usr/bin/sw_vers', '-productVersion']),
     probeVfkit(),
-    access(rosettaLinux).then(() => true, () => false),
+    rosettaInstalled(),
     daemonListening(),
   ]);
-  // Rosetta is one install: its Linux runtime comes with it; arch -x86_64 asks macOS itself
-  const rosettaInstalled = rosettaFile || (arm64 === '1' && (await runCommand(['/usr/bin/arch', '-x86_64', '/usr/bin/true'])).code === 0);
   return {
     appleSilicon: arm64 === '1',
     nodeTranslated: translated === '1',
     macosVersion: macos.code === 0 ? macos.stdout.trim() : undefined,
     vfkit,
-    rosettaInstalled,
+    rosettaInstalled: rosetta,
     nixDaemonRunning: daemon,
     socketPaths,
   };

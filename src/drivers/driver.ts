@@ -40,6 +40,8 @@ export interface DriverCapabilities {
    * (a vsock device).
    */
   readonly ssh: 'forwarded-port' | 'vsock-socket';
+  /** The hypervisor can share Apple's Rosetta for Linux with the guest (a rosetta device). */
+  readonly rosetta: boolean;
 }
 
 export interface AccelDecision {
@@ -109,6 +111,10 @@ export interface Driver {
   control(runtimeDir: string): VmControl;
   /** Spawns the VM detached from this process; does not wait for SSH. Throws a UserError for a device it does not have. */
   launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm>;
+  /** The hypervisor's command line launch would run, without running it (start --dry-run). */
+  commandLine(plan: LaunchPlan, control: VmControl): Promise<string[]>;
+  /** Whether Apple's Rosetta is installed for the rosetta device (false where the driver has none). */
+  rosettaInstalled(): Promise<boolean>;
   /** True when pid is this instance's VM process (not a recycled pid of another program). */
   ownsProcess(pid: number, control: VmControl): Promise<boolean>;
   /**

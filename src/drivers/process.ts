@@ -3,7 +3,7 @@
  * later by its command line, wait for it to exit, kill it.
  */
 import { execFile, spawn } from 'node:child_process';
-import { constants } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { access, chmod, open, readdir, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -103,17 +103,26 @@ export function killHard(pid: number): void {
   }
 }
 
+function pathCandidates(name: string, path: string): string[] {
+  return path.split(delimiter).filter((dir) => dir !== '').map((dir) => join(dir, name));
+}
+
 /** The full path of an executable found on PATH, or undefined. */
 export async function findOnPath(name: string, path: string = process.env.PATH ?? ''): Promise<string | undefined> {
-  for (const dir of path.split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
+  for (const candidate of pathCandidates(name, path)) {
+    if (await access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
   }
   return undefined;
+}
+
+/** findOnPath, for a decision that cannot wait (which driver an instance has). */
+export function findOnPathSync(name: string, path: string = process.env.PATH ?? ''): string | undefined {
+  return pathCandidates(name, path).find((candidate) => {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }

@@ -38,6 +38,8 @@ export interface GuestTools {
   readonly nixStore: string;
   readonly nixDaemon: string;
   readonly fallocate: string;
+  /** socat, the relay from the guest's vsock port to sshd (SSH over vsock: vfkit). */
+  readonly socat: string;
 }
 
 export type NineCache = 'loose' | 'fscache' | 'mmap' | 'none';
@@ -62,6 +64,8 @@ export interface ModuleGroups {
   readonly late: LoadLevels;
   /** virtio_blk, ext4 and what they need; loaded in the background only when the disk is attached. */
   readonly disk: LoadLevels;
+  /** The virtio vsock transport; loaded only when SSH comes over vsock (lb.sshvsock). */
+  readonly vsock: LoadLevels;
 }
 
 export interface InitOptions {
@@ -145,6 +149,7 @@ export function rcBuilder(options: InitOptions): string {
     mkfs_ext4: tools.mkfsExt4,
     resize2fs: tools.resize2fs,
     iproute2: tools.iproute2,
+    socat: tools.socat,
     ready_marker: readyMarker,
     failed_marker: failedMarker,
   });
@@ -158,6 +163,7 @@ export function rcBuilder(options: InitOptions): string {
     LOAD_NET: loadLines(modules.net),
     LOAD_DISK: loadLines(modules.disk),
     LOAD_LATE: loadLines(modules.late),
+    LOAD_VSOCK: loadLines(modules.vsock),
   });
 }
 

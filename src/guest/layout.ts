@@ -52,11 +52,14 @@ export const diskDevice = 'vda';
 export interface GuestLaunch {
   readonly shares: ShareTransport;
   readonly network: GuestNetwork;
+  /** The vsock port the guest relays to its sshd (SSH over vsock, vfkit); absent: SSH over the NIC only. */
+  readonly sshVsockPort?: number;
 }
 
 /** The lb.* kernel arguments rc.builder.sh reads. */
 export function guestLaunchArgs(launch: GuestLaunch): string[] {
   const { network } = launch;
   const address = network.kind === 'static' ? [`lb.address=${network.address}`, `lb.gateway=${network.gateway}`] : ['lb.address=dhcp'];
-  return [`lb.shares=${launch.shares}`, ...address, `lb.dns=${network.dns}`, `lb.hostnet=${network.hostNet}`];
+  const vsock = launch.sshVsockPort === undefined ? [] : [`lb.sshvsock=${launch.sshVsockPort}`];
+  return [`lb.shares=${launch.shares}`, ...address, `lb.dns=${network.dns}`, `lb.hostnet=${network.hostNet}`, ...vsock];
 }

@@ -59,6 +59,7 @@ const usrTools: GuestTools = {
   nixStore: '/usr/bin/nix-store',
   nixDaemon: '/usr/bin/nix-daemon',
   fallocate: '/usr/bin/fallocate',
+  socat: '/usr/bin/socat',
 };
 
 const executable = (path: string) => access(path, constants.X_OK).then(() => true, () => false);

@@ -26,6 +26,8 @@ export interface PlanInputs extends Pick<LaunchPlan, 'hostArch' | 'guestArch' | 
   readonly ssh: SshEndpoint;
   /** Wipe the disk at every start (--ephemeral). */
   readonly ephemeral: boolean;
+  /** Rosetta for x86_64-linux: the hypervisor's own (a rosetta device), or a directory shared in its place (tests). */
+  readonly rosetta?: { readonly hostPath?: string } | undefined;
 }
 
 export function launchPlan(inputs: PlanInputs): LaunchPlan {
@@ -39,6 +41,7 @@ export function launchPlan(inputs: PlanInputs): LaunchPlan {
     { kind: 'net', forwards: ssh.kind === 'tcp' ? [{ host: ssh, guestPort: guestSshPort }] : [] },
     ...(ssh.kind === 'unix' ? [{ kind: 'vsock', guestPort: guestSshPort, socket: ssh.path } as const] : []),
     { kind: 'rng' },
+    ...rosettaDevices(inputs.rosetta, transport),
   ];
   return {
     name: paths.name,
@@ -49,8 +52,18 @@ export function launchPlan(inputs: PlanInputs): LaunchPlan {
     memoryMiB: inputs.memoryMiB,
     kernel: inputs.kernel,
     initrd: inputs.initrd,
-    kernelArgs: ['panic=-1', 'quiet', ...guestLaunchArgs({ shares: transport, network: inputs.network })],
+    kernelArgs: [
+      'panic=-1',
+      'quiet',
+      ...guestLaunchArgs({ shares: transport, network: inputs.network, ...(ssh.kind === 'unix' ? { sshVsockPort: guestSshPort } : {}) }),
+    ],
     devices,
     processLog: paths.processLog,
   };
+}
+
+function rosettaDevices(rosetta: PlanInputs['rosetta'], transport: ShareTransport): Device[] {
+  if (rosetta === undefined) return [];
+  if (rosetta.hostPath !== undefined) return [{ kind: 'share', tag: shareTags.rosetta, hostPath: rosetta.hostPath, transport }];
+  return [{ kind: 'rosetta', tag: shareTags.rosetta }];
 }

@@ -29,12 +29,15 @@ async function microvmFirmware(): Promise<string | undefined> {
   return undefined;
 }
 
-async function launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm> {
-  const files = qemuFiles(control);
+async function commandLine(plan: LaunchPlan, control: VmControl): Promise<string[]> {
   // microvm guests hang calibrating the TSC under TCG unless told its frequency.
   const tscKhz = plan.hostArch === 'x86_64' && plan.guestArch === 'x86_64' ? await hostTscKhz() : undefined;
   const firmware = plan.guestArch === 'x86_64' ? await microvmFirmware() : undefined;
-  const argv = qemuArgv(plan, { files, tscKhz, firmware });
+  return qemuArgv(plan, { files: qemuFiles(control), tscKhz, firmware });
+}
+
+async function launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm> {
+  const argv = await commandLine(plan, control);
   const binary = argv[0] ?? 'qemu';
   const binaryPath = await findOnPath(binary);
   if (binaryPath === undefined) throw failed(`${binary} not found`, installHint(binary));
@@ -93,7 +96,7 @@ const userNetwork = { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.
 
 export const qemuDriver: Driver = {
   name: 'qemu',
-  capabilities: { shares: ['9p'], network: userNetwork, ssh: 'forwarded-port' },
+  capabilities: { shares: ['9p'], network: userNetwork, ssh: 'forwarded-port', rosetta: false },
   control: qemuControl,
   async chooseAccel(requested, guestArch) {
     return decideAccel(requested, await probeAccelFacts(hostArch()), guestArch);
@@ -102,6 +105,10 @@ export const qemuDriver: Driver = {
     return prepareKernel(kernelImage, cacheDir, guestArch);
   },
   launch,
+  commandLine,
+  async rosettaInstalled() {
+    return false;
+  },
   ownsProcess,
   findProcesses,
   forceStop,

@@ -19,7 +19,7 @@ mount -a || fail "mount -a (/etc/fstab)"
 # What the launch plan says (lb.* on the kernel command line): how the shares come (virtiofs or
 # 9p), and the network: the guest's address and gateway (or dhcp), its DNS, and where the host's
 # loopback answers (builds are kept off it).
-shares=9p address= gateway= dns= hostnet=
+shares=9p address= gateway= dns= hostnet= sshvsock=
 read -r cmdline < /proc/cmdline
 set -f
 for arg in $cmdline; do
@@ -29,6 +29,7 @@ for arg in $cmdline; do
     lb.gateway=*) gateway=${arg#*=} ;;
     lb.dns=*) dns=${arg#*=} ;;
     lb.hostnet=*) hostnet=${arg#*=} ;;
+    lb.sshvsock=*) sshvsock=${arg#*=} ;;
   esac
 done
 set +f
@@ -136,6 +137,13 @@ rosetta=
 umask 022
 chmod 0644 /etc/ssh/$host_key_pub /etc/nix/$nix_conf /etc/$hostname_file 2>/dev/null
 umount $config_dir
+# SSH over vsock (vfkit relays a unix socket on the host to this port): socat hands each
+# connection to sshd on the loopback; until sshd listens a connection fails and the host retries
+if [ -n "$sshvsock" ]; then
+  @LOAD_VSOCK@
+  [ -x $socat ] || fail "SSH over vsock needs $socat in /usr"
+  $socat VSOCK-LISTEN:$sshvsock,reuseaddr,fork TCP4:127.0.0.1:22 > /dev/console 2>&1 &
+fi
 # the first ssh session runs /bin/sh from /usr: page it in now, not while the host waits
 /bin/sh -c : &
 @LOAD_LATE@

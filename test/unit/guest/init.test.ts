@@ -17,8 +17,9 @@ const modules = {
   net: [['net_failover'], ['virtio_net']],
   late: [['overlay', 'binfmt_misc']],
   disk: [['virtio_blk', 'jbd2', 'mbcache'], ['ext4']],
+  vsock: [['vsock'], ['vmw_vsock_virtio_transport_common'], ['vmw_vsock_virtio_transport']],
 };
-const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [] };
+const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [], vsock: [] };
 const options = (overrides: Partial<InitOptions> = {}): InitOptions => ({ modules, cache: 'loose', tools, sshdNoReexec: true, ...overrides });
 
 /**
@@ -104,6 +105,9 @@ test('modules load level by level, a level in parallel; the share transport\'s b
     'load virtio_net',
     'load virtio_blk jbd2 mbcache',
     'load ext4',
+    'load vsock',
+    'load vmw_vsock_virtio_transport_common',
+    'load vmw_vsock_virtio_transport',
     'load overlay binfmt_misc',
   ]);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
@@ -117,7 +121,7 @@ test('the transport\'s modules load by what the kernel command line says: virtio
   assert.deepEqual(lines.slice(at, at + 9).map((l) => l.trim()), ['case $shares in', 'virtiofs)', 'load fuse', 'load virtiofs', ';;', '*)', 'load 9pnet', 'load 9pnet_virtio 9p', ';;']);
   assert.match(rc, /^\s+lb\.shares=\*\) shares=\$\{arg#\*=\} ;;$/m);
   assert.ok(lineOf(/^read -r cmdline < \/proc\/cmdline$/) > lineOf(/^mount -a /), '/proc is mounted first');
-  assert.ok(lineOf(/^shares=9p address= gateway= dns= hostnet=$/) < lineOf(/^read -r cmdline/), '9p unless told otherwise');
+  assert.ok(lineOf(/^shares=9p address= gateway= dns= hostnet= sshvsock=$/) < lineOf(/^read -r cmdline/), '9p unless told otherwise');
 });
 
 test('shares mount read-only over the plan\'s transport: virtiofs by tag, 9p with the cache mode for /usr and the store', () => {
@@ -338,4 +342,17 @@ test('the Rosetta share is mounted at /run/rosetta over the launch\'s transport 
   assert.ok(flag < lineOf(/^umount \/run\/lbconfig$/), 'read while the config share is mounted');
   const mount = lineOf(/mkdir -p \/run\/rosetta && share rosetta \/run\/rosetta \|\| fail/);
   assert.ok(mount > lineOf(/^t binfmt$/) && mount < lineOf(/binfmt_misc\/register/), 'F opens the interpreter at registration: it must be there');
+});
+
+test('SSH over vsock: with lb.sshvsock the vsock modules load and socat relays the port to sshd on the loopback, after /usr is mounted', () => {
+  assert.match(rc, /^\s+lb\.sshvsock=\*\) sshvsock=\$\{arg#\*=\} ;;$/m);
+  const check = lineOf(/^if \[ -n "\$sshvsock" \]; then$/);
+  assert.ok(lineOf(/^ {2}load vsock$/) > check);
+  const relay = lineOf(/^ {2}\/usr\/bin\/socat VSOCK-LISTEN:\$sshvsock,reuseaddr,fork TCP4:127\.0\.0\.1:22 /);
+  assert.ok(relay > lineOf(/^wait \$usr \|\| fail/), 'socat comes from /usr');
+  assert.ok(relay < lineOf(new RegExp(`^echo ${readyMarker}`)));
+  assert.deepEqual(
+    guestLaunchArgs({ shares: 'virtiofs', network: { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.0/24' }, sshVsockPort: 22 }).at(-1),
+    'lb.sshvsock=22',
+  );
 });

@@ -53,3 +53,17 @@ test('the kernel arguments tell the guest the share transport and its network; a
   const dhcp = launchPlan({ ...inputs, transport: 'virtiofs', network: { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.1/32' } });
   assert.deepEqual(dhcp.kernelArgs.slice(2), ['lb.shares=virtiofs', 'lb.address=dhcp', 'lb.dns=192.168.64.1', 'lb.hostnet=192.168.64.1/32']);
 });
+
+test('SSH over vsock tells the guest which vsock port to relay to sshd', () => {
+  const vsock = launchPlan({ ...inputs, ssh: { kind: 'unix', path: paths.guestSshSocket } });
+  assert.equal(vsock.kernelArgs.at(-1), 'lb.sshvsock=22');
+  assert.ok(!launchPlan(inputs).kernelArgs.some((arg) => arg.startsWith('lb.sshvsock=')));
+});
+
+test('Rosetta: the hypervisor\'s own is a rosetta device; a stand-in directory is a share under the same tag; none without it', () => {
+  assert.deepEqual(devicesOf(launchPlan({ ...inputs, rosetta: {} }).devices, 'rosetta'), [{ kind: 'rosetta', tag: 'rosetta' }]);
+  const standIn = launchPlan({ ...inputs, rosetta: { hostPath: '/tmp/stand-in' } });
+  assert.deepEqual(devicesOf(standIn.devices, 'rosetta'), []);
+  assert.deepEqual(devicesOf(standIn.devices, 'share').at(-1), { kind: 'share', tag: 'rosetta', hostPath: '/tmp/stand-in', transport: '9p' });
+  assert.equal(launchPlan(inputs).devices.filter((d) => d.kind === 'rosetta' || (d.kind === 'share' && d.tag === 'rosetta')).length, 0);
+});

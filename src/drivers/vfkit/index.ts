@@ -1,0 +1,70 @@
+/**
+ * The vfkit driver (macOS, Apple Silicon): Virtualization.framework through vfkit. The guest is
+ * the aarch64 one QEMU boots elsewhere; shares are virtio-fs, SSH goes over vsock through a unix
+ * socket vfkit relays, the network is Virtualization.framework's NAT, and x86_64-linux runs
+ * through Apple's Rosetta. Stopped through vfkit's REST API (HardStop), then SIGKILL.
+ *
+ * vfkitPlanner is the same driver for `start --dry-run` off macOS: it renders the command line a
+ * Mac would run (with Rosetta installed) and launches nothing.
+ */
+import { rm } from 'node:fs/promises';
+import type { Driver, VmControl } from '../driver.js';
+import { badInput, failed } from '../../errors.js';
+import { prepareKernel } from '../qemu/kernel.js';
+import { vfkitArgv } from './argv.js';
+import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess } from './process.js';
+import { vfkitConfig, vfkitControl, vfkitFiles } from './render.js';
+import { rosettaInstalled } from './rosetta.js';
+
+/**
+ * Virtualization.framework's NAT: the Mac at 192.168.64.1 (its DNS proxy too) on the default
+ * shared network; the guest takes a lease. Builds are kept off the Mac's addresses there.
+ */
+const natNetwork = { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.0/24' } as const;
+
+async function clearControl(control: VmControl): Promise<void> {
+  const files = vfkitFiles(control);
+  await Promise.all([files.restSocket, files.pidFile].map((file) => rm(file, { force: true })));
+}
+
+function makeDriver(planner: boolean): Driver {
+  return {
+    name: 'vfkit',
+    capabilities: { shares: ['virtiofs'], network: natNetwork, ssh: 'vsock-socket', rosetta: true },
+    control: vfkitControl,
+    async chooseAccel(requested) {
+      if (requested === 'kvm' || requested === 'tcg') {
+        throw badInput(`--accel ${requested} does not apply to vfkit: Virtualization.framework always uses the Mac's hardware virtualization`, 'use --accel auto (or hvf), or --driver qemu');
+      }
+      return { accel: 'hvf', reason: "Virtualization.framework (the Mac's hardware virtualization)" };
+    },
+    prepareKernel(kernelImage, cacheDir, guestArch) {
+      if (guestArch !== 'aarch64') throw badInput(`vfkit runs aarch64 guests on Apple Silicon, not ${guestArch}`, 'drop --arch (x86_64-linux builds run through Rosetta), or use --driver qemu');
+      return prepareKernel(kernelImage, cacheDir, guestArch);
+    },
+    async commandLine(plan, control) {
+      return vfkitArgv(vfkitConfig(plan, control));
+    },
+    async launch(plan, control) {
+      if (planner) throw failed('vfkit runs on macOS only: this host can only plan its command line', 'use start --dry-run');
+      return launchVfkit(vfkitConfig(plan, control), plan.processLog);
+    },
+    async rosettaInstalled() {
+      // a plan for an Apple Silicon Mac assumes Rosetta installed (--no-rosetta plans without it)
+      return planner || rosettaInstalled();
+    },
+    ownsProcess(pid, control) {
+      return ownsVfkitProcess(pid, vfkitFiles(control).restSocket);
+    },
+    findProcesses(control) {
+      return findVfkitProcesses(vfkitFiles(control).restSocket);
+    },
+    async forceStop(pid, control, timeoutMs) {
+      await forceStopVfkit(pid, vfkitFiles(control).restSocket, timeoutMs);
+    },
+    clearControl,
+  };
+}
+
+export const vfkitDriver: Driver = makeDriver(false);
+export const vfkitPlanner: Driver = makeDriver(true);
