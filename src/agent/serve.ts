@@ -63,7 +63,7 @@ export async function serve(name: string, options: ServeOptions): Promise<void> 
     if (JSON.stringify(settings) !== JSON.stringify(remembered)) await saveSettings(paths, settings);
     // Nix and ssh reach the builder through the agent before its first boot: keys, the pinned
     // host key, the machines file and the ssh block (which the Nix modules Include).
-    const identity = await ensureIdentity(paths, settings, selectDriver().capabilities);
+    const identity = await ensureIdentity(paths, settings, selectDriver(settings.driver).capabilities);
     await writeNixFiles(paths, identity, { systems: instanceSystems(identity.settings.systems, guestArchOf(identity.settings)), cores: identity.settings.cores });
     const agent = new Agent({
       paths,

@@ -22,13 +22,16 @@ function withSettings(command: Command): Command {
     .option('--ephemeral', 'wipe the disk at every start, so nothing built survives a restart (remembered)')
     .option('--no-ephemeral', 'keep the disk across restarts again (the default)')
     .addOption(new Option('--userland <userland>', "the guest's /usr, kernel, busybox and sshd: the host's, Debian's packages fetched into the cache, or auto: host on a Debian or Ubuntu host that has them (remembered; default auto)").choices(['auto', 'host', 'debian']))
-    .option('--mirror <url>', 'the Debian mirror for --userland debian (remembered; default http://deb.debian.org/debian)');
+    .option('--mirror <url>', 'the Debian mirror for --userland debian (remembered; default http://deb.debian.org/debian)')
+    .addOption(new Option('--driver <driver>', 'the hypervisor: vfkit on an Apple Silicon Mac that has it, QEMU elsewhere (auto), or the one named (remembered; default auto)').choices(['auto', 'qemu', 'vfkit']))
+    .option('--rosetta', "run x86_64-linux builds through Apple's Rosetta where the driver shares it (vfkit; remembered; the default)")
+    .option('--no-rosetta', 'run x86_64-linux builds under qemu-user in the guest instead of Rosetta (remembered)');
 }
 
 function program(): Command {
   let exitCode = 0;
   const cli = new Command('linux-builder')
-    .description('A Linux builder VM for Nix: QEMU on Linux, started on demand, reachable over pinned SSH.')
+    .description('A Linux builder VM for Nix: QEMU on Linux, vfkit on macOS, started on demand, reachable over pinned SSH.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--name <name>', 'instance name (a plain word); every instance is independent', 'default')
     .showHelpAfterError('(run with --help for usage)')
@@ -37,6 +40,8 @@ function program(): Command {
   const name = (): string => validateInstanceName(cli.opts<{ name: string }>().name);
 
   withSettings(cli.command('start').description('start the builder VM and wait until SSH works (already running: says so)'))
+    .option('--dry-run', "prepare everything a launch needs (keys, disk, kernel, guest image) and print the hypervisor's command line instead of running it; remembers no setting (off macOS the only way to use --driver vfkit)")
+    .option('--json', 'with --dry-run: print {"driver": …, "argv": […]}')
     .option('--verbose', 'show what is done and why')
     .action(async (options) => (await import('./start.js')).startCommand(name(), options));
   cli

@@ -32,10 +32,13 @@ export function kernelPackage(arch: DebianArch): string {
   return `linux-image-${arch}`;
 }
 
-/** The guest's userland; with foreign systems, the emulators that run them. */
-export function guestPackageRequest(arch: DebianArch, options: { foreign: boolean }): PackageRequest {
+/** socat relays the guest's vsock port to sshd when SSH comes over vsock (vfkit). */
+export const vsockRelayPackages = ['socat'] as const;
+
+/** The guest's userland; with foreign systems, the emulators that run them; with SSH over vsock, its relay. */
+export function guestPackageRequest(arch: DebianArch, options: { foreign: boolean; vsock?: boolean }): PackageRequest {
   return {
-    packages: [kernelPackage(arch), ...guestPackages, ...(options.foreign ? emulatorPackages : [])],
+    packages: [kernelPackage(arch), ...guestPackages, ...(options.foreign ? emulatorPackages : []), ...(options.vsock === true ? vsockRelayPackages : [])],
     skip: [...notForTheGuest],
   };
 }

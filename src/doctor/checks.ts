@@ -5,8 +5,10 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { selectDriver } from '../drivers/index.js';
+import { basename, dirname } from 'node:path';
+import type { Driver, GuestArch } from '../drivers/driver.js';
+import { instanceDriver } from '../instance/driver-of.js';
+import { macChecks, probeMacFacts } from './macos.js';
 import { findOnPath } from '../drivers/process.js';
 import { UserError } from '../errors.js';
 import { findBusybox } from '../guest/busybox.js';
@@ -15,7 +17,7 @@ import { builderModules, findGuestModules } from '../guest/modules.js';
 import { instanceSystems } from '../instance/guest-config.js';
 import { chooseUserland, hostUserland } from '../guest/userland.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
-import { defaultDiskMiB, guestArchOf } from '../config/settings.js';
+import { defaultDiskMiB, guestArchOf, type Settings } from '../config/settings.js';
 import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
@@ -180,11 +182,8 @@ async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Pr
   return checks;
 }
 
-export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
-  const paths = instancePaths(name);
-  const driver = selectDriver();
-  const settings = await loadSettings(paths).catch(() => undefined);
-  const arch = settings ? guestArchOf(settings) : hostArch();
+/** QEMU's host: the guest's architecture, QEMU, the accelerator, where the guest's programs come from. */
+async function qemuHostChecks(paths: InstancePaths, driver: Driver, settings: Settings | undefined, arch: GuestArch): Promise<Check[]> {
   const checks: Check[] = [];
   checks.push(ok('arch', arch === hostArch() ? `${arch} guest, the host's architecture` : `${arch} guest on this ${hostArch()} host (--arch; emulated by TCG, slower)`));
   const qemuBinary = arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
@@ -223,6 +222,21 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
       await hostUserland().checkEmulators(systems, arch);
       return ok('qemu-user', `emulators present for ${systems.join(', ')}`);
     }));
+  }
+  return checks;
+}
+
+export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
+  const paths = instancePaths(name);
+  const settings = await loadSettings(paths).catch(() => undefined);
+  const driver = await instanceDriver(paths);
+  const arch = settings ? guestArchOf(settings) : hostArch();
+  const checks: Check[] = [];
+  if (driver.name === 'vfkit') {
+    const sockets = [...driver.control(paths.runtimeDir).sockets, paths.guestSshSocket].map((path) => ({ what: basename(path), path }));
+    checks.push(...macChecks(await probeMacFacts(sockets), { rosetta: settings?.rosetta ?? true }));
+  } else {
+    checks.push(...(await qemuHostChecks(paths, driver, settings, arch)));
   }
   const version = await nixVersion();
   checks.push(version ? ok('nix', `Nix ${version}`) : fail('nix', 'nix not found', installCommand(hostPackages.nix)));

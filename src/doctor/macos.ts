@@ -12,6 +12,7 @@ import { vfkitInstallHint } from '../drivers/vfkit/process.js';
 import { rosettaInstalled } from '../drivers/vfkit/rosetta.js';
 import { daemonListening, daemonRestartCommand } from '../nix/daemon.js';
 import type { Check } from './checks.js';
+import { rosettaInstallCommand } from '../instance/rosetta.js';
 
 export interface VfkitFacts {
   readonly path: string;
@@ -63,7 +64,6 @@ function atLeast(version: readonly number[], floor: readonly number[]): boolean 
   return true;
 }
 
-export const rosettaInstallCommand = 'softwareupdate --install-rosetta --agree-to-license';
 
 function cpuCheck(facts: MacFacts): Check {
   if (!facts.appleSilicon) {

@@ -42,6 +42,8 @@ export interface DriverCapabilities {
   readonly ssh: 'forwarded-port' | 'vsock-socket';
   /** The hypervisor can share Apple's Rosetta for Linux with the guest (a rosetta device). */
   readonly rosetta: boolean;
+  /** Set when the hypervisor runs guests of one architecture only (vfkit: the Mac's aarch64). */
+  readonly guestArch?: GuestArch;
 }
 
 export interface AccelDecision {

@@ -119,6 +119,8 @@ export interface DebianUserlandRequest {
   readonly cacheDir: string;
   /** The Nix systems the guest builds: foreign ones bring qemu-user. */
   readonly systems: readonly string[];
+  /** SSH comes over vsock (vfkit): socat relays it to sshd. */
+  readonly vsock?: boolean;
   readonly mirror?: string | undefined;
   readonly onProgress?: (progress: FetchProgress) => void;
   readonly log?: (line: string) => void;
@@ -130,7 +132,7 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
   const tree = await debianUserland({
     cacheDir: request.cacheDir,
     arch: request.arch,
-    request: guestPackageRequest(arch, { foreign: emulatedSystems(request.systems, request.arch).length > 0 }),
+    request: guestPackageRequest(arch, { foreign: emulatedSystems(request.systems, request.arch).length > 0, vsock: request.vsock ?? false }),
     ...(request.mirror !== undefined ? { mirror: request.mirror } : {}),
     ...(request.onProgress !== undefined ? { onProgress: request.onProgress } : {}),
     ...(request.log !== undefined ? { log: request.log } : {}),

@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { failed } from '../errors.js';
-import { selectDriver } from '../drivers/index.js';
+import { driverNamed } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { isAlive } from '../drivers/process.js';
 import type { Reporter } from './reporter.js';
@@ -66,7 +66,7 @@ export async function settleExitedVm(name: string, exit: Omit<LastExit, 'request
     const read = await readRunState(paths.state);
     if (read.kind === 'ok' && read.value.pid === exit.pid && !(await isAlive(exit.pid))) {
       await closeSharedConnection(paths);
-      await clearRunFiles(paths, selectDriver());
+      await clearRunFiles(paths, driverNamed(read.value.driver));
     }
   } finally {
     await lock.release();

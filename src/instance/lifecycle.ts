@@ -3,7 +3,7 @@
  * (start.ts), stop (stop.ts), status (status.ts), and settling a VM that exited on its own
  * (leftovers.ts). Drivers only launch, inspect and stop their hypervisor.
  */
-export { start, BootFailure, type StartOptions, type StartResult } from './start.js';
+export { start, dryRun, BootFailure, type DryRun, type StartOptions, type StartResult } from './start.js';
 export { stop, type StopOptions, type StopResult } from './stop.js';
 export { status, type InstanceState, type InstanceStatus } from './status.js';
 export { settleExitedVm } from './leftovers.js';

@@ -4,7 +4,8 @@
  */
 import { stat } from 'node:fs/promises';
 import { badInput } from '../errors.js';
-import { applyFlags, type Settings, type SettingsFlags } from '../config/settings.js';
+import { applyFlags, guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
+import type { DriverCapabilities, GuestArch } from '../drivers/driver.js';
 import { decideDisk, diskBytes } from './disk.js';
 import { loadSettings } from './identity.js';
 import type { InstancePaths } from './paths.js';
@@ -30,4 +31,14 @@ export async function settingsWithFlags(paths: InstancePaths, flags: SettingsFla
   // Decided again under the lock before launch.
   decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
   return { remembered, settings };
+}
+
+/** The guest's architecture: the driver's only one (vfkit: aarch64), else --arch or the host's. */
+export function guestArchFor(settings: Pick<Settings, 'arch'>, capabilities: Pick<DriverCapabilities, 'guestArch'>): GuestArch {
+  const only = capabilities.guestArch;
+  if (only === undefined) return guestArchOf(settings);
+  if (settings.arch !== undefined && settings.arch !== only) {
+    throw badInput(`--arch ${settings.arch}: this driver runs ${only} guests only`, `drop --arch (x86_64-linux builds run through Rosetta or qemu-user in the guest), or use --driver qemu`);
+  }
+  return only;
 }

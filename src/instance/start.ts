@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { failed, UserError } from '../errors.js';
-import { guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
+import type { Settings, SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
-import type { Driver, ExitInfo, RunningVm } from '../drivers/driver.js';
+import type { AccelDecision, Driver, ExitInfo, GuestArch, LaunchPlan, RunningVm, VmControl } from '../drivers/driver.js';
 import { ensureGuestImage } from '../guest/image.js';
 import { guestShareFiles } from '../guest/layout.js';
 import { chooseUserland, debianGuestUserland, hostUserland, type GuestUserland, type UserlandDecision } from '../guest/userland.js';
@@ -24,7 +24,8 @@ import { acquireLock } from './lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, saveSettings } from './identity.js';
-import { settingsWithFlags } from './settings-flags.js';
+import { guestArchFor, settingsWithFlags } from './settings-flags.js';
+import { decideRosetta } from './rosetta.js';
 import { writeRunState, runStateVersion, type RunState } from './state.js';
 import { observe, type InstanceStatus } from './status.js';
 import { recordUnrequestedExit } from './last-exit.js';
@@ -86,20 +87,33 @@ export interface StartOptions {
   readonly storeSync?: StoreSync;
 }
 
-export async function start(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter, options: StartOptions = {}): Promise<StartResult> {
+/** What start decided before the lock: all of it checked before anything is written. */
+interface Checked {
+  readonly paths: InstancePaths;
+  readonly remembered: Settings;
+  readonly settings: Settings;
+  readonly driver: Driver;
+  readonly userland: UserlandDecision;
+}
+
+async function checkStart(name: string, flags: SettingsFlags, options: { dryRun: boolean }): Promise<Checked> {
   const paths = instancePaths(name);
-  const driver = selectDriver();
-  checkSockets(paths, driver);
   // Validate everything the user typed before writing anything.
   const { remembered, settings } = await settingsWithFlags(paths, flags);
-  const arch = guestArchOf(settings);
+  const driver = selectDriver(settings.driver, options);
+  checkSockets(paths, driver);
+  const arch = guestArchFor(settings, driver.capabilities);
   const userland = await chooseUserland(settings.userland, { cacheDir: paths.cacheDir, arch, explicitKernel: settings.kernel });
   if (userland.kind === 'host') {
     // Debian's packages are checked once fetched, under the lock
     await hostUserland().checkEmulators(instanceSystems(settings.systems, arch), arch);
     await hostUserland().checkIpTool();
   }
+  return { paths, remembered, settings, driver, userland };
+}
 
+export async function start(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter, options: StartOptions = {}): Promise<StartResult> {
+  const { paths, remembered, settings, driver, userland } = await checkStart(name, flags, { dryRun: false });
   await ensurePrivateDir(paths.runtimeDir);
   await ensurePrivateDir(paths.stateDir);
   await ensurePrivateDir(paths.cacheDir);
@@ -129,36 +143,79 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   }
 }
 
-async function boot(
+export interface DryRun {
+  readonly driver: string;
+  /** The hypervisor's command line, as start would run it. */
+  readonly argv: readonly string[];
+}
+
+/**
+ * start --dry-run: everything a launch needs is prepared (keys, disk, kernel, guest image, the
+ * config share) and the hypervisor's command line returned instead of run. Settings given now
+ * are not remembered; a running VM's files are not touched.
+ */
+export async function dryRun(name: string, flags: SettingsFlags, reporter: Reporter = silentReporter): Promise<DryRun> {
+  const { paths, remembered, settings, driver, userland } = await checkStart(name, flags, { dryRun: true });
+  await ensurePrivateDir(paths.runtimeDir);
+  await ensurePrivateDir(paths.stateDir);
+  await ensurePrivateDir(paths.cacheDir);
+  const lock = await acquireLock(paths.lock, { timeoutMs: settings.bootTimeoutMs + 120_000, onWait: () => reporter.phase('waiting for another start') });
+  try {
+    const seen = await observe(paths, driver);
+    if (seen.owned) {
+      throw failed(`builder "${name}" is running: a dry run would rewrite the disk and files it uses`, `stop it first: linux-builder --name ${name} stop`);
+    }
+    const disk = decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
+    const { plan, control } = await prepare(paths, driver, { settings, toRemember: remembered, dryRun: true }, userland, disk, reporter);
+    return { driver: driver.name, argv: await driver.commandLine(plan, control) };
+  } finally {
+    await lock.release();
+  }
+}
+
+interface Prepared {
+  readonly plan: LaunchPlan;
+  readonly control: VmControl;
+  readonly ssh: SshEndpoint;
+  readonly arch: GuestArch;
+  readonly systems: string[];
+  readonly accel: AccelDecision;
+}
+
+/** Keys, userland, kernel, the config share, the disk, the image: the plan, ready to launch. */
+async function prepare(
   paths: InstancePaths,
   driver: Driver,
-  settings: Settings,
+  wanted: { settings: Settings; toRemember: Settings; dryRun: boolean },
   decision: UserlandDecision,
   disk: DiskDecision,
   reporter: Reporter,
-  storeSync: StoreSync,
-): Promise<StartResult> {
-  const t0 = Date.now();
+): Promise<Prepared> {
   const control = driver.control(paths.runtimeDir);
-  const identity = await ensureIdentity(paths, settings, driver.capabilities);
+  // a dry run remembers none of its flags (a port picked for the instance is kept, as by any start)
+  const identity = await ensureIdentity(paths, wanted.toRemember, driver.capabilities);
+  const settings: Settings = { ...wanted.settings, ...(identity.settings.sshPort !== undefined ? { sshPort: identity.settings.sshPort } : {}) };
   if (identity.newKeys) {
     reporter.info(
       `builder "${paths.name}" has new SSH keys (its first start, its state dir was removed, or its stored keys were not valid OpenSSH): if Nix used it before, run "linux-builder --name ${paths.name} nix-config --install" again`,
     );
   }
   const ssh = identity.sshHost.endpoint;
-  await checkEndpointFree(paths, ssh);
+  if (!wanted.dryRun) await checkEndpointFree(paths, ssh);
   // Probed while the kernel and image are prepared; offline hosts answer in milliseconds.
   const substituters = hostNixSettings()
     .then((host) => reachableSubstituters(host.substituters))
     .catch(() => []);
-  const arch = guestArchOf(settings);
+  const arch = guestArchFor(settings, driver.capabilities);
   const accel = await driver.chooseAccel(settings.accel, arch);
   if (accel.accel === 'tcg' || settings.accel === 'auto') reporter.info(accel.reason);
 
   const systems = instanceSystems(settings.systems, arch);
+  const { rosetta, note } = await decideRosetta(driver, { wanted: settings.rosetta, arch, systems });
+  if (note !== undefined) (rosetta === undefined ? reporter.info : reporter.detail)(note);
   reporter.phase('preparing userland');
-  const userland = await prepareUserland(paths, settings, decision, systems, reporter);
+  const vsock = driver.capabilities.ssh === 'vsock-socket';
+  const userland = await prepareUserland(paths, settings, decision, systems, arch, vsock, reporter);
 
   reporter.phase('preparing kernel');
   const kernel = await userland.kernel({ explicit: settings.kernel, cacheDir: paths.cacheDir, log: reporter.detail });
@@ -178,14 +235,16 @@ async function boot(
     hostKey: await readFile(join(paths.guestShare, guestShareFiles.hostKey), 'utf8'),
     hostKeyPub: identity.hostPublicKey,
     authorizedKeys: await readFile(paths.clientKeyPub, 'utf8'),
-    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters }),
-    binfmt: binfmtLines(systems, arch, userland.emulator),
+    nixConf: guestNixConf({ systems, arch, cores: settings.cores, substituters: await substituters, rosetta: rosetta !== undefined }),
+    binfmt: binfmtLines(systems, arch, userland.emulator, rosetta !== undefined),
     hostname: `linux-builder-${paths.name}`,
     disk: gcThresholds(disk.sizeMiB),
+    rosetta: rosetta !== undefined,
   });
   await writingTo(paths.disk, () => applyDiskDecision(paths.disk, disk));
   reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);
-  await writeNixFiles(paths, identity, { systems, cores: settings.cores });
+  // what Nix and ssh read follows real starts only
+  if (!wanted.dryRun) await writeNixFiles(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
     modulesDir: kernel.modulesDir,
     kernelVersion: kernel.version,
@@ -196,7 +255,6 @@ async function boot(
   });
   reporter.detail(`initramfs ${image.built ? 'built' : 'cached'}: ${image.path}`);
 
-  reporter.phase('booting');
   const plan = launchPlan({
     paths,
     hostArch: hostArch(),
@@ -211,7 +269,23 @@ async function boot(
     network: driver.capabilities.network,
     ssh,
     ephemeral: settings.ephemeral,
+    rosetta,
   });
+  return { plan, control, ssh, arch, systems, accel };
+}
+
+async function boot(
+  paths: InstancePaths,
+  driver: Driver,
+  settings: Settings,
+  decision: UserlandDecision,
+  disk: DiskDecision,
+  reporter: Reporter,
+  storeSync: StoreSync,
+): Promise<StartResult> {
+  const t0 = Date.now();
+  const { plan, control, ssh, arch, systems, accel } = await prepare(paths, driver, { settings, toRemember: settings, dryRun: false }, decision, disk, reporter);
+  reporter.phase('booting');
   const launchStarted = Date.now();
   const vm = await driver.launch(plan, control);
   const run: RunState = {
@@ -228,8 +302,8 @@ async function boot(
     ssh,
     startedAt: new Date(launchStarted).toISOString(),
     bootSeconds: null,
-    kernel: bootKernel.path,
-    initrd: image.path,
+    kernel: plan.kernel.path,
+    initrd: plan.initrd,
   };
   const rollback = (): void => {
     try {
@@ -272,20 +346,23 @@ async function prepareUserland(
   settings: Settings,
   decision: UserlandDecision,
   systems: readonly string[],
+  arch: GuestArch,
+  vsock: boolean,
   reporter: Reporter,
 ): Promise<GuestUserland> {
   if (decision.kind === 'debian' && settings.userland === 'auto') reporter.info(decision.reason);
   else reporter.detail(decision.reason);
   if (decision.kind === 'host') return hostUserland();
   const userland = await debianGuestUserland({
-    arch: guestArchOf(settings),
+    arch,
     cacheDir: paths.cacheDir,
     systems,
+    vsock,
     mirror: settings.mirror,
     onProgress: (progress) => reporter.progress?.(progressLine(progress)),
     log: reporter.detail,
   });
-  await userland.checkEmulators(systems, guestArchOf(settings));
+  await userland.checkEmulators(systems, arch);
   await userland.checkIpTool();
   reporter.detail(`userland: ${userland.description} (${userland.usr})`);
   return userland;

@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { guestArchOf, type Settings } from '../config/settings.js';
 import { hostArch } from '../platform/host.js';
-import { selectDriver } from '../drivers/index.js';
+import { instanceDriver } from './driver-of.js';
 import type { Driver, GuestArch } from '../drivers/driver.js';
 import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
@@ -171,7 +171,7 @@ async function exists(path: string): Promise<boolean> {
 /** Never throws: whatever is wrong becomes state "broken" with reasons. */
 export async function status(name: string): Promise<InstanceStatus> {
   const paths = instancePaths(name);
-  const driver = selectDriver();
+  const driver = await instanceDriver(paths);
   try {
     return (await observe(paths, driver)).status;
   } catch (error) {

@@ -3,7 +3,7 @@
  * stops its VM hard; a VM the state files do not name is found by its command line and killed.
  */
 import { failed } from '../errors.js';
-import { selectDriver } from '../drivers/index.js';
+import { instanceDriver } from './driver-of.js';
 import type { Driver } from '../drivers/driver.js';
 import { isAlive, waitForExit } from '../drivers/process.js';
 import { guestPaths } from '../guest/init.js';
@@ -30,7 +30,7 @@ export interface StopOptions {
 
 export async function stop(name: string, options: StopOptions, reporter: Reporter = silentReporter): Promise<StopResult> {
   const paths = instancePaths(name);
-  const driver = selectDriver();
+  const driver = await instanceDriver(paths);
   const requestedBy = options.requestedBy ?? `"linux-builder stop${options.force ? ' --force' : ''}"`;
   const seen = await observe(paths, driver);
   if (!seen.owned || !seen.run) return stopUnlisted(paths, driver, seen, requestedBy);

@@ -40,7 +40,7 @@ export async function nixConfig(
   const paths = instancePaths(name);
   if (mode === 'uninstall') return { kind: 'uninstalled', touched: await uninstall(paths) };
   const settings = await loadSettings(paths);
-  const identity = await ensureIdentity(paths, settings, selectDriver().capabilities);
+  const identity = await ensureIdentity(paths, settings, selectDriver(settings.driver).capabilities);
   const machine = { systems: instanceSystems(identity.settings.systems, guestArchOf(identity.settings)), cores: identity.settings.cores };
   await writeNixFiles(paths, identity, machine);
   const scope = options.scope ?? defaultScope();

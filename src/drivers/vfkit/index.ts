@@ -30,7 +30,7 @@ async function clearControl(control: VmControl): Promise<void> {
 function makeDriver(planner: boolean): Driver {
   return {
     name: 'vfkit',
-    capabilities: { shares: ['virtiofs'], network: natNetwork, ssh: 'vsock-socket', rosetta: true },
+    capabilities: { shares: ['virtiofs'], network: natNetwork, ssh: 'vsock-socket', rosetta: true, guestArch: 'aarch64' },
     control: vfkitControl,
     async chooseAccel(requested) {
       if (requested === 'kvm' || requested === 'tcg') {

@@ -36,6 +36,7 @@ test('vfkit\'s capabilities: virtio-fs shares, the NAT by DHCP, SSH over a vsock
     network: { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.0/24' },
     ssh: 'vsock-socket',
     rosetta: true,
+    guestArch: 'aarch64',
   });
   assert.deepEqual(control, { runtimeDir: paths.runtimeDir, sockets: [`${paths.runtimeDir}/vfkit.sock`] });
 });
