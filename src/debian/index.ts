@@ -14,7 +14,8 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { errnoCode, failed } from '../errors.js';
-import { writeFileAtomic, writingTo } from '../fs/files.js';
+import { writingTo } from '../fs/files.js';
+import { writeVersionedJson } from '../fs/versioned-json.js';
 import { unpackDeb, UnpackTarget, PathEscape } from './deb.js';
 import { decompressed } from './decompress.js';
 import { downloadVerified, fetchText, MirrorUnreachable } from './fetch.js';
@@ -24,7 +25,7 @@ import { parsePackages, type PackageEntry, type PackageIndex } from './packages.
 import { debianArchiveKeys, parseRelease, verifiedText, BadSignature, type ArchiveKeys, type Release } from './release.js';
 import { resolvePackages, type PackageRequest } from './resolve.js';
 import {
-  debianCache, fileSha256, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, tempName, treeKey,
+  debianCache, fileSha256, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, requestRecordFile, tempName, treeKey, treeManifestFile,
   type DebianCache, type TreeManifest, type TreePackage,
 } from './tree.js';
 import { compareVersions } from './version.js';
@@ -114,7 +115,7 @@ export async function debianUserland(options: DebianUserlandOptions): Promise<De
   return writingTo(cache.dir, async () => {
     const manifest = (await readManifest(treeDir)) ?? (await buildTree(cache, set, progress, log));
     await mkdir(cache.requests, { recursive: true });
-    await writeFileAtomic(requestFile, `${JSON.stringify({ format: 1, tree: set.key, mirror: set.mirror, released: set.released }, null, 2)}\n`, 0o644);
+    await writeVersionedJson(requestFile, requestRecordFile, { format: 1, tree: set.key, mirror: set.mirror, released: set.released }, 0o644);
     return { root: join(treeDir, 'root'), key: set.key, packages: manifest.packages };
   }, { what: `fetching Debian packages into ${cache.dir}` });
 }
@@ -211,7 +212,7 @@ async function buildTree(cache: DebianCache, set: ResolvedSet, progress: (progre
     const manifest: TreeManifest = {
       format: 1, suite: debianSuite, arch, packages: packages.map((p) => ({ name: p.name, version: p.version, sha256: p.sha256 })),
     };
-    await writeFileAtomic(manifestPath(work), `${JSON.stringify(manifest, null, 2)}\n`, 0o644);
+    await writeVersionedJson(manifestPath(work), treeManifestFile, manifest, 0o644);
     try {
       await rename(work, join(cache.trees, key));
     } catch (error) {

@@ -13,7 +13,8 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
-import { readTextIfExists } from '../fs/files.js';
+import { z } from 'zod';
+import { readVersionedJsonOrUndefined, versionedFile } from '../fs/versioned-json.js';
 import type { DebianArch } from './package-set.js';
 import type { PackageEntry } from './packages.js';
 import type { PackageRequest } from './resolve.js';
@@ -31,28 +32,29 @@ export function debianCache(cacheDir: string): DebianCache {
   return { dir, indexes: join(dir, 'indexes'), debs: join(dir, 'debs'), trees: join(dir, 'trees'), requests: join(dir, 'requests') };
 }
 
+const treePackageSchema = z.object({ name: z.string(), version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 /** A package in a tree, as its manifest lists it. */
-export interface TreePackage {
-  readonly name: string;
-  readonly version: string;
-  readonly sha256: string;
-}
+export type TreePackage = z.infer<typeof treePackageSchema>;
 
-export interface TreeManifest {
-  readonly format: 1;
-  readonly suite: string;
-  readonly arch: DebianArch;
-  readonly packages: readonly TreePackage[];
-}
+const treeManifestSchema = z.object({
+  format: z.literal(1),
+  suite: z.string(),
+  arch: z.enum(['amd64', 'arm64']),
+  packages: z.array(treePackageSchema),
+});
+export type TreeManifest = z.infer<typeof treeManifestSchema>;
+export const treeManifestFile = versionedFile(treeManifestSchema, 1, 'format');
 
 /** Pointer from a request to the tree that last answered it. */
-export interface RequestRecord {
-  readonly format: 1;
-  readonly tree: string;
-  readonly mirror: string;
+const requestRecordSchema = z.object({
+  format: z.literal(1),
+  tree: z.string().regex(/^[0-9a-f]{32}$/),
+  mirror: z.string(),
   /** The InRelease Date of the index the tree was resolved from. */
-  readonly released: string;
-}
+  released: z.string(),
+});
+export type RequestRecord = z.infer<typeof requestRecordSchema>;
+export const requestRecordFile = versionedFile(requestRecordSchema, 1, 'format');
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -71,27 +73,13 @@ export function manifestPath(treeDir: string): string {
   return join(treeDir, 'manifest.json');
 }
 
-/** A tree's manifest, or undefined when the tree is not (wholly) there. */
-export async function readManifest(treeDir: string): Promise<TreeManifest | undefined> {
-  const text = await readTextIfExists(manifestPath(treeDir));
-  if (text === undefined) return undefined;
-  try {
-    const manifest = JSON.parse(text) as TreeManifest;
-    return manifest.format === 1 && Array.isArray(manifest.packages) ? manifest : undefined;
-  } catch {
-    return undefined;
-  }
+/** A tree's manifest, or undefined when the tree is not (wholly) there or another version made it. */
+export function readManifest(treeDir: string): Promise<TreeManifest | undefined> {
+  return readVersionedJsonOrUndefined(manifestPath(treeDir), treeManifestFile);
 }
 
-export async function readRequest(path: string): Promise<RequestRecord | undefined> {
-  const text = await readTextIfExists(path);
-  if (text === undefined) return undefined;
-  try {
-    const record = JSON.parse(text) as RequestRecord;
-    return record.format === 1 && typeof record.tree === 'string' && /^[0-9a-f]{32}$/.test(record.tree) ? record : undefined;
-  } catch {
-    return undefined;
-  }
+export function readRequest(path: string): Promise<RequestRecord | undefined> {
+  return readVersionedJsonOrUndefined(path, requestRecordFile);
 }
 
 export async function fileSha256(path: string): Promise<string> {

@@ -3,7 +3,7 @@
  * removed when it is stopped. Versioned and written atomically.
  */
 import { z } from 'zod';
-import { writeFileAtomic, readTextIfExists } from '../fs/files.js';
+import { readVersionedJson, type JsonRead, versionedFile, writeVersionedJson } from '../fs/versioned-json.js';
 
 export const runStateVersion = 1;
 
@@ -27,30 +27,14 @@ export const runStateSchema = z.object({
 });
 export type RunState = z.infer<typeof runStateSchema>;
 
-export type ReadResult<T> = { kind: 'missing' } | { kind: 'ok'; value: T } | { kind: 'corrupt'; reason: string };
+export const runStateFile = versionedFile(runStateSchema, runStateVersion);
 
-export async function readRunState(path: string): Promise<ReadResult<RunState>> {
-  let text: string | undefined;
-  try {
-    text = await readTextIfExists(path);
-  } catch (error) {
-    return { kind: 'corrupt', reason: `cannot read ${path}: ${(error as Error).message}` };
-  }
-  if (text === undefined) return { kind: 'missing' };
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return { kind: 'corrupt', reason: `${path} is not valid JSON` };
-  }
-  const parsed = runStateSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { kind: 'corrupt', reason: `${path} is invalid (${issue?.path.join('.') ?? ''}: ${issue?.message ?? '?'})` };
-  }
-  return { kind: 'ok', value: parsed.data };
+/** A state.json of a newer linux-builder counts as corrupt: the advice (stop its VM, or let start replace it) is the same. */
+export async function readRunState(path: string): Promise<Exclude<JsonRead<RunState>, { kind: 'newer' }>> {
+  const read = await readVersionedJson(path, runStateFile);
+  return read.kind === 'newer' ? { kind: 'corrupt', reason: read.reason } : read;
 }
 
 export async function writeRunState(path: string, state: RunState): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
+  await writeVersionedJson(path, runStateFile, state);
 }
