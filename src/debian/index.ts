@@ -18,6 +18,7 @@ import { writingTo } from '../fs/files.js';
 import { writeVersionedJson } from '../fs/versioned-json.js';
 import { unpackDeb, UnpackTarget, PathEscape } from './deb.js';
 import { decompressed } from './decompress.js';
+import { mirrorDownload } from './download.js';
 import { downloadVerified, fetchText, MirrorUnreachable } from './fetch.js';
 import { debianArch, type DebianArch } from './package-set.js';
 import type { FetchProgress } from './progress.js';
@@ -178,7 +179,7 @@ async function buildTree(cache: DebianCache, set: ResolvedSet, progress: (progre
   const report = (stage: FetchProgress['stage'], total: number): void => progress({ stage, packagesDone, packagesTotal: total, bytesDone, bytesTotal });
   report('download', missing.length);
   await inParallel(missing, 4, async (p) => {
-    await downloadVerified(`${mirror}/${p.filename}`, debPath(p), p, `${p.name} ${p.version}`, (bytes) => {
+    await mirrorDownload(mirror, p, debPath(p), (bytes) => {
       bytesDone += bytes;
       report('download', missing.length);
     });

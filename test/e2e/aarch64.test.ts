@@ -81,10 +81,11 @@ test('--arch aarch64 on an x86_64 host: an emulated aarch64 guest from Debian\'s
   const nonce = `-aarch64-${process.pid}-${Date.now()}`;
   for (const system of Object.keys(machines) as (keyof typeof machines & BusyboxSystem)[]) {
     await t.test(`${system} builds in the aarch64 guest's sandbox (${system === 'aarch64-linux' ? 'natively' : 'under qemu-user'})`, async () => {
+      const busybox = await staticBusyboxStorePath(system);
       const started = Date.now();
       const result = await runNixBuild(env, [
         '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', probeNix,
-        '--arg', 'busybox', JSON.stringify(staticBusyboxStorePath(system)), '--argstr', 'system', system, '--arg', 'port', '9',
+        '--arg', 'busybox', JSON.stringify(busybox), '--argstr', 'system', system, '--arg', 'port', '9',
         // a normal derivation has no network: nothing is reached, and nothing waits
         '--argstr', 'outside', '192.0.2.1 9',
         '--argstr', 'hidden', '/nix/store/00000000000000000000000000000000-absent', '--argstr', 'nonce', nonce,

@@ -43,7 +43,7 @@ test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and 
   const env = nixEnv(scope, box.env);
   const machines = { 'x86_64-linux': 'x86_64', 'i686-linux': 'i686', 'aarch64-linux': 'aarch64' } as const;
   const systems = Object.keys(machines) as (keyof typeof machines & BusyboxSystem)[];
-  const busybox = Object.fromEntries(systems.map((s) => [s, staticBusyboxStorePath(s)])) as Record<string, string>;
+  const busybox = Object.fromEntries(await Promise.all(systems.map(async (s) => [s, await staticBusyboxStorePath(s)]))) as Record<string, string>;
 
   // the first start on a machine fetches ~210 MiB from the Debian mirror
   const started = await box.run(['--name', name, 'start', '--memory', '1G', '--userland', 'debian', '--verbose'], { timeoutMs: 15 * 60_000 });
