@@ -28,6 +28,17 @@ export interface KernelRequest {
   readonly log: (line: string) => void;
 }
 
+/** What the state file records and `status` shows of the userland a VM runs. */
+export interface UserlandSummary {
+  readonly kind: UserlandKind;
+  /** "the host's /usr", "Debian trixie arm64, 213 packages". */
+  readonly description: string;
+  /** The host directory shared as the guest's /usr. */
+  readonly usr: string;
+  /** The Debian tree's key: its directory under <cache>/debian/trees. */
+  readonly tree?: string;
+}
+
 export interface GuestUserland {
   readonly kind: UserlandKind;
   /** For log lines: "the host's /usr", "Debian trixie (…)". */
@@ -38,6 +49,7 @@ export interface GuestUserland {
   readonly imageKey: string;
   /** The userland's ld.so.cache, copied into the image; absent: its loader's built-in search path serves. */
   readonly ldCache?: string;
+  readonly summary: UserlandSummary;
   kernel(request: KernelRequest): Promise<KernelLocation>;
   busybox(): Promise<string>;
   sshd(options: { cacheDir: string; log: (line: string) => void }): Promise<FoundSshd>;
@@ -67,10 +79,12 @@ async function checkEmulatorsIn(userland: GuestUserland, systems: readonly strin
 // ---- the host's /usr -------------------------------------------------------------------
 
 export function hostUserland(): GuestUserland {
+  const summary: UserlandSummary = { kind: 'host', description: "the host's /usr", usr: '/usr' };
   const userland: GuestUserland = {
-    kind: 'host',
-    description: "the host's /usr",
-    usr: '/usr',
+    kind: summary.kind,
+    description: summary.description,
+    usr: summary.usr,
+    summary,
     imageKey: 'host',
     ldCache: '/etc/ld.so.cache',
     kernel: (request) => locateKernel({ ...request, hostArch: hostArch() }),
@@ -125,10 +139,12 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
   const cacheHint = `remove ${tree.root.replace(/\/root$/, '')} and start again to fetch the packages anew`;
   if (!(await executable(loader))) throw failed(`the Debian packages have no dynamic loader at /${debianLoader[request.arch]}`, cacheHint);
   const sshdVersion = tree.packages.find((p) => p.name === 'openssh-server')?.version ?? 'unknown';
+  const summary: UserlandSummary = { kind: 'debian', description: `Debian ${debianSuite} ${arch}, ${tree.packages.length} packages`, usr: join(tree.root, 'usr'), tree: tree.key };
   const userland: GuestUserland = {
-    kind: 'debian',
-    description: `Debian ${debianSuite} ${arch}, ${tree.packages.length} packages`,
-    usr: join(tree.root, 'usr'),
+    kind: summary.kind,
+    description: summary.description,
+    usr: summary.usr,
+    summary,
     imageKey: `debian ${tree.key}`,
     async kernel(kernelRequest) {
       if (kernelRequest.explicit !== undefined) return locateKernel({ ...kernelRequest, hostArch: request.arch });

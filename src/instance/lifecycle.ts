@@ -287,6 +287,7 @@ async function boot(
     bootSeconds: null,
     kernel: bootKernel.path,
     initrd: image.path,
+    userland: userland.summary,
   };
   const rollback = (): void => {
     try {

@@ -24,6 +24,13 @@ export const runStateSchema = z.object({
   bootSeconds: z.number().nullable(),
   kernel: z.string(),
   initrd: z.string(),
+  /** The guest's /usr: the host's or a Debian tree; absent in state files of earlier versions. */
+  userland: z.object({
+    kind: z.enum(['host', 'debian']),
+    description: z.string(),
+    usr: z.string(),
+    tree: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  }).optional(),
 });
 export type RunState = z.infer<typeof runStateSchema>;
 

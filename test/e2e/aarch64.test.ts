@@ -58,12 +58,17 @@ test('--arch aarch64 on an x86_64 host: an emulated aarch64 guest from Debian\'s
 
   await t.test('status and doctor say the guest\'s architecture; the machines line leads with aarch64-linux', async () => {
     const json = await box.run(['--name', name, 'status', '--json']);
-    const status = JSON.parse(json.stdout) as { arch: string; accel: string; systems: string[] };
+    const status = JSON.parse(json.stdout) as { arch: string; accel: string; systems: string[]; userland: { kind: string; usr: string; tree?: string } | null };
     assert.equal(status.arch, 'aarch64');
     assert.equal(status.accel, 'tcg');
     assert.deepEqual(status.systems, ['aarch64-linux', 'x86_64-linux', 'i686-linux']);
+    assert.equal(status.userland?.kind, 'debian');
+    assert.match(status.userland.tree ?? '', /^[0-9a-f]{32}$/);
+    assert.ok(status.userland.usr.endsWith(`/debian/trees/${status.userland.tree}/root/usr`), status.userland.usr);
+    assert.ok(existsSync(join(status.userland.usr, 'bin', 'nix-store')), 'the tree the guest shares as its /usr');
     const text = await box.run(['--name', name, 'status']);
     assert.match(text.stdout, /^ {2}arch {7}aarch64 \(emulated on this x86_64 host\)$/m);
+    assert.match(text.stdout, new RegExp(`^ {2}userland {3}debian: Debian trixie arm64, \\d+ packages, tree ${status.userland.tree}$`, 'm'));
     const doctor = await box.run(['--name', name, 'doctor']);
     assert.match(doctor.stdout, /^✓ arch +aarch64 guest on this x86_64 host/m, doctor.stdout);
     assert.match(doctor.stdout, /^✓ qemu +qemu-system-aarch64$/m, doctor.stdout);

@@ -63,6 +63,15 @@ test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and 
     assert.match(rest.join('\n'), /\+deb13-/, 'Debian trixie\'s kernel');
   });
 
+  await t.test('status says the running guest\'s userland: debian, and which tree', async () => {
+    const status = JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout) as { arch: string; userland: { kind: string; usr: string; tree?: string } | null };
+    assert.equal(status.arch, 'x86_64');
+    assert.equal(status.userland?.kind, 'debian');
+    assert.ok(status.userland.usr.endsWith(`/debian/trees/${status.userland.tree}/root/usr`), status.userland.usr);
+    const text = await box.run(['--name', name, 'status']);
+    assert.match(text.stdout, new RegExp(`^ {2}userland {3}debian: Debian trixie amd64, \\d+ packages, tree ${status.userland.tree}$`, 'm'));
+  });
+
   await t.test('doctor says which userland and why', async () => {
     const doctor = await box.run(['--name', name, 'doctor'], { env });
     assert.match(doctor.stdout, /^✓ userland +--userland debian: Debian trixie/m, doctor.stdout);
