@@ -6,7 +6,7 @@ import { badInput, failed } from '../errors.js';
 import { parseDurationMs } from '../config/values.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
 import { loadSettings, saveSettings } from '../instance/identity.js';
-import { acquireLock, lockHolder } from '../instance/lock.js';
+import { acquireLock, lockHolder } from '../fs/lock.js';
 import { instancePaths } from '../instance/paths.js';
 import { pickFreePort } from '../instance/ports.js';
 import { silentReporter, type Reporter } from '../instance/lifecycle.js';

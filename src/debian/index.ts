@@ -29,6 +29,7 @@ import {
   debianCache, fileSha256, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, requestRecordFile, tempName, treeKey, treeManifestFile,
   type DebianCache, type TreeManifest, type TreePackage,
 } from './tree.js';
+import { holdTree, holdTreeToo } from './users.js';
 import { compareVersions } from './version.js';
 
 export { debianArch, guestPackageRequest, guestPackages, emulatorPackages, kernelPackage, notForTheGuest, type DebianArch } from './package-set.js';
@@ -63,6 +64,11 @@ export interface DebianUserlandOptions extends ResolveOptions {
   readonly refresh?: boolean;
   readonly onProgress?: (progress: FetchProgress) => void;
   readonly log?: (line: string) => void;
+  /**
+   * The instance (its state dir) that boots the tree: it holds the tree, so nothing removes it,
+   * and trees it held before are removed once no instance holds them (users.ts).
+   */
+  readonly instance?: string;
 }
 
 /** A request resolved against the mirror's current index: what a fetch would download and unpack. */
@@ -94,17 +100,25 @@ export async function debianUserland(options: DebianUserlandOptions): Promise<De
   const log = options.log ?? (() => undefined);
   const progress = options.onProgress ?? (() => undefined);
   const requestFile = join(cache.requests, `${requestKey(debianSuite, arch, options.request)}.json`);
-  const known = await knownTree(cache, requestFile);
-  if (known !== undefined && options.refresh !== true) return known;
+  const { instance } = options;
+  /** The tree held for the instance; undefined when it was removed before it could be held. */
+  const held = async (tree: DebianTree): Promise<DebianTree | undefined> =>
+    instance === undefined || (await holdTree(cache, instance, tree.key, log)) ? tree : undefined;
+  let known = await knownTree(cache, requestFile);
+  if (known !== undefined && options.refresh !== true) {
+    known = await held(known);
+    if (known !== undefined) return known;
+  }
   progress({ stage: 'index', packagesDone: 0, packagesTotal: 0, bytesDone: 0, bytesTotal: 0 });
   let set: ResolvedSet;
   try {
     set = await resolveDebianSet(options);
   } catch (error) {
     if (!(error instanceof MirrorUnreachable)) throw error;
-    if (known !== undefined) {
+    const fallback = known === undefined ? undefined : await held(known);
+    if (fallback !== undefined) {
       log(`${error.message}: using the Debian packages fetched before`);
-      return known;
+      return fallback;
     }
     throw failed(
       `${error.message}, and the cache has no Debian ${debianSuite} packages for ${arch} yet (${options.request.packages.join(', ')})`,
@@ -114,10 +128,14 @@ export async function debianUserland(options: DebianUserlandOptions): Promise<De
   }
   const treeDir = join(cache.trees, set.key);
   return writingTo(cache.dir, async () => {
+    // held before it is looked at or built: no removal takes it, or the packages it is built from
+    if (instance !== undefined) await holdTreeToo(cache, instance, set.key);
     const manifest = (await readManifest(treeDir)) ?? (await buildTree(cache, set, progress, log));
     await mkdir(cache.requests, { recursive: true });
     await writeVersionedJson(requestFile, requestRecordFile, { format: 1, tree: set.key, mirror: set.mirror, released: set.released }, 0o644);
-    return { root: join(treeDir, 'root'), key: set.key, packages: manifest.packages };
+    const tree = { root: join(treeDir, 'root'), key: set.key, packages: manifest.packages };
+    if (instance !== undefined) await holdTree(cache, instance, set.key, log);
+    return tree;
   }, { what: `fetching Debian packages into ${cache.dir}` });
 }
 

@@ -4,6 +4,7 @@
  *   debs/<sha256>.deb      packages, named by the hash their Packages entry gave
  *   trees/<key>/           unpacked package sets: root/ and manifest.json; key from names, versions, hashes
  *   requests/<key>.json    which tree answered a request (suite, architecture, names) last
+ *   users/<id>.json        which trees an instance holds (users.ts), and lock, which guards them
  * Everything appears by rename once complete, so what has its final name is whole; temp names
  * carry the pid that writes them, so a later fetch can remove what a dead one left.
  */
@@ -13,6 +14,7 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
+import { isAlive } from '../platform/process.js';
 import { z } from 'zod';
 import { readVersionedJsonOrUndefined, versionedFile } from '../fs/versioned-json.js';
 import type { DebianArch } from './package-set.js';
@@ -25,11 +27,12 @@ export interface DebianCache {
   readonly debs: string;
   readonly trees: string;
   readonly requests: string;
+  readonly users: string;
 }
 
 export function debianCache(cacheDir: string): DebianCache {
   const dir = join(cacheDir, 'debian');
-  return { dir, indexes: join(dir, 'indexes'), debs: join(dir, 'debs'), trees: join(dir, 'trees'), requests: join(dir, 'requests') };
+  return { dir, indexes: join(dir, 'indexes'), debs: join(dir, 'debs'), trees: join(dir, 'trees'), requests: join(dir, 'requests'), users: join(dir, 'users') };
 }
 
 const treePackageSchema = z.object({ name: z.string(), version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
@@ -102,19 +105,10 @@ export function tempName(base: string, suffix: string): string {
   return `${base}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.${suffix}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
-  }
-}
-
-/** Removes temp files and directories in dir whose writer has died (an interrupted fetch). */
+/** Removes temp files and directories in dir whose writer has died (an interrupted fetch or removal). */
 export async function removeAbandoned(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const match = /\.(\d+)-[0-9a-f]+\.(part|unpack)$/.exec(name);
-    if (match && !alive(Number(match[1]))) await rm(join(dir, name), { recursive: true, force: true });
+    const match = /\.(\d+)-[0-9a-f]+\.(part|unpack|prune)$/.exec(name);
+    if (match && !(await isAlive(Number(match[1])))) await rm(join(dir, name), { recursive: true, force: true });
   }
 }

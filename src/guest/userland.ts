@@ -122,6 +122,8 @@ export interface DebianUserlandRequest {
   readonly mirror?: string | undefined;
   readonly onProgress?: (progress: FetchProgress) => void;
   readonly log?: (line: string) => void;
+  /** The instance's state dir: it holds the tree it boots, and trees no instance holds any more are removed. */
+  readonly instance?: string;
 }
 
 /** The Debian tree for the guest, fetched now unless the cache has it. */
@@ -134,6 +136,7 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
     ...(request.mirror !== undefined ? { mirror: request.mirror } : {}),
     ...(request.onProgress !== undefined ? { onProgress: request.onProgress } : {}),
     ...(request.log !== undefined ? { log: request.log } : {}),
+    ...(request.instance !== undefined ? { instance: request.instance } : {}),
   });
   const loader = join(tree.root, debianLoader[request.arch]);
   const cacheHint = `remove ${tree.root.replace(/\/root$/, '')} and start again to fetch the packages anew`;

@@ -15,7 +15,7 @@ import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostAlias } from '../ssh/config.js';
 import { diskUsage, type DiskUsage } from './disk.js';
 import { readLastExit, type LastExit } from './last-exit.js';
-import { lockHolder } from './lock.js';
+import { lockHolder } from '../fs/lock.js';
 import { instancePaths, type InstancePaths } from './paths.js';
 import { guestUser, loadSettings } from './identity.js';
 import { readRunState, type RunState } from './state.js';
