@@ -4,11 +4,13 @@
  * the cache (never installed). A downloaded kernel is reused without touching the network.
  */
 import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { HostArch } from '../drivers/driver.js';
 import { badInput, errnoCode, failed } from '../errors.js';
 import { writingTo } from '../fs/files.js';
+import { hostArch } from '../platform/host.js';
+import { readKernelImage, type KernelImageFacts } from './kernel-image.js';
 import { debianArch } from '../debian/package-set.js';
 import { aptDownload, AptDownloadFailed, unpackDebs, type CommandRunner, type DebFile } from '../debian/download.js';
 
@@ -24,8 +26,11 @@ export interface KernelLocation {
 export interface LocateKernelOptions {
   readonly explicit?: string | undefined;
   readonly cacheDir: string;
+  /** The architecture the kernel is for: the guest's. */
   readonly hostArch: HostArch;
   readonly log: (line: string) => void;
+  /** Unpacked package trees whose lib/modules or usr/lib/modules may hold an explicit kernel's modules (Debian's userland). */
+  readonly moduleTrees?: readonly string[];
   /** Seams for tests: the host's /boot and /lib/modules, and how commands (apt) run. */
   readonly bootDir?: string;
   readonly modulesRoot?: string;
@@ -62,7 +67,7 @@ function kernelsDir(cacheDir: string): string {
 
 // ---- --kernel PATH ---------------------------------------------------------------------
 
-async function fromFlag(path: string, modulesRoot: string, options: LocateKernelOptions): Promise<KernelLocation> {
+async function checkedFile(path: string): Promise<void> {
   let isFile: boolean;
   try {
     isFile = (await stat(path)).isFile();
@@ -72,47 +77,45 @@ async function fromFlag(path: string, modulesRoot: string, options: LocateKernel
     throw badInput(`--kernel ${path} ${why}`, noKernelHint);
   }
   if (!isFile) throw badInput(`--kernel ${path} is not a file`, noKernelHint);
-  const version = bzImageVersion(await readHead(path, 64 * 1024)) ?? versionFromFileName(basename(path));
+}
+
+/** The facts of an explicit kernel, which must be a readable file with a kernel for arch (bad input otherwise). */
+export async function checkKernelImage(path: string, arch: HostArch): Promise<KernelImageFacts> {
+  await checkedFile(path);
+  const facts = await readKernelImage(path);
+  if (facts.arch !== undefined && facts.arch !== arch) {
+    throw badInput(
+      `--kernel ${path} is an ${facts.arch} kernel, but the guest is ${arch}`,
+      `pass --kernel with an ${arch} kernel${arch === 'aarch64' ? ' (Image, Image.gz, or Debian\'s vmlinuz-*-arm64)' : ''}, or change --arch; a remembered --kernel is "kernel" in the instance's config.json`,
+    );
+  }
+  return facts;
+}
+
+async function fromFlag(path: string, modulesRoot: string, options: LocateKernelOptions): Promise<KernelLocation> {
+  const facts = await checkKernelImage(path, options.hostArch);
+  const version = facts.version ?? versionFromFileName(basename(path));
   if (version === undefined) {
     options.log(`cannot tell the version of ${path}: booting it without kernel modules`);
     return { image: path, version: 'unknown', modulesDir: undefined, source: 'flag' };
   }
   const modulesDir = await firstDirectory([
-    join(modulesRoot, version),
+    // the host's modules are of the host's architecture
+    ...(facts.arch === undefined || facts.arch === hostArch() ? [join(modulesRoot, version)] : []),
+    // beside it: boot/ and lib/ of an unpacked package, or lib/ in the kernel's own directory
     ...treeModuleDirs(join(dirname(path), '..'), version),
+    ...treeModuleDirs(dirname(path), version),
+    ...(options.moduleTrees ?? []).flatMap((tree) => treeModuleDirs(tree, version)),
     ...(await downloadedTrees(kernelsDir(options.cacheDir))).flatMap((tree) => treeModuleDirs(tree, version)),
   ]);
   if (modulesDir === undefined) options.log(`no modules found for kernel ${version}: booting without them`);
   return { image: path, version, modulesDir, source: 'flag' };
 }
 
-/** The kernel_version string of a bzImage: the setup header's field at 0x20E points to it (+0x200). */
-export function bzImageVersion(header: Buffer): string | undefined {
-  if (header.length < 0x210 || header.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined;
-  const pointer = header.readUInt16LE(0x20e);
-  if (pointer === 0) return undefined;
-  const start = pointer + 0x200;
-  const end = header.indexOf(0, start);
-  if (start >= header.length || end < 0) return undefined;
-  const version = header.toString('latin1', start, end).split(' ')[0] ?? '';
-  return /^\d+\.\d+[\w.+~-]*$/.test(version) ? version : undefined;
-}
-
 /** "vmlinuz-6.1.0-56-amd64" → "6.1.0-56-amd64". */
 export function versionFromFileName(name: string): string | undefined {
   const match = /^(?:vmlinuz|vmlinux|bzImage|Image)-(\d+\.\d+.*)$/.exec(name);
   return match?.[1];
-}
-
-async function readHead(path: string, bytes: number): Promise<Buffer> {
-  const file = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await file.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await file.close();
-  }
 }
 
 // ---- the host's kernels ----------------------------------------------------------------

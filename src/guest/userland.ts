@@ -7,7 +7,7 @@
 import { hostPackages, installCommand } from '../platform/install-command.js';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { GuestArch, HostArch } from '../drivers/driver.js';
 import type { UserlandChoice } from '../config/values.js';
 import { badInput, failed } from '../errors.js';
@@ -16,7 +16,7 @@ import { hostArch } from '../platform/host.js';
 import { emulatedSystems, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
 import { findBusybox } from './busybox.js';
 import { guestPaths } from './init.js';
-import { findLocalKernel, kernelInTree, locateKernel, type KernelLocation } from './kernel-source.js';
+import { checkKernelImage, findLocalKernel, kernelInTree, locateKernel, type KernelLocation } from './kernel-source.js';
 import { findSshd, fromTree, type FoundSshd } from './sshd.js';
 
 export { userlandChoices, type UserlandChoice } from '../config/values.js';
@@ -150,7 +150,18 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
     summary,
     imageKey: `debian ${tree.key}`,
     async kernel(kernelRequest) {
-      if (kernelRequest.explicit !== undefined) return locateKernel({ ...kernelRequest, hostArch: request.arch });
+      if (kernelRequest.explicit !== undefined) {
+        const found = await locateKernel({ ...kernelRequest, hostArch: request.arch, moduleTrees: [tree.root] });
+        if (found.modulesDir !== undefined) return found;
+        const debians = `or boot Debian's own ${arch} kernel: delete "kernel" from the instance's config.json`;
+        if (found.version === 'unknown') {
+          throw failed(`--kernel ${found.image}: its version cannot be read, so its modules cannot be found`, `name the file vmlinuz-<version>, ${debians}`);
+        }
+        throw failed(
+          `no modules for --kernel ${found.image} (${found.version}, ${request.arch}) beside it or in Debian's packages`,
+          `put them in ${join(dirname(found.image), 'lib', 'modules', found.version)}, or in lib/modules/${found.version} beside the kernel's boot/ directory as an unpacked kernel package has them, ${debians}`,
+        );
+      }
       const found = await kernelInTree(tree.root);
       if (found === undefined) throw failed(`the Debian packages hold no boot/vmlinuz-*`, cacheHint);
       kernelRequest.log(`using Debian's kernel ${found.image}`);
@@ -240,8 +251,13 @@ export async function hostUserlandFacts(options: { cacheDir: string; arch: HostA
   return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(guestPaths.ipTool) };
 }
 
-/** options.arch is the guest's; a guest of another architecture than the host's always gets Debian's packages. */
+/**
+ * options.arch is the guest's; a guest of another architecture than the host's always gets
+ * Debian's packages. An explicit kernel of another architecture than the guest's is bad input,
+ * found here, before a start writes anything.
+ */
 export async function chooseUserland(choice: UserlandChoice, options: { cacheDir: string; arch: GuestArch; explicitKernel?: string | undefined }): Promise<UserlandDecision> {
+  if (options.explicitKernel !== undefined) await checkKernelImage(options.explicitKernel, options.arch);
   const arch = { guest: options.arch, host: hostArch() };
   if (choice !== 'auto' || arch.guest !== arch.host) return decideUserland(choice, { distribution: [], staticBusybox: false, kernel: false, ipTool: false }, arch);
   return decideUserland(choice, await hostUserlandFacts(options), arch);

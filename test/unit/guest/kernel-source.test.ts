@@ -10,8 +10,8 @@ import { UserError } from '../../../src/errors.js';
 import { OutOfSpace } from '../../../src/fs/files.js';
 import { readDeb } from '../../../src/debian/download.js';
 import { makeDeb } from '../debian/fixtures.js';
+import { bzImageVersion } from '../../../src/guest/kernel-image.js';
 import {
-  bzImageVersion,
   compareKernelVersions,
   hostKernelVersions,
   kernelImageDependency,
