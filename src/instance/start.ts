@@ -20,7 +20,7 @@ import { writingTo } from '../fs/files.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
 import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
-import { acquireLock } from './lock.js';
+import { acquireLock } from '../fs/lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, saveSettings } from './identity.js';
@@ -230,6 +230,7 @@ async function boot(
     bootSeconds: null,
     kernel: bootKernel.path,
     initrd: image.path,
+    userland: userland.summary,
   };
   const rollback = (): void => {
     try {
@@ -282,6 +283,7 @@ async function prepareUserland(
     cacheDir: paths.cacheDir,
     systems,
     mirror: settings.mirror,
+    instance: paths.stateDir,
     onProgress: (progress) => reporter.progress?.(progressLine(progress)),
     log: reporter.detail,
   });
