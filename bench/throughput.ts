@@ -28,7 +28,7 @@ const name = 'bench';
 const scopeDir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
 const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
 const env = nixEnv(scope, box.env);
-const busybox = arm64BusyboxStorePath();
+const busybox = await arm64BusyboxStorePath();
 const compressNix = join(import.meta.dirname, '..', 'test', 'fixtures', 'compress.nix');
 
 async function build(argv: string[], label: string): Promise<number> {
@@ -87,8 +87,8 @@ try {
       '--argstr', 'system', system, '--argstr', 'nonce', `-${where}-${system}-${i}-${Date.now()}`,
     ], `gzip on ${where} as ${system}`);
   const cases: [string, string, string, 'host' | 'builder'][] = [
-    ['host, natively', 'x86_64-linux', staticBusyboxStorePath('x86_64-linux'), 'host'],
-    ['builder, x86_64-linux (TCG)', 'x86_64-linux', staticBusyboxStorePath('x86_64-linux'), 'builder'],
+    ['host, natively', 'x86_64-linux', await staticBusyboxStorePath('x86_64-linux'), 'host'],
+    ['builder, x86_64-linux (TCG)', 'x86_64-linux', await staticBusyboxStorePath('x86_64-linux'), 'builder'],
     ['builder, aarch64-linux (TCG + qemu-user)', 'aarch64-linux', busybox, 'builder'],
   ];
   let floor = NaN;

@@ -11,7 +11,7 @@ import { ensureIdentity, saveSettings } from '../instance/identity.js';
 import { instanceSystems } from '../instance/guest-config.js';
 import { settingsWithFlags } from '../instance/settings-flags.js';
 import { writeNixFiles } from '../nix/registration.js';
-import { acquireLock, lockHolder } from '../instance/lock.js';
+import { acquireLock, lockHolder } from '../fs/lock.js';
 import { instancePaths } from '../instance/paths.js';
 import { pickFreePort } from '../instance/ports.js';
 import { silentReporter, type Reporter } from '../instance/lifecycle.js';

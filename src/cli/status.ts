@@ -10,6 +10,7 @@ export async function statusCommand(name: string, options: { json?: boolean }): 
     console.log(`${s.name}: ${s.state}`);
     if (s.pid !== null) console.log(`  pid        ${s.pid}`);
     console.log(`  arch       ${s.arch}${s.arch === hostArch() ? '' : ` (emulated on this ${hostArch()} host)`}`);
+    if (s.userland) console.log(`  userland   ${s.userland.kind}: ${s.userland.description}${s.userland.tree ? `, tree ${s.userland.tree}` : ''}`);
     if (s.accel) console.log(`  driver     ${s.driver} (${s.accel}), ${s.cores} cores, ${s.memoryMiB} MiB`);
     if (s.systems.length > 0) console.log(`  systems    ${s.systems.join(', ')}`);
     if (s.ssh) console.log(`  ssh        ${s.ssh.user}@${describeEndpoint(s.ssh)} (host key alias ${s.ssh.hostKeyAlias})`);

@@ -20,7 +20,7 @@ import { writingTo } from '../fs/files.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
 import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
-import { acquireLock } from './lock.js';
+import { acquireLock } from '../fs/lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, saveSettings } from './identity.js';
@@ -180,6 +180,7 @@ interface Prepared {
   readonly arch: GuestArch;
   readonly systems: string[];
   readonly accel: AccelDecision;
+  readonly userlandSummary: GuestUserland['summary'];
 }
 
 /** Keys, userland, kernel, the config share, the disk, the image: the plan, ready to launch. */
@@ -271,7 +272,7 @@ async function prepare(
     ephemeral: settings.ephemeral,
     rosetta,
   });
-  return { plan, control, ssh, arch, systems, accel };
+  return { plan, control, ssh, arch, systems, accel, userlandSummary: userland.summary };
 }
 
 async function boot(
@@ -284,7 +285,7 @@ async function boot(
   storeSync: StoreSync,
 ): Promise<StartResult> {
   const t0 = Date.now();
-  const { plan, control, ssh, arch, systems, accel } = await prepare(paths, driver, { settings, toRemember: settings, dryRun: false }, decision, disk, reporter);
+  const { plan, control, ssh, arch, systems, accel, userlandSummary } = await prepare(paths, driver, { settings, toRemember: settings, dryRun: false }, decision, disk, reporter);
   reporter.phase('booting');
   const launchStarted = Date.now();
   const vm = await driver.launch(plan, control);
@@ -304,6 +305,7 @@ async function boot(
     bootSeconds: null,
     kernel: plan.kernel.path,
     initrd: plan.initrd,
+    userland: userlandSummary,
   };
   const rollback = (): void => {
     try {
@@ -359,6 +361,7 @@ async function prepareUserland(
     systems,
     vsock,
     mirror: settings.mirror,
+    instance: paths.stateDir,
     onProgress: (progress) => reporter.progress?.(progressLine(progress)),
     log: reporter.detail,
   });
