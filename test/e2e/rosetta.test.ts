@@ -76,7 +76,7 @@ test('Rosetta in an aarch64 guest (a stand-in on a 9p share): binfmt registered 
     await t.test(`${system} builds in the guest's sandbox (${system === 'x86_64-linux' ? 'through Rosetta' : 'through qemu-user'}): argv[0] kept, applets through symlinks and sh`, async () => {
       const result = await runNixBuild(nix, [
         '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', probeNix,
-        '--arg', 'busybox', JSON.stringify(staticBusyboxStorePath(system)), '--argstr', 'system', system, '--arg', 'port', '9',
+        '--arg', 'busybox', JSON.stringify(await staticBusyboxStorePath(system)), '--argstr', 'system', system, '--arg', 'port', '9',
         '--argstr', 'outside', '192.0.2.1 9',
         '--argstr', 'hidden', '/nix/store/00000000000000000000000000000000-absent', '--argstr', 'nonce', nonce,
       ]);
@@ -95,7 +95,7 @@ test('Rosetta in an aarch64 guest (a stand-in on a 9p share): binfmt registered 
   await t.test('a failing x86_64-linux build fails through Rosetta, as a build', async () => {
     const failing = await runNixBuild(nix, [
       '--max-jobs', '0', '--no-out-link', '--option', 'substituters', '', '-E',
-      `derivation { name = "fails${nonce}"; system = "x86_64-linux"; builder = "\${builtins.storePath ${staticBusyboxStorePath('x86_64-linux')}}/bin/busybox"; args = [ "sh" "-c" "echo about to fail >&2; exit 3" ]; }`,
+      `derivation { name = "fails${nonce}"; system = "x86_64-linux"; builder = "\${builtins.storePath ${await staticBusyboxStorePath('x86_64-linux')}}/bin/busybox"; args = [ "sh" "-c" "echo about to fail >&2; exit 3" ]; }`,
     ]);
     assert.notEqual(failing.code, 0);
     assert.match(failing.stderr, /about to fail/);
