@@ -14,3 +14,12 @@ export async function installFakeVfkit(dir: string): Promise<string> {
   await chmod(path, 0o755);
   return path;
 }
+
+/** dir/nc: `nc -U PATH`, the ProxyCommand of an ssh_config that reaches a unix socket, for hosts without netcat. */
+export async function installNcShim(dir: string): Promise<string> {
+  const path = join(dir, 'nc');
+  const relay = "const s=require('net').connect(process.argv[1]);process.stdin.pipe(s);s.pipe(process.stdout);s.on('close',()=>process.exit(0));s.on('error',(e)=>{console.error(e.message);process.exit(1)})";
+  await writeFile(path, `#!/bin/sh\n[ "$1" = -U ] || { echo "nc shim: only -U PATH" >&2; exit 2; }\nexec '${process.execPath}' -e "${relay}" "$2"\n`);
+  await chmod(path, 0o755);
+  return path;
+}

@@ -7,11 +7,16 @@
  * Environment: FAKE_VFKIT_VSOCK_TARGET=host:port (where "the guest's" vsock port is; absent: connections
  * are closed), FAKE_VFKIT_IGNORE_STOP=1 (the guest ignores the power button: only HardStop ends it),
  * FAKE_VFKIT_STOP_MS (how long the guest takes to power off after Stop; default 100),
- * FAKE_VFKIT_VERSION (what --version says; default v0.6.4).
+ * FAKE_VFKIT_VERSION (what --version says; default v0.6.4), FAKE_VFKIT_GUEST=ssh (a stand-in guest:
+ * an SSH server on the vsock socket with the host key and authorized key of the config share,
+ * running commands on this host, "poweroff" powering the VM off; the console gets the ready line).
  */
 import { appendFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { stubGuest } from './stub-guest.js';
 import { deviceOption, parseVfkitArgs, VfkitUsageError, type ParsedVfkit } from './vfkit-grammar.js';
 
 function usage(message: string): never {
@@ -121,7 +126,13 @@ function listenUnix(server: Server, path: string): void {
 if (vm.restSocket !== undefined) listenUnix(createHttpServer(onRequest), vm.restSocket);
 
 const vsock = vm.devices.find((d) => d.kind === 'virtio-vsock');
-if (vsock !== undefined && deviceOption(vsock, 'connect') !== undefined) {
+const configShare = vm.devices.find((d) => d.kind === 'virtio-fs' && deviceOption(d, 'mountTag') === 'lbconfig');
+if (process.env.FAKE_VFKIT_GUEST === 'ssh' && vsock !== undefined && configShare !== undefined) {
+  const dir = deviceOption(configShare, 'sharedDir') ?? '';
+  listenUnix(stubGuest(readFileSync(join(dir, 'ssh_host_ed25519_key'), 'utf8'), readFileSync(join(dir, 'authorized_keys'), 'utf8'), () => powerOff(50)), deviceOption(vsock, 'socketURL') ?? '');
+  // the guest's init prints its ready line once sshd listens
+  setTimeout(() => say('LINUX-BUILDER-READY'), 100);
+} else if (vsock !== undefined && deviceOption(vsock, 'connect') !== undefined) {
   const target = process.env.FAKE_VFKIT_VSOCK_TARGET;
   listenUnix(
     createServer((client) => {
