@@ -282,6 +282,12 @@ async function boot(
  * the start says why when it is not the driver's best (9p where virtiofsd is missing).
  */
 async function chooseShares(driver: Driver, image: GuestImage, reporter: Reporter): Promise<ShareTransport> {
+  const forced = forcedShares(process.env.LINUX_BUILDER_SHARES);
+  if (forced !== undefined) {
+    if (!image.shareTransports.includes(forced)) throw failed(`LINUX_BUILDER_SHARES=${forced}: the guest's kernel has no ${forced} module`, 'unset LINUX_BUILDER_SHARES');
+    reporter.detail(`shares: ${forced} (LINUX_BUILDER_SHARES)`);
+    return forced;
+  }
   const support = await driver.shareSupport();
   const chosen = support.transports.find((transport) => image.shareTransports.includes(transport)) ?? '9p';
   const best = driver.capabilities.shares[0];
@@ -289,6 +295,13 @@ async function chooseShares(driver: Driver, image: GuestImage, reporter: Reporte
   else if (support.transports[0] !== chosen) reporter.info(`shares over ${chosen}: the guest's kernel has no ${support.transports[0] ?? best} module`);
   else reporter.info(`shares over ${support.reason}${support.fix ? ` (${support.fix})` : ''}`);
   return chosen;
+}
+
+/** LINUX_BUILDER_SHARES=9p|virtiofs: one transport whatever the host offers (the shares benchmark compares them). */
+function forcedShares(value: string | undefined): ShareTransport | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === '9p' || value === 'virtiofs') return value;
+  throw badInput(`LINUX_BUILDER_SHARES must be 9p or virtiofs (got ${JSON.stringify(value)})`, 'unset it to let start choose');
 }
 
 /** Launches over the chosen transport; when its daemon fails (virtiofsd), over 9p, saying so. */

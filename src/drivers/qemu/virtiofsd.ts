@@ -22,7 +22,7 @@ export const virtiofsdPaths = ['/usr/libexec/virtiofsd', '/usr/lib/virtiofsd', '
 export interface Virtiofsd {
   readonly path: string;
   readonly flavour: 'rust' | 'c';
-  /** The Rust one's --readonly (1.10 and later); the C one never has it. */
+  /** The Rust one's --readonly (newer releases; probed in --help); the C one never has it. */
   readonly readonlyOption: boolean;
 }
 
@@ -65,7 +65,7 @@ export function virtiofsSupport(found: Virtiofsd | undefined, uid: number | unde
     return { transports: ['9p'], reason: `9p: ${found.path} (QEMU's C virtiofsd) shares read-only only as root`, fix: `for virtio-fs as this user: ${install} (the Rust virtiofsd)` };
   }
   if (!found.readonlyOption && !root) {
-    return { transports: ['9p'], reason: `9p: ${found.path} has no --readonly, so it shares read-only only as root`, fix: `for virtio-fs as this user: a virtiofsd of 1.10 or later` };
+    return { transports: ['9p'], reason: `9p: ${found.path} has no --readonly, so it shares read-only only as root`, fix: 'for virtio-fs as this user: a newer virtiofsd, whose --help lists --readonly' };
   }
   const how = found.readonlyOption ? '--readonly' : 'on a read-only bind mount';
   return { transports: ['virtiofs', '9p'], reason: `virtio-fs through ${found.path} (${how}; 9p if it fails)` };

@@ -34,7 +34,7 @@ const oldRust: Virtiofsd = { path: '/usr/lib/virtiofsd', flavour: 'rust', readon
 const c: Virtiofsd = { path: '/usr/lib/qemu/virtiofsd', flavour: 'c', readonlyOption: false };
 const share = { source: '/nix/store', socket: '/run/lb/x/fs1.sock' };
 
-test('the flavour is read from --help: the Rust one names --shared-dir (and --readonly from 1.10)', () => {
+test('the flavour is read from --help: the Rust one names --shared-dir (and --readonly in newer releases)', () => {
   assert.deepEqual(virtiofsdFromHelp('/a', 'Usage: virtiofsd [OPTIONS]\n      --shared-dir <SHARED_DIR>\n      --readonly\n      --socket-path <PATH>'), { path: '/a', flavour: 'rust', readonlyOption: true });
   assert.deepEqual(virtiofsdFromHelp('/b', '      --shared-dir <SHARED_DIR>\n      --socket-path <PATH>'), { path: '/b', flavour: 'rust', readonlyOption: false });
   assert.deepEqual(virtiofsdFromHelp('/c', '    -o source=PATH             shared directory tree\n    --socket-path=PATH'), { path: '/c', flavour: 'c', readonlyOption: false });
