@@ -9,12 +9,9 @@
  *   npm run bench:shares [-- --runs 5] [--mib 512]
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { addRandomStorePath } from '../test/support/store.js';
 import { median, seconds, table } from './stats.js';
 
 const flag = (name: string, fallback: number): number => {
@@ -43,15 +40,6 @@ function inGuest(env: NodeJS.ProcessEnv, command: string): number {
   return ((b ?? NaN) - (a ?? NaN)) * 1000;
 }
 
-async function storeInput(): Promise<string> {
-  const file = join(mkdtempSync(join(tmpdir(), 'lb-bench-shares-')), `shares-${mib}M-${Date.now()}.bin`);
-  const out = createWriteStream(file);
-  for (let i = 0; i < mib; i++) if (!out.write(randomBytes(1 << 20))) await once(out, 'drain');
-  out.end();
-  await once(out, 'close');
-  return execFileSync('nix-store', ['--add', file], { encoding: 'utf8' }).trim();
-}
-
 interface Sample {
   boot: number;
   read: number;
@@ -59,7 +47,7 @@ interface Sample {
   floor: number;
 }
 
-const input = await storeInput();
+const input = await addRandomStorePath(mib, 'shares');
 const samples: Record<Transport, Sample[]> = { '9p': [], virtiofs: [] };
 let entries = '';
 for (let run = 0; run < runs; run++) {
