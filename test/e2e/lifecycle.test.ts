@@ -50,9 +50,9 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   // As root here, Debian 12's QEMU ships a virtiofsd: /usr and the store come over virtio-fs.
   assert.equal(s.shares, 'virtiofs');
   assert.ok(virtiofsds(box, 'e2e').length >= 3, 'a virtiofsd per share');
-  const mounts = await box.run(['--name', 'e2e', 'ssh', '--', 'mount']);
-  assert.match(mounts.stdout, /^hostusr on \/usr type virtiofs \(ro[,)]/m);
-  assert.match(mounts.stdout, /^nixstore on \/nix\/\.ro-store type virtiofs \(ro[,)]/m);
+  const mounts = await box.run(['--name', 'e2e', 'ssh', '--', 'cat /proc/mounts']);
+  assert.match(mounts.stdout, /^hostusr \/usr virtiofs ro[, ]/m);
+  assert.match(mounts.stdout, /^nixstore \/nix\/\.ro-store virtiofs ro[, ]/m);
 
   const uname = await box.run(['--name', 'e2e', 'ssh', '--', 'uname', '-m']);
   assert.equal(uname.code, 0, uname.stderr);
@@ -249,8 +249,8 @@ test('a virtiofsd that fails to start: the shares come over 9p, start says so, a
   assert.match(started.stderr, /^shares over 9p: virtiofs did not start \(virtiofsd for \/usr exited: .*\)$/m);
   assert.match(started.stdout, /shares over 9p\)$/m);
   assert.deepEqual(virtiofsds(box, 'vfsfail'), []);
-  const mounts = await box.run(['--name', 'vfsfail', 'ssh', '--', 'mount']);
-  assert.match(mounts.stdout, /^nixstore on \/nix\/\.ro-store type 9p /m);
+  const mounts = await box.run(['--name', 'vfsfail', 'ssh', '--', 'cat /proc/mounts']);
+  assert.match(mounts.stdout, /^nixstore \/nix\/\.ro-store 9p ro[, ]/m);
   const stopped = await box.run(['--name', 'vfsfail', 'stop']);
   assert.equal(stopped.code, 0, stopped.stderr);
 });
