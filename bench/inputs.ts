@@ -23,7 +23,7 @@ const flag = (name: string, fallback: string): number[] => {
 const sizesMiB = flag('--sizes', '1,64,512');
 // Copying 512 MiB over SSH into a TCG guest takes minutes: by default "off" stops at 64 MiB.
 const offSizesMiB = flag('--off-sizes', '1,64');
-const busybox = arm64BusyboxStorePath();
+const busybox = await arm64BusyboxStorePath();
 
 interface Row {
   mib: number;

@@ -1,4 +1,4 @@
-import { status } from '../instance/lifecycle.js';
+import { status } from '../instance/status.js';
 import { hostArch } from '../platform/host.js';
 import { describeEndpoint } from '../ssh/endpoint.js';
 
@@ -10,6 +10,7 @@ export async function statusCommand(name: string, options: { json?: boolean }): 
     console.log(`${s.name}: ${s.state}`);
     if (s.pid !== null) console.log(`  pid        ${s.pid}`);
     console.log(`  arch       ${s.arch}${s.arch === hostArch() ? '' : ` (emulated on this ${hostArch()} host)`}`);
+    if (s.userland) console.log(`  userland   ${s.userland.kind}: ${s.userland.description}${s.userland.tree ? `, tree ${s.userland.tree}` : ''}`);
     if (s.accel) console.log(`  driver     ${s.driver} (${s.accel}), ${s.cores} cores, ${s.memoryMiB} MiB`);
     if (s.systems.length > 0) console.log(`  systems    ${s.systems.join(', ')}`);
     if (s.shares && s.state !== 'stopped') console.log(`  shares     ${s.shares} (/usr, /nix/store)`);

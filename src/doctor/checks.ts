@@ -19,12 +19,12 @@ import { defaultDiskMiB, guestArchOf } from '../config/settings.js';
 import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
-import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
+import { checkSocketPath, instancePaths, roots, type InstancePaths } from '../instance/paths.js';
 import { checkPrivateDir } from '../fs/private-dir.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
 import { chooseRoute, configFiles, defaultScope } from '../nix/registration.js';
 import { probeStoreAccess, storeAccessCheck, usesSystemBuilders, type StoreAccessFacts } from './nix-store.js';
-import { daemonBuilderCheck, findDaemonBuilder, systemBuilders } from './daemon-builders.js';
+import { daemonBuilderCheck, findDaemonBuilder, systemBuilders, unreadableIncludes } from './daemon-builders.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
 import { hostPackages, installCommand } from '../platform/install-command.js';
@@ -166,6 +166,12 @@ async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Pr
   const problems: string[] = [];
   if (ssh?.get('hostname') !== loopbackHost) problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not ${loopbackHost}`);
   if (ssh?.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh?.get('hostkeyalias') ?? 'missing'}`);
+  // The Nix modules Include the block root's agent writes into its own 0700 directory.
+  const rootBlock = instancePaths(name, roots({}, process.platform, 0)).nixSshConfig;
+  if (problems.length > 0 && (await unreadableIncludes(alias, systemSshConfig, env)).includes(rootBlock)) {
+    checks.push(ok('ssh config', `root's ssh (${systemSshConfig}) includes ${rootBlock} for ${alias}, which the agent (run as root) writes; this user cannot read it`));
+    return checks;
+  }
   checks.push(
     problems.length === 0
       ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → ${loopbackHost}:${ssh?.get('port')}, host key pinned`)

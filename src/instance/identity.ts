@@ -4,7 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defaultSettings, parseSettings, settingsVersion, type Settings } from '../config/settings.js';
+import { settingsFile, settingsFrom, settingsVersion, type Settings } from '../config/settings.js';
+import { readVersionedJson, writeVersionedJson } from '../fs/versioned-json.js';
 import { guestShareFiles } from '../guest/layout.js';
 import { hostAlias, knownHostsLine, sshConfigBlock, type SshHost } from '../ssh/config.js';
 import { loopbackPort, type SshEndpoint } from '../ssh/endpoint.js';
@@ -18,12 +19,11 @@ import { pickFreePort } from './ports.js';
 export const guestUser = 'root';
 
 export async function loadSettings(paths: InstancePaths): Promise<Settings> {
-  const text = await readTextIfExists(paths.config);
-  return text === undefined ? defaultSettings() : parseSettings(text, paths.config);
+  return settingsFrom(await readVersionedJson(paths.config, settingsFile), paths.config);
 }
 
 export async function saveSettings(paths: InstancePaths, settings: Settings): Promise<void> {
-  await writeFileAtomic(paths.config, `${JSON.stringify({ ...settings, version: settingsVersion }, null, 2)}\n`);
+  await writeVersionedJson(paths.config, settingsFile, { ...settings, version: settingsVersion });
 }
 
 export interface Identity {

@@ -9,7 +9,7 @@ import { selectDriver } from '../drivers/index.js';
 import type { Driver } from '../drivers/driver.js';
 import { isAlive } from '../drivers/process.js';
 import type { Reporter } from './reporter.js';
-import { acquireLock } from './lock.js';
+import { acquireLock } from '../fs/lock.js';
 import { instancePaths, type InstancePaths } from './paths.js';
 import { readRunState, type RunState } from './state.js';
 import { corruptStateAdvice, type Observed } from './status.js';

@@ -3,10 +3,10 @@
  * userland, kernel and image, the launch, readiness over SSH, and the rollback when the guest
  * never becomes ready; then the host's store paths are registered in the guest.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { failed, badInput, UserError } from '../errors.js';
-import { applyFlags, guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
+import { badInput, failed, UserError } from '../errors.js';
+import { guestArchOf, type Settings, type SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
 import { ShareTransportFailed, type Driver, type ExitInfo, type LaunchPlan, type RunningVm, type ShareTransport, type VmControl } from '../drivers/driver.js';
 import { ensureGuestImage, type GuestImage } from '../guest/image.js';
@@ -20,31 +20,24 @@ import { writingTo } from '../fs/files.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
 import { applyDiskDecision, decideDisk, diskBytes, type DiskDecision } from './disk.js';
 import { writeGuestShare } from './guest-share.js';
-import { acquireLock } from './lock.js';
+import { acquireLock } from '../fs/lock.js';
 import { checkSocketPath, instancePaths, type InstancePaths } from './paths.js';
 import { describePortHolder, isPortFree } from './ports.js';
-import { ensureIdentity, loadSettings, saveSettings } from './identity.js';
+import { ensureIdentity, saveSettings } from './identity.js';
+import { settingsWithFlags } from './settings-flags.js';
 import { writeRunState, runStateVersion, type RunState } from './state.js';
 import { observe, type InstanceStatus } from './status.js';
 import { recordUnrequestedExit } from './last-exit.js';
 import { binfmtLines, gcThresholds, guestNixConf, instanceSystems } from './guest-config.js';
 import { hostNixSettings } from '../nix/host-nix.js';
 import { reachableSubstituters } from '../nix/substituters.js';
-import { writeMachinesFile } from '../nix/registration.js';
+import { writeNixFiles } from '../nix/registration.js';
 import { HostStoreUnreadable, type StoreSync } from '../nix/store-sync.js';
 import { silentReporter, type Reporter } from './reporter.js';
 import { bootDiagnostics, guestReportedFailure, guestReportedReady } from './console.js';
 import { clearLeftovers, clearRunFiles } from './leftovers.js';
 import { sshTarget, storeSyncFor } from './ssh-access.js';
 import { launchPlan } from './launch-plan.js';
-
-async function checkKernelFlag(path: string | undefined): Promise<void> {
-  if (path === undefined) return;
-  const info = await stat(path).catch(() => undefined);
-  if (!info?.isFile()) {
-    throw badInput(`--kernel ${path}: no such file`, 'give the path of a Linux kernel image (bzImage/vmlinuz or vmlinux)');
-  }
-}
 
 export interface StartResult {
   readonly alreadyRunning: boolean;
@@ -98,9 +91,7 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
   const driver = selectDriver();
   checkSockets(paths, driver);
   // Validate everything the user typed before writing anything.
-  const remembered = await loadSettings(paths);
-  const settings = applyFlags(remembered, flags);
-  await checkKernelFlag(flags.kernel);
+  const { remembered, settings } = await settingsWithFlags(paths, flags);
   const arch = guestArchOf(settings);
   const userland = await chooseUserland(settings.userland, { cacheDir: paths.cacheDir, arch, explicitKernel: settings.kernel });
   if (userland.kind === 'host') {
@@ -108,8 +99,6 @@ export async function start(name: string, flags: SettingsFlags, reporter: Report
     await hostUserland().checkEmulators(instanceSystems(settings.systems, arch), arch);
     await hostUserland().checkIpTool();
   }
-  // Refuses a shrink before anything is written; decided again under the lock before launch.
-  decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
 
   await ensurePrivateDir(paths.runtimeDir);
   await ensurePrivateDir(paths.stateDir);
@@ -196,7 +185,7 @@ async function boot(
   });
   await writingTo(paths.disk, () => applyDiskDecision(paths.disk, disk));
   reporter.detail(`disk ${paths.disk}: ${disk.action} (${disk.sizeMiB} MiB)`);
-  await writeMachinesFile(paths, identity, { systems, cores: settings.cores });
+  await writeNixFiles(paths, identity, { systems, cores: settings.cores });
   const image = await ensureGuestImage({
     modulesDir: kernel.modulesDir,
     kernelVersion: kernel.version,
@@ -241,6 +230,7 @@ async function boot(
     bootSeconds: null,
     kernel: bootKernel.path,
     initrd: image.path,
+    userland: userland.summary,
   };
   const rollback = (): void => {
     try {
@@ -337,6 +327,7 @@ async function prepareUserland(
     cacheDir: paths.cacheDir,
     systems,
     mirror: settings.mirror,
+    instance: paths.stateDir,
     onProgress: (progress) => reporter.progress?.(progressLine(progress)),
     log: reporter.detail,
   });

@@ -9,13 +9,14 @@ import { guestArchOf, type Settings } from '../config/settings.js';
 import { hostArch } from '../platform/host.js';
 import { selectDriver } from '../drivers/index.js';
 import type { Driver, GuestArch, ShareTransport } from '../drivers/driver.js';
+import type { UserlandSummary } from '../guest/userland.js';
 import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostAlias } from '../ssh/config.js';
 import type { SshEndpoint } from '../ssh/endpoint.js';
 import { diskUsage, type DiskUsage } from './disk.js';
 import { readLastExit, type LastExit } from './last-exit.js';
-import { lockHolder } from './lock.js';
+import { lockHolder } from '../fs/lock.js';
 import { instancePaths, type InstancePaths } from './paths.js';
 import { guestSshEndpoint, guestUser, loadSettings } from './identity.js';
 import { readRunState, type RunState } from './state.js';
@@ -29,6 +30,8 @@ export interface InstanceStatus {
   driver: string;
   /** The guest's architecture: of the running VM, else the remembered --arch or the host's. */
   arch: GuestArch;
+  /** The running VM's /usr: the host's, or which Debian tree; null when no VM runs (or an earlier version started it). */
+  userland: UserlandSummary | null;
   accel: string | null;
   cores: number | null;
   memoryMiB: number | null;
@@ -77,6 +80,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     pid: null,
     driver: driver.name,
     arch: settings ? guestArchOf(settings) : hostArch(),
+    userland: null,
     accel: null,
     cores: settings?.cores ?? null,
     memoryMiB: settings?.memoryMiB ?? null,
@@ -108,6 +112,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     ...base,
     pid: run.pid,
     arch: run.arch ?? hostArch(),
+    userland: run.userland ?? null,
     accel: run.accel,
     cores: run.cores,
     memoryMiB: run.memoryMiB,
@@ -185,6 +190,7 @@ export async function status(name: string): Promise<InstanceStatus> {
       pid: null,
       driver: driver.name,
       arch: hostArch(),
+      userland: null,
       accel: null,
       cores: null,
       memoryMiB: null,

@@ -11,7 +11,7 @@ import {
   install,
   registration,
   uninstall,
-  writeMachinesFile,
+  writeNixFiles,
   type ConfigFiles,
   type Registration,
   type Scope,
@@ -42,7 +42,7 @@ export async function nixConfig(
   const settings = await loadSettings(paths);
   const identity = await ensureIdentity(paths, settings, selectDriver().capabilities);
   const machine = { systems: instanceSystems(identity.settings.systems, guestArchOf(identity.settings)), cores: identity.settings.cores };
-  await writeMachinesFile(paths, identity, machine);
+  await writeNixFiles(paths, identity, machine);
   const scope = options.scope ?? defaultScope();
   const overrides = Object.fromEntries(Object.entries(options.overrides ?? {}).filter(([, v]) => v !== undefined)) as Partial<ConfigFiles>;
   const reg = await registration(paths, identity, machine, scope, configFiles(scope, overrides));

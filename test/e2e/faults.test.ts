@@ -101,7 +101,7 @@ function fileNames(dir: string): string[] {
 test('through the agent: private listeners; QEMU killed mid-build; stop during a build', async (t) => {
   const box = sandbox();
   const i = instance(box, 'faulty');
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   const port = await freePort();
   const builds: RunningNixBuild[] = [];
   const agent = await startAgent(box, i.name, ['--listen', `127.0.0.1:${port}`, '--idle-timeout', '1h']);
@@ -227,7 +227,7 @@ test('through the agent: private listeners; QEMU killed mid-build; stop during a
 test('straight to the VM: stop during a build; state.json torn; the state dir removed', async (t) => {
   const box = sandbox();
   const i = instance(box, 'bare');
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   const builds: RunningNixBuild[] = [];
   t.after(async () => {
     for (const build of builds) build.kill();

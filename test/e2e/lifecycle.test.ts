@@ -40,6 +40,8 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   assert.equal(s.driver, 'qemu');
   assert.equal(s.accel, 'tcg');
   assert.equal(s.memoryMiB, 1024);
+  assert.equal(s.arch, 'x86_64');
+  assert.deepEqual(s.userland, { kind: 'host', description: "the host's /usr", usr: '/usr' }, 'auto picks the host\'s /usr on this Debian host');
   assert.ok(s.pid > 0);
   assert.deepEqual(Object.keys(s.ssh).sort(), ['host', 'hostKeyAlias', 'kind', 'port', 'user']);
   assert.equal(s.ssh.kind, 'tcp');
