@@ -283,7 +283,7 @@ async function chooseShares(driver: Driver, image: GuestImage, reporter: Reporte
   const best = driver.capabilities.shares[0];
   if (chosen === best) reporter.detail(`shares: ${support.reason}`);
   else if (support.transports[0] !== chosen) reporter.info(`shares over ${chosen}: the guest's kernel has no ${support.transports[0] ?? best} module`);
-  else reporter.info(`shares over ${support.reason}${support.fix ? ` (${support.fix})` : ''}`);
+  else reporter.info(`shares over ${support.reason}${support.fix ? `; ${support.fix}` : ''}`);
   return chosen;
 }
 

@@ -131,7 +131,7 @@ test(
       assert.match(warnings[0] ?? '', /^warning: host store paths are not registered in the guest: this user cannot open the host's Nix store \(nix-store --check-validity: .+\); linux-builder doctor says what this user needs$/);
     }
 
-    if (cVirtiofsd) assert.match(started.stderr, /^shares over 9p: \/usr\/lib\/qemu\/virtiofsd \(QEMU's C virtiofsd\) shares read-only only as root \(for virtio-fs as this user: sudo apt-get install virtiofsd\)$/m);
+    if (cVirtiofsd) assert.match(started.stderr, /^shares over 9p: \/usr\/lib\/qemu\/virtiofsd \(QEMU's C virtiofsd\) shares read-only only as root; for virtio-fs as this user: sudo apt-get install virtiofsd, the Rust virtiofsd$/m);
 
     const status = await as(['status', '--json']);
     assert.equal(status.code, 0, status.stderr);

@@ -62,7 +62,7 @@ export function virtiofsSupport(found: Virtiofsd | undefined, uid: number | unde
     return { transports: ['9p'], reason: `9p: no virtiofsd (looked on PATH and in ${virtiofsdPaths.join(', ')})`, fix: `for virtio-fs: ${install}` };
   }
   if (found.flavour === 'c' && !root) {
-    return { transports: ['9p'], reason: `9p: ${found.path} (QEMU's C virtiofsd) shares read-only only as root`, fix: `for virtio-fs as this user: ${install} (the Rust virtiofsd)` };
+    return { transports: ['9p'], reason: `9p: ${found.path} (QEMU's C virtiofsd) shares read-only only as root`, fix: `for virtio-fs as this user: ${install}, the Rust virtiofsd` };
   }
   if (!found.readonlyOption && !root) {
     return { transports: ['9p'], reason: `9p: ${found.path} has no --readonly, so it shares read-only only as root`, fix: 'for virtio-fs as this user: a newer virtiofsd, whose --help lists --readonly' };
