@@ -28,6 +28,6 @@ export async function startCommand(name: string, options: StartOptions): Promise
     return;
   }
   console.log(
-    `builder "${name}" is running: booted in ${status.bootSeconds?.toFixed(1)} s (${status.accel}, ${status.cores} cores, ${status.memoryMiB} MiB, ssh ${status.ssh ? describeEndpoint(status.ssh) : 'unknown'})`,
+    `builder "${name}" is running: booted in ${status.bootSeconds?.toFixed(1)} s (${status.accel}, ${status.cores} cores, ${status.memoryMiB} MiB, ssh ${status.ssh ? describeEndpoint(status.ssh) : 'unknown'}, shares over ${status.shares ?? 'unknown'})`,
   );
 }

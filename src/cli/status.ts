@@ -13,6 +13,7 @@ export async function statusCommand(name: string, options: { json?: boolean }): 
     if (s.userland) console.log(`  userland   ${s.userland.kind}: ${s.userland.description}${s.userland.tree ? `, tree ${s.userland.tree}` : ''}`);
     if (s.accel) console.log(`  driver     ${s.driver} (${s.accel}), ${s.cores} cores, ${s.memoryMiB} MiB`);
     if (s.systems.length > 0) console.log(`  systems    ${s.systems.join(', ')}`);
+    if (s.shares && s.state !== 'stopped') console.log(`  shares     ${s.shares} (/usr, /nix/store)`);
     if (s.ssh) console.log(`  ssh        ${s.ssh.user}@${describeEndpoint(s.ssh)} (host key alias ${s.ssh.hostKeyAlias})`);
     if (s.bootSeconds !== null) console.log(`  booted in  ${s.bootSeconds} s at ${s.startedAt}`);
     if (s.agent) console.log(`  agent      pid ${s.agent.pid} on ${s.agent.listen}, ${s.agent.connections} connection(s)${s.agent.idleSince ? `, idle since ${s.agent.idleSince}` : ''}`);

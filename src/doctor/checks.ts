@@ -13,7 +13,7 @@ import { findOnPath } from '../drivers/process.js';
 import { UserError } from '../errors.js';
 import { findBusybox } from '../guest/busybox.js';
 import { findLocalKernel } from '../guest/kernel-source.js';
-import { builderModules, findGuestModules } from '../guest/modules.js';
+import { builderModules, findGuestModules, kernelHasModule } from '../guest/modules.js';
 import { instanceSystems } from '../instance/guest-config.js';
 import { chooseUserland, hostUserland } from '../guest/userland.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
@@ -192,6 +192,10 @@ async function qemuHostChecks(paths: InstancePaths, driver: Driver, settings: Se
       ? ok('qemu', qemuBinary)
       : fail('qemu', `${qemuBinary} not found`, installCommand(arch === 'x86_64' ? hostPackages.qemuX86 : hostPackages.qemuArm)),
   );
+  checks.push(await guarded('shares', async () => {
+    const support = await driver.shareSupport();
+    return support.transports[0] === driver.capabilities.shares[0] ? ok('shares', support.reason) : warn('shares', support.reason, support.fix);
+  }));
   checks.push(await guarded('accel', async () => {
     const decision = await driver.chooseAccel(settings?.accel ?? 'auto', arch);
     return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`, decision.fix) : ok('accel', decision.reason);
@@ -210,7 +214,8 @@ async function qemuHostChecks(paths: InstancePaths, driver: Driver, settings: Se
       if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package (apt-get download, once)', `or boot your own: linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} start --kernel PATH`);
       if (!kernel.modulesDir) return fail('kernel', `${kernel.image}: no modules found for ${kernel.version}`, 'install the kernel\'s modules or use another --kernel');
       const modules = await findGuestModules(kernel.modulesDir, builderModules);
-      return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
+      const virtiofs = (await kernelHasModule(kernel.modulesDir, 'virtiofs')) ? 'virtio-fs and 9p' : '9p only: no virtiofs module';
+      return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found; shares: ${virtiofs}`);
     }));
     checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
     checks.push(await guarded('iproute2', async () => {

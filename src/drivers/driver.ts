@@ -46,6 +46,23 @@ export interface DriverCapabilities {
   readonly guestArch?: GuestArch;
 }
 
+/** The share transports a driver can use on this host now, best first, and why. */
+export interface ShareSupport {
+  readonly transports: readonly ShareTransport[];
+  /** One line: what is used and why, e.g. "virtio-fs through /usr/libexec/virtiofsd". */
+  readonly reason: string;
+  /** What the user can do to get the better transport, where something can be done. */
+  readonly fix?: string;
+}
+
+/** A share transport failed at launch (its daemon did not start): the orchestration may plan another. */
+export class ShareTransportFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShareTransportFailed';
+  }
+}
+
 export interface AccelDecision {
   readonly accel: Accel;
   /** One line saying why, e.g. "/dev/kvm is not usable: the CPU has no vmx/svm". */
@@ -107,6 +124,8 @@ export interface Driver {
   readonly capabilities: DriverCapabilities;
   /** Decides the accelerator for a request and a guest; throws a UserError when an explicit one cannot work. */
   chooseAccel(requested: AccelChoice, guestArch: GuestArch): Promise<AccelDecision>;
+  /** The share transports usable on this host now (a daemon found, run as whom), best first. */
+  shareSupport(): Promise<ShareSupport>;
   /** Turns a distribution kernel of the guest's architecture into what this driver boots fastest; cached under cacheDir. */
   prepareKernel(kernelImage: string, cacheDir: string, guestArch: GuestArch): Promise<BootKernel>;
   /** The handle for this instance's VM, from the instance's runtime dir (short, private). */

@@ -12,7 +12,8 @@ import { busyboxApplets, findBusybox } from './busybox.js';
 import { type CpioEntry, cpioChunks } from './cpio.js';
 import { collectorScript, nixDaemonWrapper } from './collector.js';
 import { type InitOptions, type ModuleGroups, type NineCache, dhcpScript, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
-import { type GuestModule, builderModules, diskModules, findGuestModules, loadLevels, readModule } from './modules.js';
+import { type GuestModule, builderModules, diskModules, findGuestModules, kernelHasModule, loadLevels, readModule } from './modules.js';
+import type { ShareTransport } from '../drivers/devices.js';
 import { type FoundSshd, sshdLibraries } from './sshd.js';
 import type { GuestUserland } from './userland.js';
 
@@ -56,6 +57,8 @@ export interface GuestImage {
   readonly path: string;
   readonly key: string;
   readonly built: boolean;
+  /** The share transports its kernel can mount: 9p always, virtio-fs where the kernel has it. */
+  readonly shareTransports: readonly ShareTransport[];
 }
 
 interface Inputs {
@@ -67,6 +70,7 @@ interface Inputs {
   readonly modules: GuestModule[];
   readonly init: InitOptions;
   readonly ldCache: string | undefined;
+  readonly shareTransports: readonly ShareTransport[];
 }
 
 async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
@@ -101,7 +105,8 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
     sshdNoReexec: !sshd.split,
     sshdExtraConfig,
   };
-  return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache };
+  const virtiofs = await kernelHasModule(request.modulesDir, 'virtiofs');
+  return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache, shareTransports: virtiofs ? ['virtiofs', '9p'] : ['9p'] };
 }
 
 /** Files whose path, size and mtime stand for their content in the key. */
@@ -202,11 +207,11 @@ export async function ensureGuestImage(request: GuestImageRequest): Promise<Gues
   const compression = request.compression ?? defaultCompression;
   const key = await imageKey([imageFormat, compression, request.kernelVersion, request.arch, request.userland.imageKey, texts], inputFiles(inputs));
   const path = imagePath(request.cacheDir, `guest-${key}`, compression);
-  if (await isFile(path)) return { path, key, built: false };
+  if (await isFile(path)) return { path, key, built: false, shareTransports: inputs.shareTransports };
   request.log(`building the guest image (${request.kernelVersion}; ${request.userland.description}; sshd: ${inputs.sshd.source})`);
   await writeImage(path, await builderEntries(inputs, texts), compression);
   request.log(`guest image ready: ${basename(path)}`);
-  return { path, key, built: true };
+  return { path, key, built: true, shareTransports: inputs.shareTransports };
 }
 
 /** Printed by the floor image's /init just before it powers off. */
@@ -219,7 +224,7 @@ export async function buildFloorImage(options: {
   compression?: Compression;
   /** A static busybox of the guest's architecture; default the host's. */
   busybox?: string;
-}): Promise<GuestImage> {
+}): Promise<Omit<GuestImage, 'shareTransports'>> {
   const compression = options.compression ?? defaultCompression;
   const busybox = await findBusybox(options.busybox !== undefined ? [options.busybox] : undefined);
   const init = `#!/bb/sh\necho ${floorMarker} > /dev/console\nexec /bb/poweroff -f\n`;

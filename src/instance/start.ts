@@ -5,11 +5,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { failed, UserError } from '../errors.js';
+import { badInput, failed, UserError } from '../errors.js';
 import type { Settings, SettingsFlags } from '../config/settings.js';
 import { selectDriver } from '../drivers/index.js';
-import type { AccelDecision, Driver, ExitInfo, GuestArch, LaunchPlan, RunningVm, VmControl } from '../drivers/driver.js';
-import { ensureGuestImage } from '../guest/image.js';
+import { ShareTransportFailed, type AccelDecision, type Driver, type ExitInfo, type GuestArch, type LaunchPlan, type RunningVm, type ShareTransport, type VmControl } from '../drivers/driver.js';
+import { ensureGuestImage, type GuestImage } from '../guest/image.js';
 import { guestShareFiles } from '../guest/layout.js';
 import { chooseUserland, debianGuestUserland, hostUserland, type GuestUserland, type UserlandDecision } from '../guest/userland.js';
 import { progressLine } from '../debian/index.js';
@@ -166,15 +166,17 @@ export async function dryRun(name: string, flags: SettingsFlags, reporter: Repor
       throw failed(`builder "${name}" is running: a dry run would rewrite the disk and files it uses`, `stop it first: linux-builder --name ${name} stop`);
     }
     const disk = decideDisk({ currentBytes: await diskBytes(paths.disk), wantedMiB: settings.diskSizeMiB, ephemeral: settings.ephemeral, explicit: flags.diskSize !== undefined });
-    const { plan, control } = await prepare(paths, driver, { settings, toRemember: remembered, dryRun: true }, userland, disk, reporter);
-    return { driver: driver.name, argv: await driver.commandLine(plan, control) };
+    const { planFor, transport, control } = await prepare(paths, driver, { settings, toRemember: remembered, dryRun: true }, userland, disk, reporter);
+    return { driver: driver.name, argv: await driver.commandLine(planFor(transport), control) };
   } finally {
     await lock.release();
   }
 }
 
 interface Prepared {
-  readonly plan: LaunchPlan;
+  /** The plan over a share transport: the chosen one, or 9p when its daemon fails to start. */
+  readonly planFor: (transport: ShareTransport) => LaunchPlan;
+  readonly transport: ShareTransport;
   readonly control: VmControl;
   readonly ssh: SshEndpoint;
   readonly arch: GuestArch;
@@ -256,7 +258,8 @@ async function prepare(
   });
   reporter.detail(`initramfs ${image.built ? 'built' : 'cached'}: ${image.path}`);
 
-  const plan = launchPlan({
+  const transport = await chooseShares(driver, image, reporter);
+  const planned = {
     paths,
     hostArch: hostArch(),
     guestArch: arch,
@@ -266,13 +269,13 @@ async function prepare(
     kernel: bootKernel,
     initrd: image.path,
     usr: userland.usr,
-    transport: driver.capabilities.shares[0] ?? '9p',
     network: driver.capabilities.network,
     ssh,
     ephemeral: settings.ephemeral,
     rosetta,
-  });
-  return { plan, control, ssh, arch, systems, accel, userlandSummary: userland.summary };
+  };
+  const planFor = (chosen: ShareTransport): LaunchPlan => launchPlan({ ...planned, transport: chosen });
+  return { planFor, transport, control, ssh, arch, systems, accel, userlandSummary: userland.summary };
 }
 
 async function boot(
@@ -285,10 +288,11 @@ async function boot(
   storeSync: StoreSync,
 ): Promise<StartResult> {
   const t0 = Date.now();
-  const { plan, control, ssh, arch, systems, accel, userlandSummary } = await prepare(paths, driver, { settings, toRemember: settings, dryRun: false }, decision, disk, reporter);
+  const { planFor, transport: wanted, control, ssh, arch, systems, accel, userlandSummary } = await prepare(paths, driver, { settings, toRemember: settings, dryRun: false }, decision, disk, reporter);
   reporter.phase('booting');
   const launchStarted = Date.now();
-  const vm = await driver.launch(plan, control);
+  const { vm, transport } = await launchSharing(driver, control, planFor, wanted, reporter);
+  const plan = planFor(transport);
   const run: RunState = {
     version: runStateVersion,
     phase: 'starting',
@@ -301,6 +305,7 @@ async function boot(
     memoryMiB: settings.memoryMiB,
     systems,
     ssh,
+    shares: transport,
     startedAt: new Date(launchStarted).toISOString(),
     bootSeconds: null,
     kernel: plan.kernel.path,
@@ -340,6 +345,50 @@ async function boot(
   reporter.detail(`total start time ${((Date.now() - t0) / 1000).toFixed(2)} s`);
   const seen = await observe(paths, driver);
   return { alreadyRunning: false, status: seen.status, pendingSettings: false, exited: vm.exited };
+}
+
+/**
+ * The best share transport the driver can use on this host now and the guest's kernel can mount;
+ * the start says why when it is not the driver's best (9p where virtiofsd is missing).
+ */
+async function chooseShares(driver: Driver, image: GuestImage, reporter: Reporter): Promise<ShareTransport> {
+  const forced = forcedShares(process.env.LINUX_BUILDER_SHARES);
+  if (forced !== undefined) {
+    if (!image.shareTransports.includes(forced)) throw failed(`LINUX_BUILDER_SHARES=${forced}: the guest's kernel has no ${forced} module`, 'unset LINUX_BUILDER_SHARES');
+    reporter.detail(`shares: ${forced} (LINUX_BUILDER_SHARES)`);
+    return forced;
+  }
+  const support = await driver.shareSupport();
+  const chosen = support.transports.find((transport) => image.shareTransports.includes(transport)) ?? '9p';
+  const best = driver.capabilities.shares[0];
+  if (chosen === best) reporter.detail(`shares: ${support.reason}`);
+  else if (support.transports[0] !== chosen) reporter.info(`shares over ${chosen}: the guest's kernel has no ${support.transports[0] ?? best} module`);
+  else reporter.info(`shares over ${support.reason}${support.fix ? `; ${support.fix}` : ''}`);
+  return chosen;
+}
+
+/** LINUX_BUILDER_SHARES=9p|virtiofs: one transport whatever the host offers (the shares benchmark compares them). */
+function forcedShares(value: string | undefined): ShareTransport | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === '9p' || value === 'virtiofs') return value;
+  throw badInput(`LINUX_BUILDER_SHARES must be 9p or virtiofs (got ${JSON.stringify(value)})`, 'unset it to let start choose');
+}
+
+/** Launches over the chosen transport; when its daemon fails (virtiofsd), over 9p, saying so. */
+async function launchSharing(
+  driver: Driver,
+  control: VmControl,
+  plan: (transport: ShareTransport) => LaunchPlan,
+  transport: ShareTransport,
+  reporter: Reporter,
+): Promise<{ vm: RunningVm; transport: ShareTransport }> {
+  try {
+    return { vm: await driver.launch(plan(transport), control), transport };
+  } catch (error) {
+    if (!(error instanceof ShareTransportFailed) || transport === '9p') throw error;
+    reporter.info(`shares over 9p: ${transport} did not start (${error.message})`);
+    return { vm: await driver.launch(plan('9p'), control), transport: '9p' };
+  }
 }
 
 /** The host's /usr, or Debian's packages (fetched at the first start, with progress), checked for what the guest runs. */

@@ -22,6 +22,8 @@ export const runStateSchema = z.object({
   systems: z.array(z.string()),
   /** Where the VM's sshd is reached from the host. */
   ssh: sshEndpointSchema,
+  /** How the VM's shares reach the guest; absent in state files of earlier versions: 9p. */
+  shares: z.enum(['virtiofs', '9p']).optional(),
   startedAt: z.string(),
   bootSeconds: z.number().nullable(),
   kernel: z.string(),

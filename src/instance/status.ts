@@ -8,7 +8,7 @@ import { UserError } from '../errors.js';
 import { guestArchOf, type Settings } from '../config/settings.js';
 import { hostArch } from '../platform/host.js';
 import { instanceDriver } from './driver-of.js';
-import type { Driver, GuestArch } from '../drivers/driver.js';
+import type { Driver, GuestArch, ShareTransport } from '../drivers/driver.js';
 import type { UserlandSummary } from '../guest/userland.js';
 import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
@@ -38,6 +38,8 @@ export interface InstanceStatus {
   systems: string[];
   /** Where the guest's sshd is reached, as whom, and the name its pinned key is filed under. */
   ssh: SshStatus | null;
+  /** How the running VM's shares (/usr, the store) reach the guest. */
+  shares: ShareTransport | null;
   startedAt: string | null;
   bootSeconds: number | null;
   stateDir: string;
@@ -84,6 +86,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     memoryMiB: settings?.memoryMiB ?? null,
     systems: [],
     ssh: sshStatusOf(paths, settings ? guestSshEndpoint(driver.capabilities, paths, settings) : undefined),
+    shares: null,
     startedAt: null,
     bootSeconds: null,
     stateDir: paths.stateDir,
@@ -115,6 +118,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     memoryMiB: run.memoryMiB,
     systems: run.systems,
     ssh: sshStatusOf(paths, run.ssh),
+    shares: run.shares ?? '9p',
     startedAt: run.startedAt,
     bootSeconds: run.bootSeconds,
   };
@@ -192,6 +196,7 @@ export async function status(name: string): Promise<InstanceStatus> {
       memoryMiB: null,
       systems: [],
       ssh: null,
+      shares: null,
       startedAt: null,
       bootSeconds: null,
       stateDir: paths.stateDir,

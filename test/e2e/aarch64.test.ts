@@ -58,6 +58,16 @@ test('--arch aarch64 on an x86_64 host: an emulated aarch64 guest from Debian\'s
     assert.match(binfmt.join('\n'), /^interpreter \/usr\/bin\/qemu-i386$/m);
   });
 
+  await t.test('the store and /usr come over virtio-fs (vhost-user-fs-pci on virt): trixie\'s kernel has it built in', async () => {
+    // Debian's tree has no mount(8) on the session's PATH: the kernel's own table
+    const mounts = await box.run(['--name', name, 'ssh', '--', 'cat /proc/mounts']);
+    assert.equal(mounts.code, 0, mounts.stderr);
+    assert.match(mounts.stdout, /^nixstore \/nix\/\.ro-store virtiofs ro[, ]/m);
+    assert.match(mounts.stdout, /^hostusr \/usr virtiofs ro[, ]/m);
+    const status = JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout) as { shares: string };
+    assert.equal(status.shares, 'virtiofs');
+  });
+
   await t.test('status and doctor say the guest\'s architecture; the machines line leads with aarch64-linux', async () => {
     const json = await box.run(['--name', name, 'status', '--json']);
     const status = JSON.parse(json.stdout) as { arch: string; accel: string; systems: string[]; userland: { kind: string; usr: string; tree?: string } | null };
@@ -74,6 +84,7 @@ test('--arch aarch64 on an x86_64 host: an emulated aarch64 guest from Debian\'s
     const doctor = await box.run(['--name', name, 'doctor']);
     assert.match(doctor.stdout, /^✓ arch +aarch64 guest on this x86_64 host/m, doctor.stdout);
     assert.match(doctor.stdout, /^✓ qemu +qemu-system-aarch64$/m, doctor.stdout);
+    assert.match(doctor.stdout, /^✓ shares +virtio-fs through \S*virtiofsd /m, doctor.stdout);
     assert.match(doctor.stdout, /^✓ userland +auto: Debian trixie arm64 packages/m, doctor.stdout);
     const printed = await box.run(['--name', name, 'nix-config']);
     assert.match(printed.stdout, /ssh-ng:\/\/root@linux-builder-aarch64 aarch64-linux,x86_64-linux,i686-linux /);

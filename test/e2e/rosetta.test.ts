@@ -1,8 +1,8 @@
 /**
  * The guest's side of Rosetta, for real: an aarch64 guest under QEMU gets a share tagged as the
  * Rosetta share, holding Debian's static arm64 qemu-x86_64 as a stand-in for Apple's `rosetta`
- * (LINUX_BUILDER_TEST_ROSETTA_DIR; on QEMU the share is 9p, on a Mac vfkit's rosetta device is
- * virtio-fs). The guest mounts it at /run/rosetta, registers it in binfmt_misc as Rosetta, and the
+ * (LINUX_BUILDER_TEST_ROSETTA_DIR; on QEMU the share goes over the launch's transport, virtio-fs
+ * or 9p; on a Mac vfkit's rosetta device is virtio-fs). The guest mounts it at /run/rosetta, registers it in binfmt_misc as Rosetta, and the
  * host's Nix builds x86_64-linux through it in the sandbox (argv[0] kept: busybox applets through
  * symlinks, sh and /proc/self/exe), and i686-linux through qemu-user, which Rosetta cannot run.
  */
@@ -35,7 +35,7 @@ async function rosettaStandIn(): Promise<string> {
   return dir;
 }
 
-test('Rosetta in an aarch64 guest (a stand-in on a 9p share): binfmt registered as Rosetta, x86_64-linux builds through it in the sandbox, i686-linux through qemu-user', { skip: process.arch !== 'x64' && 'needs an x86_64 host' }, async (t) => {
+test('Rosetta in an aarch64 guest (a stand-in on a share tagged rosetta): binfmt registered as Rosetta, x86_64-linux builds through it in the sandbox, i686-linux through qemu-user', { skip: process.arch !== 'x64' && 'needs an x86_64 host' }, async (t) => {
   const box = sandbox();
   const name = 'rosetta';
   const env = { ...box.env, LINUX_BUILDER_TEST_ROSETTA_DIR: await rosettaStandIn() };
@@ -52,7 +52,10 @@ test('Rosetta in an aarch64 guest (a stand-in on a 9p share): binfmt registered 
     assert.equal(guest.code, 0, guest.stderr);
     const [mounts = '', entries = '', rosetta = '', conf = ''] = guest.stdout.split('---\n');
     // the guest's /usr is Debian's minimal set (no grep): the lines are picked here
-    assert.match(mounts, /^rosetta \/run\/rosetta 9p ro,/m);
+    // over the launch's share transport, as /usr: virtio-fs where a virtiofsd serves, else 9p
+    const usrType = /^hostusr \/usr (\S+) /m.exec(mounts)?.[1];
+    assert.ok(usrType === '9p' || usrType === 'virtiofs', mounts);
+    assert.match(mounts, new RegExp(`^rosetta /run/rosetta ${usrType} ro[, ]`, 'm'));
     const names = entries.split(/\s+/).filter((e) => e !== '');
     assert.ok(names.includes('rosetta'), names.join(' '));
     assert.ok(names.includes('qemu-i386'), names.join(' '));

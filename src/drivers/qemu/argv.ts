@@ -23,6 +23,8 @@ export interface QemuHost {
    * every virtio-mmio device.
    */
   readonly firmware?: string | undefined;
+  /** The virtiofsd socket of each virtio-fs share, in plan order. */
+  readonly shareSockets?: readonly string[];
 }
 
 interface MachineProfile {
@@ -54,6 +56,11 @@ function machineProfile(plan: LaunchPlan): MachineProfile {
   };
 }
 
+/** The QEMU program for the plan's guest: qemu-system-x86_64 or qemu-system-aarch64. */
+export function qemuBinary(plan: LaunchPlan): string {
+  return machineProfile(plan).binary;
+}
+
 /** A value inside a QEMU option list ("a=1,b=2"): a comma is written as two. */
 export function optionValue(value: string): string {
   return value.replaceAll(',', ',,');
@@ -61,10 +68,15 @@ export function optionValue(value: string): string {
 
 export function qemuArgv(plan: LaunchPlan, host: QemuHost): string[] {
   const profile = machineProfile(plan);
+  // vhost-user devices (virtiofsd) map the guest's memory: it must be a shareable memfd.
+  const sharedMemory = plan.devices.some((d) => d.kind === 'share' && d.transport === 'virtiofs');
   return [
     profile.binary,
     '-name', `linux-builder-${plan.name}`,
-    '-machine', profile.machine,
+    '-machine', sharedMemory ? `${profile.machine},memory-backend=mem` : profile.machine,
+    ...(sharedMemory ? ['-object', `memory-backend-memfd,id=mem,size=${plan.memoryMiB}M,share=on`] : []),
+    // vhost-user (libvhost-user) has no legacy virtio: microvm's virtio-mmio must be version 2.
+    ...(sharedMemory && profile.bus === 'device' ? ['-global', 'virtio-mmio.force-legacy=false'] : []),
     '-accel', plan.accel,
     '-cpu', cpuModel(plan),
     '-smp', String(plan.cores),
@@ -78,14 +90,15 @@ export function qemuArgv(plan: LaunchPlan, host: QemuHost): string[] {
     '-kernel', plan.kernel.path,
     '-initrd', plan.initrd,
     '-append', kernelCommandLine(plan, profile, host),
-    ...deviceArgs(plan.devices, profile),
+    ...deviceArgs(plan.devices, profile, host.shareSockets ?? []),
   ];
 }
 
 /** Every device's options, in plan order; ids count per kind (fs0, fs1, …). */
-function deviceArgs(devices: readonly Device[], profile: MachineProfile): string[] {
+function deviceArgs(devices: readonly Device[], profile: MachineProfile, shareSockets: readonly string[]): string[] {
   const model = (name: string): string => `virtio-${name}-${profile.bus}`;
   let shares = 0;
+  let virtiofs = 0;
   let disks = 0;
   let nics = 0;
   return devices.flatMap((device): string[] => {
@@ -93,7 +106,15 @@ function deviceArgs(devices: readonly Device[], profile: MachineProfile): string
       case 'console':
         return ['-serial', `file:${device.log}`];
       case 'share': {
-        if (device.transport !== '9p') throw new Error(`qemuArgv: no ${device.transport} share device`);
+        if (device.transport === 'virtiofs') {
+          const index = virtiofs++;
+          const socket = shareSockets[index];
+          if (socket === undefined) throw new Error(`qemuArgv: no virtiofsd socket for share ${device.tag}`);
+          return [
+            '-chardev', `socket,id=vfs${index},path=${optionValue(socket)}`,
+            '-device', `vhost-user-fs-${profile.bus},chardev=vfs${index},tag=${device.tag},queue-size=1024`,
+          ];
+        }
         const id = `fs${shares++}`;
         return [
           '-fsdev', `local,id=${id},path=${optionValue(device.hostPath)},security_model=none,readonly=on`,

@@ -1,19 +1,21 @@
 /**
- * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch, and a hard
- * stop through QMP "quit" then SIGKILL.
+ * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch (with a virtiofsd
+ * per virtio-fs share), and a hard stop through QMP "quit" then SIGKILL.
  */
 import { access, constants, rm } from 'node:fs/promises';
-import type { Driver, LaunchPlan, RunningVm, VmControl } from '../driver.js';
+import { dirname, join } from 'node:path';
+import { ShareTransportFailed, type Driver, type LaunchPlan, type RunningVm, type VmControl } from '../driver.js';
+import { devicesOf, type ShareDevice } from '../devices.js';
 import { failed } from '../../errors.js';
 import { hostArch, hostTscKhz } from '../../platform/host.js';
 import { hostPackages, installCommand } from '../../platform/install-command.js';
 import { findOnPath, isAlive, killHard, listProcesses, processCommandLine, spawnDetached, waitForExit } from '../process.js';
 import { decideAccel, probeAccelFacts } from './accel.js';
-import { optionValue, qemuArgv } from './argv.js';
+import { optionValue, qemuArgv, qemuBinary } from './argv.js';
 import { qemuControl, qemuFiles } from './files.js';
 import { prepareKernel } from './kernel.js';
 import { QmpClient } from './qmp.js';
-
+import { findVirtiofsd, shareSocket, startVirtiofsd, stopVirtiofsds, virtiofsdArgv, virtiofsSupport } from './virtiofsd.js';
 
 function installHint(binary: string): string {
   return installCommand(binary === 'qemu-system-aarch64' ? hostPackages.qemuArm : hostPackages.qemuX86);
@@ -29,21 +31,64 @@ async function microvmFirmware(): Promise<string | undefined> {
   return undefined;
 }
 
-async function commandLine(plan: LaunchPlan, control: VmControl): Promise<string[]> {
+/** The virtiofsd socket of each virtio-fs share, in plan order, where launch starts them. */
+function plannedShareSockets(plan: LaunchPlan, control: VmControl): string[] {
+  return devicesOf(plan.devices, 'share')
+    .filter((share) => share.transport === 'virtiofs')
+    .map((_, index) => shareSocket(control.runtimeDir, index));
+}
+
+async function commandLine(plan: LaunchPlan, control: VmControl, shareSockets: readonly string[] = plannedShareSockets(plan, control)): Promise<string[]> {
   // microvm guests hang calibrating the TSC under TCG unless told its frequency.
   const tscKhz = plan.hostArch === 'x86_64' && plan.guestArch === 'x86_64' ? await hostTscKhz() : undefined;
   const firmware = plan.guestArch === 'x86_64' ? await microvmFirmware() : undefined;
-  return qemuArgv(plan, { files: qemuFiles(control), tscKhz, firmware });
+  return qemuArgv(plan, { files: qemuFiles(control), tscKhz, firmware, shareSockets });
 }
 
 async function launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm> {
-  const argv = await commandLine(plan, control);
-  const binary = argv[0] ?? 'qemu';
+  const binary = qemuBinary(plan);
   const binaryPath = await findOnPath(binary);
   if (binaryPath === undefined) throw failed(`${binary} not found`, installHint(binary));
   // A socket left by a killed QEMU would make the new one fail to listen.
   await clearControl(control);
-  return spawnDetached([binaryPath, ...argv.slice(1)], plan.processLog);
+  const shareSockets = await startShareDaemons(plan, control);
+  try {
+    return await spawnDetached([binaryPath, ...(await commandLine(plan, control, shareSockets)).slice(1)], plan.processLog);
+  } catch (error) {
+    await stopVirtiofsds(control.runtimeDir);
+    throw error;
+  }
+}
+
+/**
+ * One virtiofsd per virtio-fs share, each listening before QEMU starts; their sockets in plan
+ * order. All or none: when one fails, those started are stopped and ShareTransportFailed says why.
+ * (fsN.sock is as long as qmp.sock, whose length the control's check covers.)
+ */
+async function startShareDaemons(plan: LaunchPlan, control: VmControl): Promise<string[]> {
+  const shares = devicesOf(plan.devices, 'share').filter((share) => share.transport === 'virtiofs');
+  if (shares.length === 0) return [];
+  const daemon = await findVirtiofsd();
+  if (daemon === undefined) throw new ShareTransportFailed(virtiofsSupport(undefined, process.getuid?.()).reason);
+  const unshare = (await findOnPath('unshare')) ?? '/usr/bin/unshare';
+  const root = process.getuid?.() === 0;
+  const sockets: string[] = [];
+  try {
+    for (const [index, share] of shares.entries()) {
+      const served = { source: share.hostPath, socket: shareSocket(control.runtimeDir, index) };
+      await startVirtiofsd(virtiofsdArgv(daemon, served, { root, unshare }), served, daemonLog(plan, share));
+      sockets.push(served.socket);
+    }
+  } catch (error) {
+    await stopVirtiofsds(control.runtimeDir);
+    throw error;
+  }
+  return sockets;
+}
+
+/** Beside the hypervisor's own log: virtiofsd-<tag>.log. */
+function daemonLog(plan: LaunchPlan, share: ShareDevice): string {
+  return join(dirname(plan.processLog), `virtiofsd-${share.tag}.log`);
 }
 
 /** The instance's QMP socket is in its VM's command line, and in no other program's. */
@@ -74,7 +119,13 @@ async function quitThroughQmp(qmpSocket: string, timeoutMs: number): Promise<voi
   }
 }
 
+/** QEMU gone, then its virtiofsds. */
 async function forceStop(pid: number, control: VmControl, timeoutMs: number): Promise<void> {
+  await stopQemu(pid, control, timeoutMs);
+  await stopVirtiofsds(control.runtimeDir);
+}
+
+async function stopQemu(pid: number, control: VmControl, timeoutMs: number): Promise<void> {
   if (!(await isAlive(pid)) || !(await ownsProcess(pid, control))) return;
   const quitBudget = Math.max(200, Math.min(2000, Math.floor(timeoutMs / 2)));
   await quitThroughQmp(qemuFiles(control).qmpSocket, quitBudget);
@@ -86,9 +137,11 @@ async function forceStop(pid: number, control: VmControl, timeoutMs: number): Pr
   }
 }
 
+/** The QMP socket and pid file, and the virtiofsds of a VM that is gone (they exit with it; a stray one is stopped). */
 async function clearControl(control: VmControl): Promise<void> {
   const files = qemuFiles(control);
   await Promise.all([files.qmpSocket, files.pidFile].map((file) => rm(file, { force: true })));
+  await stopVirtiofsds(control.runtimeDir);
 }
 
 /** QEMU's user network (slirp): the guest at .15, the host's loopback behind .2, DNS at .3. */
@@ -96,8 +149,11 @@ const userNetwork = { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.
 
 export const qemuDriver: Driver = {
   name: 'qemu',
-  capabilities: { shares: ['9p'], network: userNetwork, ssh: 'forwarded-port', rosetta: false },
+  capabilities: { shares: ['virtiofs', '9p'], network: userNetwork, ssh: 'forwarded-port', rosetta: false },
   control: qemuControl,
+  async shareSupport() {
+    return virtiofsSupport(await findVirtiofsd(), process.getuid?.());
+  },
   async chooseAccel(requested, guestArch) {
     return decideAccel(requested, await probeAccelFacts(hostArch()), guestArch);
   },
@@ -105,7 +161,9 @@ export const qemuDriver: Driver = {
     return prepareKernel(kernelImage, cacheDir, guestArch);
   },
   launch,
-  commandLine,
+  commandLine(plan, control) {
+    return commandLine(plan, control);
+  },
   async rosettaInstalled() {
     return false;
   },

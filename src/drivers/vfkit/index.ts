@@ -32,6 +32,9 @@ function makeDriver(planner: boolean): Driver {
     name: 'vfkit',
     capabilities: { shares: ['virtiofs'], network: natNetwork, ssh: 'vsock-socket', rosetta: true, guestArch: 'aarch64' },
     control: vfkitControl,
+    async shareSupport() {
+      return { transports: ['virtiofs'], reason: "virtio-fs, Virtualization.framework's own" };
+    },
     async chooseAccel(requested) {
       if (requested === 'kvm' || requested === 'tcg') {
         throw badInput(`--accel ${requested} does not apply to vfkit: Virtualization.framework always uses the Mac's hardware virtualization`, 'use --accel auto (or hvf), or --driver qemu');

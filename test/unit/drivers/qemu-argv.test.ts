@@ -314,3 +314,45 @@ test('optionValue doubles commas only', () => {
   assert.equal(optionValue('/a,b,,c'), '/a,,b,,,,c');
   assert.equal(optionValue('/plain/path'), '/plain/path');
 });
+
+test('virtio-fs shares: a vhost-user-fs device per share on its virtiofsd socket, guest memory a shared memfd, modern virtio-mmio on microvm', () => {
+  const shares: Device[] = [
+    { kind: 'share', tag: 'hostusr', hostPath: '/usr', transport: 'virtiofs' },
+    { kind: 'share', tag: 'nixstore', hostPath: '/nix/store', transport: 'virtiofs' },
+  ];
+  const [plan, host] = build({ devices: shares, memoryMiB: 2048 });
+  const argv = qemuArgv(plan, { ...host, shareSockets: ['/run/lb/x/fs0.sock', '/run/a,b/fs1.sock'] });
+  assert.deepEqual(options(argv, '-chardev'), ['socket,id=vfs0,path=/run/lb/x/fs0.sock', 'socket,id=vfs1,path=/run/a,,b/fs1.sock']);
+  assert.deepEqual(options(argv, '-device'), [
+    'vhost-user-fs-device,chardev=vfs0,tag=hostusr,queue-size=1024',
+    'vhost-user-fs-device,chardev=vfs1,tag=nixstore,queue-size=1024',
+  ]);
+  assert.equal(option(argv, '-object'), 'memory-backend-memfd,id=mem,size=2048M,share=on');
+  assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on,memory-backend=mem');
+  assert.equal(option(argv, '-global'), 'virtio-mmio.force-legacy=false');
+  assert.equal(option(argv, '-m'), '2048M');
+  assert.equal(options(argv, '-fsdev').length, 0);
+});
+
+test('virtio-fs on aarch64 virt is PCI (vhost-user-fs-pci), no virtio-mmio global; 9p beside it keeps its own ids', () => {
+  const [plan, host] = build({
+    guestArch: 'aarch64',
+    kernel: { path: '/k', format: 'image' },
+    devices: [
+      { kind: 'share', tag: 'nixstore', hostPath: '/nix/store', transport: 'virtiofs' },
+      { kind: 'share', tag: 'lbconfig', hostPath: '/state/guest-share', transport: '9p' },
+    ],
+  });
+  const argv = qemuArgv(plan, { ...host, shareSockets: ['/run/lb/x/fs0.sock'] });
+  assert.deepEqual(options(argv, '-device'), ['vhost-user-fs-pci,chardev=vfs0,tag=nixstore,queue-size=1024', 'virtio-9p-pci,fsdev=fs0,mount_tag=lbconfig']);
+  assert.equal(option(argv, '-machine'), 'virt,memory-backend=mem');
+  assert.equal(option(argv, '-global'), undefined);
+  assert.throws(() => qemuArgv(plan, host), /no virtiofsd socket for share nixstore/);
+});
+
+test('9p shares only: private guest memory, legacy virtio-mmio as before', () => {
+  const argv = argvOf();
+  assert.equal(option(argv, '-object'), undefined);
+  assert.equal(option(argv, '-global'), undefined);
+  assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on');
+});

@@ -51,7 +51,7 @@ async function control(name: string): Promise<VmControl> {
 test('capabilities: 9p shares, QEMU\'s user network at its fixed addresses, SSH through a forwarded port, no Rosetta', async () => {
   assert.equal(qemuDriver.name, 'qemu');
   assert.deepEqual(qemuDriver.capabilities, {
-    shares: ['9p'],
+    shares: ['virtiofs', '9p'],
     network: { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', hostNet: '10.0.2.0/24' },
     ssh: 'forwarded-port',
     rosetta: false,
