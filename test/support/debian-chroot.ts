@@ -20,8 +20,8 @@ const checkout = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ciCache = '/var/cache/linux-builder-ci';
 const copies = join(ciCache, 'chroots');
 export const officialDebianMirror = 'http://deb.debian.org/debian';
-/** Where the checkout is copied inside the chroot. */
-export const checkoutInside = '/root/linux-builder';
+/** Where the checkout is copied inside the chroot: where every user can read it, as the tests that run the CLI as another user need. */
+export const checkoutInside = '/srv/linux-builder';
 
 export interface ChrootImage {
   readonly suite: string;
