@@ -13,7 +13,7 @@ import { type CpioEntry, cpioChunks } from './cpio.js';
 import { collectorScript, nixDaemonWrapper } from './collector.js';
 import { type InitOptions, type ModuleGroups, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
 import { type GuestModule, builderModules, diskModules, findGuestModules, loadLevels, readModule } from './modules.js';
-import { type FoundSshd, sshdLibraries } from './sshd.js';
+import { type FoundSshd, sshdLibraries, sshdVersionConfig } from './sshd.js';
 import type { GuestUserland } from './userland.js';
 
 /** Bump when the layout of the image changes in a way the inputs do not show. */
@@ -84,14 +84,11 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
     // After late, so the disk group holds only what the disk adds (the ext4 stack is ~0.5 s under TCG).
     disk: await group(moduleGroups.disk),
   };
-  const sshdExtraConfig = Object.keys(sshd.helpers).map(
-    (name) => `${name === 'sshd-auth' ? 'SshdAuthPath' : 'SshdSessionPath'} ${guestPaths.sshDir}/${name}`,
-  );
   const init: InitOptions = {
     modules: groups,
     cache: request.cache ?? 'loose',
     sshdNoReexec: !sshd.split,
-    sshdExtraConfig,
+    sshdExtraConfig: sshdVersionConfig(sshd, guestPaths.sshDir),
   };
   return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache };
 }

@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { findSshd, parseLibraryDepends, sshdLibraries } from '../../../src/guest/sshd.js';
+import { findSshd, parseLibraryDepends, sshdLibraries, sshdVersionConfig } from '../../../src/guest/sshd.js';
 
 const hostHasSshd = await stat('/usr/sbin/sshd').then(() => true, () => false);
 
@@ -59,4 +59,14 @@ test('the library packages a downloaded sshd may need come from its Depends, fir
     ' libwtmpdb0 (>= 0.13.0), libssl3t64 (>= 3.0.0) | libssl-alt, zlib1g (>= 1:1.1.4), libaudit1:any, libc6',
   ].join('\n');
   assert.deepEqual(parseLibraryDepends(fields), ['libpam-modules', 'libc6', 'libwtmpdb0', 'libssl3t64', 'libaudit1']);
+});
+
+test('sshd_config by version: a split OpenSSH (9.8+) names its helpers and never penalises the one NAT address; an older one gets neither', () => {
+  const sshd = { sshd: '/t/usr/sbin/sshd', libDirs: [], source: 'test' };
+  const downloaded = { ...sshd, split: true, helpers: { 'sshd-session': '/t/usr/lib/openssh/sshd-session', 'sshd-auth': '/t/usr/lib/openssh/sshd-auth' } };
+  assert.deepEqual(sshdVersionConfig(downloaded, '/opt/ssh'), ['SshdSessionPath /opt/ssh/sshd-session', 'SshdAuthPath /opt/ssh/sshd-auth', 'PerSourcePenalties no']);
+  // the host's split sshd finds its helpers through the /usr share
+  assert.deepEqual(sshdVersionConfig({ ...sshd, split: true, helpers: {} }, '/opt/ssh'), ['PerSourcePenalties no']);
+  // OpenSSH before 9.8 refuses to start on a keyword it does not know
+  assert.deepEqual(sshdVersionConfig({ ...sshd, split: false, helpers: {} }, '/opt/ssh'), []);
 });
