@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { qemuDriver } from '../src/drivers/qemu/index.js';
 import { waitForExit } from '../src/drivers/process.js';
 import { floorMarker, buildFloorImage } from '../src/guest/image.js';
-import { hostArch, hostTscKhz } from '../src/platform/host.js';
+import { hostArch } from '../src/platform/host.js';
 import { parseArch } from '../src/config/values.js';
 import { runState } from './instance.js';
 import { instancePaths, roots } from '../src/instance/paths.js';
@@ -65,14 +65,9 @@ async function floorBoot(kernelPath: string, initrd: string, cores: number): Pro
     kernel: { path: kernelPath, format: arch === 'aarch64' ? 'image' : kernelPath.includes('vmlinux') ? 'vmlinux-pvh' : 'bzImage' },
     initrd,
     kernelArgs: ['panic=-1', 'quiet'],
-    shares: [],
-    sshPort: 0,
-    tscKhz: arch === 'x86_64' ? await hostTscKhz() : undefined,
-    consoleLog,
+    devices: [{ kind: 'console', log: consoleLog }],
     processLog: join(dir, 'vm.log'),
-    qmpSocket: join(dir, 'q.sock'),
-    pidFile: join(dir, 'vm.pid'),
-  });
+  }, qemuDriver.control(dir));
   for (;;) {
     if (existsSync(consoleLog) && readFileSync(consoleLog, 'latin1').includes(floorMarker)) break;
     if (performance.now() - t0 > 120_000) throw new Error('floor never printed its marker');

@@ -24,7 +24,7 @@ const alias = `linux-builder-${name}`;
 const scopeDir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
 const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
 const env = nixEnv(scope, box.env);
-const busybox = arm64BusyboxStorePath();
+const busybox = await arm64BusyboxStorePath();
 
 async function timed(attr: string, label: string): Promise<number> {
   const t0 = performance.now();

@@ -6,16 +6,14 @@
  *   npm run bench:inputs [-- --sizes 1,64,512 --off-sizes 1,64]
  * Target: with registration, bytes sent ≤ 1% of the closure and wall time flat in N.
  */
-import { createWriteStream, mkdtempSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { sandbox, type Sandbox } from '../test/support/cli.js';
 import { agentEvents, freePort, startAgent } from '../test/support/agent.js';
 import { arm64BusyboxStorePath } from '../test/support/busybox-static.js';
 import { nixBuildInputs, nixEnv } from '../test/support/nix.js';
+import { addRandomStorePath } from '../test/support/store.js';
 import { seconds, table } from './stats.js';
 
 const flag = (name: string, fallback: string): number[] => {
@@ -25,16 +23,7 @@ const flag = (name: string, fallback: string): number[] => {
 const sizesMiB = flag('--sizes', '1,64,512');
 // Copying 512 MiB over SSH into a TCG guest takes minutes: by default "off" stops at 64 MiB.
 const offSizesMiB = flag('--off-sizes', '1,64');
-const busybox = arm64BusyboxStorePath();
-
-async function randomStorePath(mib: number): Promise<string> {
-  const file = join(mkdtempSync(join(tmpdir(), 'lb-bench-input-')), `input-${mib}M-${Date.now()}.bin`);
-  const out = createWriteStream(file);
-  for (let i = 0; i < mib; i++) if (!out.write(randomBytes(1 << 20))) await once(out, 'drain');
-  out.end();
-  await once(out, 'close');
-  return execFileSync('nix-store', ['--add', file], { encoding: 'utf8' }).trim();
-}
+const busybox = await arm64BusyboxStorePath();
 
 interface Row {
   mib: number;
@@ -80,7 +69,7 @@ async function measure(registration: boolean, inputs: Map<number, string>): Prom
 }
 
 const inputs = new Map<number, string>();
-for (const mib of sizesMiB) inputs.set(mib, await randomStorePath(mib));
+for (const mib of sizesMiB) inputs.set(mib, await addRandomStorePath(mib, 'input'));
 const rows = [...(await measure(true, inputs)), ...(await measure(false, inputs))];
 console.log(`\ninputs benchmark: one build per size, TCG (${new Date().toISOString().slice(0, 10)})\n`);
 console.log(

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export function runState(env: NodeJS.ProcessEnv, name: string): { kernel: string; cores: number; sshPort: number } {
+export function runState(env: NodeJS.ProcessEnv, name: string): { kernel: string; cores: number } {
   const root = join(env.XDG_STATE_HOME ?? '', 'linux-builder', name);
-  const state = JSON.parse(readFileSync(join(root, 'state.json'), 'utf8')) as { kernel: string; cores: number; sshPort: number };
+  const state = JSON.parse(readFileSync(join(root, 'state.json'), 'utf8')) as { kernel: string; cores: number };
   return state;
 }

@@ -14,7 +14,7 @@ const runsFlag = process.argv.indexOf('--runs');
 const runs = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 5;
 const box = sandbox();
 const name = 'bench-sandbox';
-const busybox = arm64BusyboxStorePath();
+const busybox = await arm64BusyboxStorePath();
 // Added before the start, so the guest has it registered: no copying in what is measured.
 const expression = nixStoreAdd(helloNix);
 

@@ -62,7 +62,7 @@ const name = 'soak';
 const scopeDir = mkdtempSync(join(tmpdir(), 'lb-bench-'));
 const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
 const env = nixEnv(scope, box.env);
-const busybox = arm64BusyboxStorePath();
+const busybox = await arm64BusyboxStorePath();
 const run = Date.now().toString(36);
 
 /** The first lines from Nix's first error on, with store hashes and nonces blanked, so equal causes group. */

@@ -42,7 +42,7 @@ function cleanUp(): void {
   rmSync(scratch, { recursive: true, force: true });
 }
 
-const busybox = arm64BusyboxStorePath();
+const busybox = await arm64BusyboxStorePath();
 lb('boot the builder VM and wait until SSH works', ['start', '--verbose']);
 lb('what is running', ['status']);
 lb('run a command in the guest', ['ssh', '--', 'uname', '-m']);

@@ -34,6 +34,11 @@ need ss iproute2
 # Debian 13's kernels are zstd-compressed: without zstd the fast PVH boot cannot be extracted.
 need /usr/sbin/mkfs.ext4 e2fsprogs
 need zstd zstd
+# virtio-fs shares: Debian 12's QEMU ships its own virtiofsd; newer distributions package it apart.
+if ! command -v virtiofsd >/dev/null 2>&1 && [ ! -x /usr/libexec/virtiofsd ] && [ ! -x /usr/lib/virtiofsd ] \
+  && [ ! -x /usr/lib/qemu/virtiofsd ] && apt-cache show virtiofsd >/dev/null 2>&1; then
+  missing="$missing virtiofsd"
+fi
 if $for_tests; then need debootstrap debootstrap; fi
 
 if [ -n "$missing" ]; then

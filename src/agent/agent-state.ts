@@ -1,7 +1,7 @@
 /** agent.json: what a running agent is doing, for `status`. Written atomically on each change. */
 import { z } from 'zod';
 import { isAlive } from '../drivers/process.js';
-import { readTextIfExists, writeFileAtomic } from '../fs/files.js';
+import { readVersionedJsonOrUndefined, versionedFile, writeVersionedJson } from '../fs/versioned-json.js';
 
 export const agentStateSchema = z.object({
   version: z.literal(1),
@@ -11,6 +11,7 @@ export const agentStateSchema = z.object({
   idleSince: z.string().nullable(),
 });
 export type AgentState = z.infer<typeof agentStateSchema>;
+const agentStateFile = versionedFile(agentStateSchema, 1);
 
 export interface AgentStatus {
   pid: number;
@@ -21,15 +22,9 @@ export interface AgentStatus {
 
 /** The live agent of an instance, or null when none runs (a stale file is ignored). */
 export async function readAgentStatus(path: string): Promise<AgentStatus | null> {
-  const text = await readTextIfExists(path).catch(() => undefined);
-  if (text === undefined) return null;
-  try {
-    const state = agentStateSchema.parse(JSON.parse(text));
-    if (!(await isAlive(state.pid))) return null;
-    return { pid: state.pid, listen: state.listen, connections: state.connections, idleSince: state.idleSince };
-  } catch {
-    return null;
-  }
+  const state = await readVersionedJsonOrUndefined(path, agentStateFile);
+  if (state === undefined || !(await isAlive(state.pid))) return null;
+  return { pid: state.pid, listen: state.listen, connections: state.connections, idleSince: state.idleSince };
 }
 
 /** Coalesces bursts (20 connections at once) into the latest snapshot, one write at a time. */
@@ -40,7 +35,7 @@ export function agentStateWriter(path: string): { update(state: AgentState): voi
   const write = async (): Promise<void> => {
     scheduled = false;
     const snapshot = latest;
-    if (snapshot) await writeFileAtomic(path, `${JSON.stringify(snapshot, null, 2)}\n`).catch(() => undefined);
+    if (snapshot) await writeVersionedJson(path, agentStateFile, snapshot).catch(() => undefined);
   };
   return {
     update(state) {

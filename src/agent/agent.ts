@@ -4,7 +4,7 @@
  * boot waits on that one boot), and stopping it when no connection has been open for the idle
  * timeout. Boots and stops run one at a time; the VM is never stopped while a connection is open.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { isAlive } from '../drivers/process.js';
 import { start, status, stop, consoleTail, settleExitedVm, silentReporter, storeSyncFor, type Reporter } from '../instance/lifecycle.js';
@@ -14,15 +14,12 @@ import type { StoreSync } from '../nix/store-sync.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { agentStateWriter } from './agent-state.js';
 import type { EventSink } from './events.js';
-
-export interface Listen {
-  readonly host: string;
-  readonly port: number;
-}
+import { connectEndpoint, describeEndpoint, type SshEndpoint, type TcpEndpoint } from '../ssh/endpoint.js';
 
 export interface AgentOptions {
   readonly paths: InstancePaths;
-  readonly listen: Listen;
+  /** Where Nix's ssh connects: a loopback port. */
+  readonly listen: TcpEndpoint;
   readonly idleTimeoutMs: number;
   /** How long open connections may finish after SIGTERM before they are cut. */
   readonly shutdownGraceMs: number;
@@ -37,7 +34,8 @@ const syncDrainMs = 30_000;
 
 interface Vm {
   readonly pid: number;
-  readonly port: number;
+  /** The guest's sshd, where connections are relayed to. */
+  readonly ssh: SshEndpoint;
 }
 
 export class Agent {
@@ -63,14 +61,14 @@ export class Agent {
   }
 
   get listenAddress(): string {
-    return `${this.options.listen.host}:${this.options.listen.port}`;
+    return describeEndpoint(this.options.listen);
   }
 
   /** Adopts a VM already running for this instance, then listens. */
   async listen(): Promise<void> {
     const current = await status(this.options.paths.name);
     if (current.state === 'running' && current.pid !== null && current.ssh) {
-      this.adopt({ pid: current.pid, port: current.ssh.port });
+      this.adopt({ pid: current.pid, ssh: current.ssh });
       this.options.events.emit({ event: 'vm-adopted', pid: current.pid });
     }
     this.server = createServer((socket) => this.accept(socket));
@@ -128,7 +126,7 @@ export class Agent {
 
   private relay(client: Socket, vm: Vm): void {
     if (client.destroyed) return;
-    const upstream = connect({ host: '127.0.0.1', port: vm.port });
+    const upstream = connectEndpoint(vm.ssh);
     upstream.on('error', () => client.destroy());
     upstream.once('close', () => client.destroy());
     client.once('close', () => upstream.destroy());
@@ -154,8 +152,9 @@ export class Agent {
       if (this.vm) return this.vm;
       const current = await status(this.options.paths.name);
       if (current.state === 'running' && current.pid !== null && current.ssh) {
-        this.adopt({ pid: current.pid, port: current.ssh.port });
-        return { pid: current.pid, port: current.ssh.port };
+        const vm = { pid: current.pid, ssh: current.ssh };
+        this.adopt(vm);
+        return vm;
       }
       this.options.events.emit({ event: 'boot-start', reason });
       const t0 = Date.now();
@@ -163,7 +162,7 @@ export class Agent {
       const { pid, ssh } = result.status;
       if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
       this.options.events.emit({ event: 'boot-ready', seconds: (Date.now() - t0) / 1000, pid });
-      const vm = { pid, port: ssh.port };
+      const vm = { pid, ssh };
       this.adopt(vm);
       // We launched it, so we hear how it ends (killed by which signal) at once.
       void result.exited?.then((info) => this.noticeExit(vm, info));

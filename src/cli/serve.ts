@@ -1,11 +1,16 @@
 import { serve } from '../agent/serve.js';
+import type { SettingsFlags } from '../config/settings.js';
 import { terminalReporter } from './output.js';
 
-export async function serveCommand(name: string, options: { listen?: string; idleTimeout?: string; verbose?: boolean }): Promise<void> {
+export type ServeCommandOptions = SettingsFlags & { listen?: string; idleTimeout?: string; verbose?: boolean };
+
+export async function serveCommand(name: string, options: ServeCommandOptions): Promise<void> {
+  const { listen, idleTimeout, verbose, ...settings } = options;
   await serve(name, {
-    listen: options.listen,
-    idleTimeout: options.idleTimeout,
-    reporter: terminalReporter({ verbose: options.verbose ?? false }),
+    listen,
+    idleTimeout,
+    settings,
+    reporter: terminalReporter({ verbose: verbose ?? false }),
     onListening: (address) => console.log(`agent for builder "${name}" listening on ${address}; events: linux-builder${name === 'default' ? '' : ` --name ${name}`} logs --agent -f`),
   });
   console.log(`agent for builder "${name}" stopped`);

@@ -1,6 +1,7 @@
 import { start, type StartResult } from '../instance/lifecycle.js';
 import { terminalReporter } from './output.js';
 import type { SettingsFlags } from '../config/settings.js';
+import { describeEndpoint } from '../ssh/endpoint.js';
 
 export type StartOptions = SettingsFlags & { verbose?: boolean };
 
@@ -10,11 +11,11 @@ export async function startCommand(name: string, options: StartOptions): Promise
   const result: StartResult = await start(name, flags, reporter);
   const { status } = result;
   if (result.alreadyRunning) {
-    console.log(`builder "${name}" is already running (pid ${status.pid}, ssh port ${status.ssh?.port})`);
+    console.log(`builder "${name}" is already running (pid ${status.pid}, ssh ${status.ssh ? describeEndpoint(status.ssh) : 'unknown'})`);
     if (result.pendingSettings) console.log('new settings saved; they take effect at the next start');
     return;
   }
   console.log(
-    `builder "${name}" is running: booted in ${status.bootSeconds?.toFixed(1)} s (${status.accel}, ${status.cores} cores, ${status.memoryMiB} MiB, ssh port ${status.ssh?.port})`,
+    `builder "${name}" is running: booted in ${status.bootSeconds?.toFixed(1)} s (${status.accel}, ${status.cores} cores, ${status.memoryMiB} MiB, ssh ${status.ssh ? describeEndpoint(status.ssh) : 'unknown'}, shares over ${status.shares ?? 'unknown'})`,
   );
 }

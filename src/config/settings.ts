@@ -5,6 +5,7 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { z } from 'zod';
 import { failed } from '../errors.js';
+import { parseVersionedJson, versionedFile, type JsonRead } from '../fs/versioned-json.js';
 import { archChoices, parseAccel, parseArch, parseCount, parseDurationMs, parseMirror, parseSizeMiB, parseUserland, userlandChoices } from './values.js';
 import type { AccelChoice, GuestArch } from '../drivers/driver.js';
 import { parseSystems } from '../platform/systems.js';
@@ -85,10 +86,14 @@ export interface SettingsFlags {
 /** Validates flags and lays them over the remembered settings. Throws bad-input UserErrors. */
 export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimits()): Settings {
   const next: Settings = { ...base };
-  if (flags.cores !== undefined) {
-    next.cores = parseCount('--cores', flags.cores, { min: 1, max: host.cores, hint: `this host has ${host.cores} cores` });
+  // "auto": the default for this host again, as if never set (a declarative config can go back to it).
+  const defaults = defaultSettings(host);
+  if (flags.cores === 'auto') next.cores = defaults.cores;
+  else if (flags.cores !== undefined) {
+    next.cores = parseCount('--cores', flags.cores, { min: 1, max: host.cores, hint: `this host has ${host.cores} cores; auto takes all of them up to 8` });
   }
-  if (flags.memory !== undefined) {
+  if (flags.memory === 'auto') next.memoryMiB = defaults.memoryMiB;
+  else if (flags.memory !== undefined) {
     next.memoryMiB = parseSizeMiB('--memory', flags.memory, {
       min: 256,
       max: host.memoryMiB,
@@ -115,21 +120,26 @@ export function applyFlags(base: Settings, flags: SettingsFlags, host = hostLimi
   return next;
 }
 
-/** Parses config.json text; a corrupt file is a failed operation that names the file to fix or remove. */
+export const settingsFile = versionedFile(settingsSchema, settingsVersion);
+
+/**
+ * The remembered settings from a read of config.json: the defaults when there is none; a
+ * damaged or newer file is a failed operation that names the file to fix or remove.
+ */
+export function settingsFrom(read: JsonRead<Settings>, path: string): Settings {
+  switch (read.kind) {
+    case 'missing':
+      return defaultSettings();
+    case 'ok':
+      return read.value;
+    case 'corrupt':
+      throw failed(read.reason, `fix it, or remove it to start over with defaults: rm ${path}`);
+    case 'newer':
+      throw failed(read.reason, `upgrade linux-builder, or remove it to start over with defaults: rm ${path}`);
+  }
+}
+
+/** Parses config.json text (see settingsFrom). */
 export function parseSettings(text: string, path: string): Settings {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw failed(`${path} is not valid JSON`, `fix it, or remove it to start over with defaults: rm ${path}`);
-  }
-  const result = settingsSchema.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw failed(
-      `${path} is invalid: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'unknown problem'}`,
-      `fix it, or remove it to start over with defaults: rm ${path}`,
-    );
-  }
-  return result.data;
+  return settingsFrom(parseVersionedJson(text, path, settingsFile), path);
 }

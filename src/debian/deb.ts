@@ -1,8 +1,8 @@
 /**
- * Unpacks the data.tar.{xz,zst,gz} of a .deb into a directory, without dpkg: files with their
- * modes, directories, symlinks and hardlinks; devices and fifos are left out, owners are not
- * kept (the tree belongs to whoever fetched it). A path that would leave the directory (absolute,
- * "..", or through a symlink) fails the unpack.
+ * Reads a .deb without dpkg: its control fields, and its data.tar.{xz,zst,gz} unpacked into a
+ * directory — files with their modes, directories, symlinks and hardlinks; devices and fifos are
+ * left out, owners are not kept (the tree belongs to whoever fetched it). A path that would leave
+ * the directory (absolute, "..", or through a symlink) fails the unpack.
  */
 import { createWriteStream } from 'node:fs';
 import { chmod, link, lstat, mkdir, rm, symlink } from 'node:fs/promises';
@@ -11,8 +11,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { errnoCode } from '../errors.js';
-import { arMembers } from './ar.js';
+import { text } from 'node:stream/consumers';
+import { arMembers, type ArMember } from './ar.js';
 import { decompressed } from './decompress.js';
+import { parseStanzas } from './packages.js';
 
 /** An entry's bytes, as tar-stream hands them out. */
 type EntryContent = AsyncIterable<unknown> & { resume(): unknown };
@@ -103,19 +105,42 @@ export class UnpackTarget {
   }
 }
 
-/** Unpacks one .deb's files into the target. */
-export async function unpackDeb(debPath: string, target: UnpackTarget): Promise<void> {
+/** The member named "<base>" or "<base>.{xz,zst,gz}": data.tar, control.tar. */
+async function tarMember(debPath: string, base: string): Promise<ArMember> {
   const members = await arMembers(debPath);
-  const data = members.find((m) => /^data\.tar(\.(xz|zst|gz))?$/.test(m.name));
-  if (data === undefined) throw new Error(`no data.tar member (members: ${members.map((m) => m.name).join(', ')})`);
+  const member = members.find((m) => ['', '.xz', '.zst', '.gz'].some((suffix) => m.name === `${base}${suffix}`));
+  if (member === undefined) throw new Error(`no ${base} member (members: ${members.map((m) => m.name).join(', ')})`);
+  return member;
+}
+
+/** Each entry of a member's tar, in order, until visit has seen them all or throws. */
+async function eachEntry(debPath: string, member: ArMember, visit: (header: tar.Header, content: EntryContent) => Promise<void>): Promise<void> {
   const extract = tar.extract();
-  const feeding = pipeline(decompressed(debPath, data.name.slice('data.tar'.length), { start: data.offset, size: data.size }), extract);
+  const compression = member.name.replace(/^.*\.tar/, '');
+  const feeding = pipeline(decompressed(debPath, compression, { start: member.offset, size: member.size }), extract);
   try {
-    for await (const entry of extract) await target.entry(entry.header, entry);
+    for await (const entry of extract) await visit(entry.header, entry);
   } catch (error) {
     extract.destroy();
     await feeding.catch(() => undefined);
     throw error;
   }
   await feeding;
+}
+
+/** Unpacks one .deb's files into the target. */
+export async function unpackDeb(debPath: string, target: UnpackTarget): Promise<void> {
+  await eachEntry(debPath, await tarMember(debPath, 'data.tar'), (header, content) => target.entry(header, content));
+}
+
+/** The fields of a .deb's control file: Package, Version, Depends, … */
+export async function debControl(debPath: string): Promise<Map<string, string>> {
+  let control: string | undefined;
+  await eachEntry(debPath, await tarMember(debPath, 'control.tar'), async (header, content) => {
+    if (header.type === 'file' && treePath(header.name) === 'control') control = await text(content as AsyncIterable<Uint8Array>);
+    else content.resume();
+  });
+  const [fields] = parseStanzas(control ?? '');
+  if (fields === undefined || !fields.has('Package')) throw new Error('no control file with a Package field');
+  return fields;
 }

@@ -37,8 +37,7 @@ function through(raw: Readable, decoder: Transform): Readable {
   return raw.pipe(decoder);
 }
 
-export function decompressed(path: string, compression: string, range?: { start: number; size: number }): Readable {
-  const raw = createReadStream(path, range === undefined ? {} : { start: range.start, end: range.start + range.size - 1 });
+function decoding(raw: Readable, compression: string): Readable {
   switch (compression) {
     case '':
       return raw;
@@ -53,4 +52,18 @@ export function decompressed(path: string, compression: string, range?: { start:
     default:
       throw new Error(`unknown compression ${compression}`);
   }
+}
+
+export function decompressed(path: string, compression: string, range?: { start: number; size: number }): Readable {
+  const raw = createReadStream(path, range === undefined ? {} : { start: range.start, end: range.start + range.size - 1 });
+  let output: Readable;
+  try {
+    output = decoding(raw, compression);
+  } catch (error) {
+    raw.destroy();
+    throw error;
+  }
+  // a reader that stops early (a failed unpack) must not leave the file open: it would keep a full disk busy
+  if (output !== raw) output.once('close', () => raw.destroy());
+  return output;
 }

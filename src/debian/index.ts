@@ -14,9 +14,11 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { errnoCode, failed } from '../errors.js';
-import { writeFileAtomic, writingTo } from '../fs/files.js';
+import { writingTo } from '../fs/files.js';
+import { writeVersionedJson } from '../fs/versioned-json.js';
 import { unpackDeb, UnpackTarget, PathEscape } from './deb.js';
 import { decompressed } from './decompress.js';
+import { mirrorDownload } from './download.js';
 import { downloadVerified, fetchText, MirrorUnreachable } from './fetch.js';
 import { debianArch, type DebianArch } from './package-set.js';
 import type { FetchProgress } from './progress.js';
@@ -24,9 +26,10 @@ import { parsePackages, type PackageEntry, type PackageIndex } from './packages.
 import { debianArchiveKeys, parseRelease, verifiedText, BadSignature, type ArchiveKeys, type Release } from './release.js';
 import { resolvePackages, type PackageRequest } from './resolve.js';
 import {
-  debianCache, fileSha256, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, tempName, treeKey,
+  debianCache, fileSha256, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, requestRecordFile, tempName, treeKey, treeManifestFile,
   type DebianCache, type TreeManifest, type TreePackage,
 } from './tree.js';
+import { holdTree, holdTreeToo } from './users.js';
 import { compareVersions } from './version.js';
 
 export { debianArch, guestPackageRequest, guestPackages, emulatorPackages, kernelPackage, notForTheGuest, type DebianArch } from './package-set.js';
@@ -61,6 +64,11 @@ export interface DebianUserlandOptions extends ResolveOptions {
   readonly refresh?: boolean;
   readonly onProgress?: (progress: FetchProgress) => void;
   readonly log?: (line: string) => void;
+  /**
+   * The instance (its state dir) that boots the tree: it holds the tree, so nothing removes it,
+   * and trees it held before are removed once no instance holds them (users.ts).
+   */
+  readonly instance?: string;
 }
 
 /** A request resolved against the mirror's current index: what a fetch would download and unpack. */
@@ -92,17 +100,25 @@ export async function debianUserland(options: DebianUserlandOptions): Promise<De
   const log = options.log ?? (() => undefined);
   const progress = options.onProgress ?? (() => undefined);
   const requestFile = join(cache.requests, `${requestKey(debianSuite, arch, options.request)}.json`);
-  const known = await knownTree(cache, requestFile);
-  if (known !== undefined && options.refresh !== true) return known;
+  const { instance } = options;
+  /** The tree held for the instance; undefined when it was removed before it could be held. */
+  const held = async (tree: DebianTree): Promise<DebianTree | undefined> =>
+    instance === undefined || (await holdTree(cache, instance, tree.key, log)) ? tree : undefined;
+  let known = await knownTree(cache, requestFile);
+  if (known !== undefined && options.refresh !== true) {
+    known = await held(known);
+    if (known !== undefined) return known;
+  }
   progress({ stage: 'index', packagesDone: 0, packagesTotal: 0, bytesDone: 0, bytesTotal: 0 });
   let set: ResolvedSet;
   try {
     set = await resolveDebianSet(options);
   } catch (error) {
     if (!(error instanceof MirrorUnreachable)) throw error;
-    if (known !== undefined) {
+    const fallback = known === undefined ? undefined : await held(known);
+    if (fallback !== undefined) {
       log(`${error.message}: using the Debian packages fetched before`);
-      return known;
+      return fallback;
     }
     throw failed(
       `${error.message}, and the cache has no Debian ${debianSuite} packages for ${arch} yet (${options.request.packages.join(', ')})`,
@@ -112,10 +128,14 @@ export async function debianUserland(options: DebianUserlandOptions): Promise<De
   }
   const treeDir = join(cache.trees, set.key);
   return writingTo(cache.dir, async () => {
+    // held before it is looked at or built: no removal takes it, or the packages it is built from
+    if (instance !== undefined) await holdTreeToo(cache, instance, set.key);
     const manifest = (await readManifest(treeDir)) ?? (await buildTree(cache, set, progress, log));
     await mkdir(cache.requests, { recursive: true });
-    await writeFileAtomic(requestFile, `${JSON.stringify({ format: 1, tree: set.key, mirror: set.mirror, released: set.released }, null, 2)}\n`, 0o644);
-    return { root: join(treeDir, 'root'), key: set.key, packages: manifest.packages };
+    await writeVersionedJson(requestFile, requestRecordFile, { format: 1, tree: set.key, mirror: set.mirror, released: set.released }, 0o644);
+    const tree = { root: join(treeDir, 'root'), key: set.key, packages: manifest.packages };
+    if (instance !== undefined) await holdTree(cache, instance, set.key, log);
+    return tree;
   }, { what: `fetching Debian packages into ${cache.dir}` });
 }
 
@@ -177,7 +197,7 @@ async function buildTree(cache: DebianCache, set: ResolvedSet, progress: (progre
   const report = (stage: FetchProgress['stage'], total: number): void => progress({ stage, packagesDone, packagesTotal: total, bytesDone, bytesTotal });
   report('download', missing.length);
   await inParallel(missing, 4, async (p) => {
-    await downloadVerified(`${mirror}/${p.filename}`, debPath(p), p, `${p.name} ${p.version}`, (bytes) => {
+    await mirrorDownload(mirror, p, debPath(p), (bytes) => {
       bytesDone += bytes;
       report('download', missing.length);
     });
@@ -211,7 +231,7 @@ async function buildTree(cache: DebianCache, set: ResolvedSet, progress: (progre
     const manifest: TreeManifest = {
       format: 1, suite: debianSuite, arch, packages: packages.map((p) => ({ name: p.name, version: p.version, sha256: p.sha256 })),
     };
-    await writeFileAtomic(manifestPath(work), `${JSON.stringify(manifest, null, 2)}\n`, 0o644);
+    await writeVersionedJson(manifestPath(work), treeManifestFile, manifest, 0o644);
     try {
       await rename(work, join(cache.trees, key));
     } catch (error) {

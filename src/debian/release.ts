@@ -3,16 +3,19 @@
  * then its fields and the SHA256 list of the index files it vouches for.
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as OpenPgp from 'openpgp';
 import { parseStanzas } from './packages.js';
 
 /** The Debian archive keys that sign the pinned suite, shipped with the package. */
 const archiveKeysFile = new URL('../../keys/debian-archive-trixie.asc', import.meta.url);
 
-export type ArchiveKeys = readonly openpgp.PublicKey[];
+export type ArchiveKeys = readonly OpenPgp.PublicKey[];
+
+/** OpenPGP is loaded when a signature is checked, not by every process that imports the fetcher. */
+const openpgp = (): Promise<typeof OpenPgp> => import('openpgp');
 
 export async function debianArchiveKeys(): Promise<ArchiveKeys> {
-  return openpgp.readKeys({ armoredKeys: await readFile(archiveKeysFile, 'utf8') });
+  return (await openpgp()).readKeys({ armoredKeys: await readFile(archiveKeysFile, 'utf8') });
 }
 
 export interface IndexFile {
@@ -32,13 +35,14 @@ export class BadSignature extends Error {}
 
 /** The signed text of a clearsigned message, if at least one signature is good and made by one of the keys. */
 export async function verifiedText(clearsigned: string, keys: ArchiveKeys): Promise<string> {
-  let message: openpgp.CleartextMessage;
+  const { readCleartextMessage, verify } = await openpgp();
+  let message: OpenPgp.CleartextMessage;
   try {
-    message = await openpgp.readCleartextMessage({ cleartextMessage: clearsigned });
+    message = await readCleartextMessage({ cleartextMessage: clearsigned });
   } catch {
     throw new BadSignature('it is not an OpenPGP clearsigned text');
   }
-  const result = await openpgp.verify({ message, verificationKeys: [...keys] });
+  const result = await verify({ message, verificationKeys: [...keys] });
   const reasons: string[] = [];
   for (const signature of result.signatures) {
     try {

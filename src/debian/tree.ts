@@ -4,6 +4,7 @@
  *   debs/<sha256>.deb      packages, named by the hash their Packages entry gave
  *   trees/<key>/           unpacked package sets: root/ and manifest.json; key from names, versions, hashes
  *   requests/<key>.json    which tree answered a request (suite, architecture, names) last
+ *   users/<id>.json        which trees an instance holds (users.ts), and lock, which guards them
  * Everything appears by rename once complete, so what has its final name is whole; temp names
  * carry the pid that writes them, so a later fetch can remove what a dead one left.
  */
@@ -13,7 +14,9 @@ import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
-import { readTextIfExists } from '../fs/files.js';
+import { isAlive } from '../platform/process.js';
+import { z } from 'zod';
+import { readVersionedJsonOrUndefined, versionedFile } from '../fs/versioned-json.js';
 import type { DebianArch } from './package-set.js';
 import type { PackageEntry } from './packages.js';
 import type { PackageRequest } from './resolve.js';
@@ -24,35 +27,37 @@ export interface DebianCache {
   readonly debs: string;
   readonly trees: string;
   readonly requests: string;
+  readonly users: string;
 }
 
 export function debianCache(cacheDir: string): DebianCache {
   const dir = join(cacheDir, 'debian');
-  return { dir, indexes: join(dir, 'indexes'), debs: join(dir, 'debs'), trees: join(dir, 'trees'), requests: join(dir, 'requests') };
+  return { dir, indexes: join(dir, 'indexes'), debs: join(dir, 'debs'), trees: join(dir, 'trees'), requests: join(dir, 'requests'), users: join(dir, 'users') };
 }
 
+const treePackageSchema = z.object({ name: z.string(), version: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) });
 /** A package in a tree, as its manifest lists it. */
-export interface TreePackage {
-  readonly name: string;
-  readonly version: string;
-  readonly sha256: string;
-}
+export type TreePackage = z.infer<typeof treePackageSchema>;
 
-export interface TreeManifest {
-  readonly format: 1;
-  readonly suite: string;
-  readonly arch: DebianArch;
-  readonly packages: readonly TreePackage[];
-}
+const treeManifestSchema = z.object({
+  format: z.literal(1),
+  suite: z.string(),
+  arch: z.enum(['amd64', 'arm64']),
+  packages: z.array(treePackageSchema),
+});
+export type TreeManifest = z.infer<typeof treeManifestSchema>;
+export const treeManifestFile = versionedFile(treeManifestSchema, 1, 'format');
 
 /** Pointer from a request to the tree that last answered it. */
-export interface RequestRecord {
-  readonly format: 1;
-  readonly tree: string;
-  readonly mirror: string;
+const requestRecordSchema = z.object({
+  format: z.literal(1),
+  tree: z.string().regex(/^[0-9a-f]{32}$/),
+  mirror: z.string(),
   /** The InRelease Date of the index the tree was resolved from. */
-  readonly released: string;
-}
+  released: z.string(),
+});
+export type RequestRecord = z.infer<typeof requestRecordSchema>;
+export const requestRecordFile = versionedFile(requestRecordSchema, 1, 'format');
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -71,27 +76,13 @@ export function manifestPath(treeDir: string): string {
   return join(treeDir, 'manifest.json');
 }
 
-/** A tree's manifest, or undefined when the tree is not (wholly) there. */
-export async function readManifest(treeDir: string): Promise<TreeManifest | undefined> {
-  const text = await readTextIfExists(manifestPath(treeDir));
-  if (text === undefined) return undefined;
-  try {
-    const manifest = JSON.parse(text) as TreeManifest;
-    return manifest.format === 1 && Array.isArray(manifest.packages) ? manifest : undefined;
-  } catch {
-    return undefined;
-  }
+/** A tree's manifest, or undefined when the tree is not (wholly) there or another version made it. */
+export function readManifest(treeDir: string): Promise<TreeManifest | undefined> {
+  return readVersionedJsonOrUndefined(manifestPath(treeDir), treeManifestFile);
 }
 
-export async function readRequest(path: string): Promise<RequestRecord | undefined> {
-  const text = await readTextIfExists(path);
-  if (text === undefined) return undefined;
-  try {
-    const record = JSON.parse(text) as RequestRecord;
-    return record.format === 1 && typeof record.tree === 'string' && /^[0-9a-f]{32}$/.test(record.tree) ? record : undefined;
-  } catch {
-    return undefined;
-  }
+export function readRequest(path: string): Promise<RequestRecord | undefined> {
+  return readVersionedJsonOrUndefined(path, requestRecordFile);
 }
 
 export async function fileSha256(path: string): Promise<string> {
@@ -114,19 +105,10 @@ export function tempName(base: string, suffix: string): string {
   return `${base}.${process.pid}-${Math.random().toString(16).slice(2, 10)}.${suffix}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === 'EPERM';
-  }
-}
-
-/** Removes temp files and directories in dir whose writer has died (an interrupted fetch). */
+/** Removes temp files and directories in dir whose writer has died (an interrupted fetch or removal). */
 export async function removeAbandoned(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const match = /\.(\d+)-[0-9a-f]+\.(part|unpack)$/.exec(name);
-    if (match && !alive(Number(match[1]))) await rm(join(dir, name), { recursive: true, force: true });
+    const match = /\.(\d+)-[0-9a-f]+\.(part|unpack|prune)$/.exec(name);
+    if (match && !(await isAlive(Number(match[1])))) await rm(join(dir, name), { recursive: true, force: true });
   }
 }

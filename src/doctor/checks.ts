@@ -11,25 +11,25 @@ import { findOnPath } from '../drivers/process.js';
 import { UserError } from '../errors.js';
 import { findBusybox } from '../guest/busybox.js';
 import { findLocalKernel } from '../guest/kernel-source.js';
-import { builderModules, findGuestModules } from '../guest/modules.js';
+import { builderModules, findGuestModules, kernelHasModule } from '../guest/modules.js';
 import { instanceSystems } from '../instance/guest-config.js';
-import { guestPaths } from '../guest/init.js';
 import { chooseUserland, hostUserland } from '../guest/userland.js';
 import { diskUsage, hostFreeMiB } from '../instance/disk.js';
 import { defaultDiskMiB, guestArchOf } from '../config/settings.js';
 import { formatMiB } from '../config/values.js';
 import { loadSettings } from '../instance/identity.js';
 import { status } from '../instance/lifecycle.js';
-import { checkSocketPath, instancePaths, type InstancePaths } from '../instance/paths.js';
+import { checkSocketPath, instancePaths, roots, type InstancePaths } from '../instance/paths.js';
 import { checkPrivateDir } from '../fs/private-dir.js';
 import { builderEntries, hostNixSettings, nixVersion } from '../nix/host-nix.js';
 import { chooseRoute, configFiles, defaultScope } from '../nix/registration.js';
 import { probeStoreAccess, storeAccessCheck, usesSystemBuilders, type StoreAccessFacts } from './nix-store.js';
-import { daemonBuilderCheck, findDaemonBuilder, systemBuilders } from './daemon-builders.js';
+import { daemonBuilderCheck, findDaemonBuilder, systemBuilders, unreadableIncludes } from './daemon-builders.js';
 import { reachableSubstituters } from '../nix/substituters.js';
 import { hostArch } from '../platform/host.js';
 import { hostPackages, installCommand } from '../platform/install-command.js';
 import { hostAlias } from '../ssh/config.js';
+import { loopbackHost } from '../ssh/endpoint.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -143,13 +143,13 @@ async function checkNixRegistration(paths: InstancePaths, port: number | undefin
   const ssh = await sshEffectiveConfig(alias, env).catch(() => undefined);
   if (!ssh) return [fail('ssh config', `ssh cannot resolve the alias ${alias}`, install)];
   const problems: string[] = [];
-  if (ssh.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh.get('hostname')}, not 127.0.0.1`);
+  if (ssh.get('hostname') !== loopbackHost) problems.push(`HostName is ${ssh.get('hostname')}, not ${loopbackHost}`);
   if (port !== undefined && ssh.get('port') !== String(port)) problems.push(`Port is ${ssh.get('port')}, the builder (or its agent) listens on ${port}`);
   if (ssh.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh.get('hostkeyalias') ?? 'missing'} (the pinned key is filed under ${alias})`);
   const identity = ssh.get('identityfile') ?? '';
   if (!identity.split(' ').includes(paths.clientKey)) problems.push(`IdentityFile is ${identity}, not ${paths.clientKey}`);
   if (problems.length > 0) return [ok(name, named), fail('ssh config', problems.join('; '), install)];
-  return [ok(name, named), ok('ssh config', `${alias} → 127.0.0.1:${port}, host key pinned, instance key`)];
+  return [ok(name, named), ok('ssh config', `${alias} → ${loopbackHost}:${port}, host key pinned, instance key`)];
 }
 
 /** The daemon's ssh runs as root: /etc/ssh/ssh_config is the part of its config a user can read. */
@@ -164,11 +164,17 @@ async function checkDaemonRegistration(name: string, env: NodeJS.ProcessEnv): Pr
   const alias = hostAlias(name);
   const ssh = await sshEffectiveConfig(alias, { ...env, NIX_SSHOPTS: `-F ${systemSshConfig}` }).catch(() => undefined);
   const problems: string[] = [];
-  if (ssh?.get('hostname') !== '127.0.0.1') problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not 127.0.0.1`);
+  if (ssh?.get('hostname') !== loopbackHost) problems.push(`HostName is ${ssh?.get('hostname') ?? 'unknown'}, not ${loopbackHost}`);
   if (ssh?.get('hostkeyalias') !== alias) problems.push(`HostKeyAlias is ${ssh?.get('hostkeyalias') ?? 'missing'}`);
+  // The Nix modules Include the block root's agent writes into its own 0700 directory.
+  const rootBlock = instancePaths(name, roots({}, process.platform, 0)).nixSshConfig;
+  if (problems.length > 0 && (await unreadableIncludes(alias, systemSshConfig, env)).includes(rootBlock)) {
+    checks.push(ok('ssh config', `root's ssh (${systemSshConfig}) includes ${rootBlock} for ${alias}, which the agent (run as root) writes; this user cannot read it`));
+    return checks;
+  }
   checks.push(
     problems.length === 0
-      ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → 127.0.0.1:${ssh?.get('port')}, host key pinned`)
+      ? ok('ssh config', `root's ssh (${systemSshConfig}): ${alias} → ${loopbackHost}:${ssh?.get('port')}, host key pinned`)
       : warn('ssh config', `${systemSshConfig} does not set up ${alias} (${problems.join('; ')}): the daemon's ssh runs as root and needs it there, unless root's ~/.ssh/config has it (not readable here)`, `sudo linux-builder${name === 'default' ? '' : ` --name ${name}`} nix-config --install`),
   );
   return checks;
@@ -187,6 +193,10 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
       ? ok('qemu', qemuBinary)
       : fail('qemu', `${qemuBinary} not found`, installCommand(arch === 'x86_64' ? hostPackages.qemuX86 : hostPackages.qemuArm)),
   );
+  checks.push(await guarded('shares', async () => {
+    const support = await driver.shareSupport();
+    return support.transports[0] === driver.capabilities.shares[0] ? ok('shares', support.reason) : warn('shares', support.reason, support.fix);
+  }));
   checks.push(await guarded('accel', async () => {
     const decision = await driver.chooseAccel(settings?.accel ?? 'auto', arch);
     return decision.accel === 'tcg' ? warn('accel', `TCG (software emulation, slower): ${decision.reason}`, decision.fix) : ok('accel', decision.reason);
@@ -205,12 +215,13 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
       if (!kernel) return warn('kernel', 'no host kernel with modules; the first start downloads the distribution\'s kernel package (apt-get download, once)', `or boot your own: linux-builder${paths.name === 'default' ? '' : ` --name ${paths.name}`} start --kernel PATH`);
       if (!kernel.modulesDir) return fail('kernel', `${kernel.image}: no modules found for ${kernel.version}`, 'install the kernel\'s modules or use another --kernel');
       const modules = await findGuestModules(kernel.modulesDir, builderModules);
-      return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found`);
+      const virtiofs = (await kernelHasModule(kernel.modulesDir, 'virtiofs')) ? 'virtio-fs and 9p' : '9p only: no virtiofs module';
+      return ok('kernel', `${kernel.version} (${kernel.source}), ${modules.length} guest modules found; shares: ${virtiofs}`);
     }));
     checks.push(await guarded('busybox', async () => ok('busybox', await findBusybox())));
     checks.push(await guarded('iproute2', async () => {
       await hostUserland().checkIpTool();
-      return ok('iproute2', `${guestPaths.ipTool} (keeps builds off the host's loopback)`);
+      return ok('iproute2', `${hostUserland().tools.iproute2} (keeps builds off the host's loopback)`);
     }));
     checks.push(await guarded('qemu-user', async () => {
       const systems = instanceSystems(settings?.systems, arch);
@@ -243,7 +254,8 @@ export async function runChecks(name: string, env: NodeJS.ProcessEnv = process.e
   checks.push(await guarded('disk', () => checkDiskSpace(paths, settings?.diskSizeMiB ?? defaultDiskMiB)));
   checks.push(await guarded('permissions', () => checkPermissions(paths)));
   checks.push(await guarded('socket paths', async () => {
-    checkSocketPath(paths.qmpSocket);
+    for (const socket of driver.control(paths.runtimeDir).sockets) checkSocketPath(socket);
+    if (driver.capabilities.ssh === 'vsock-socket') checkSocketPath(paths.guestSshSocket);
     checkSocketPath(`${paths.controlSocket}.XXXXXXXXXXXXXXXX`); // ssh adds a temporary suffix
     await checkPrivateDir(paths.runtimeDir);
     return ok('socket paths', `${paths.runtimeDir} (short enough, private)`);

@@ -3,6 +3,7 @@
  * the system's nix.conf alone), and whether they name this builder — through a machines file,
  * which the daemon reads at every build, or straight in nix.conf, which it reads at its start.
  */
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { hasBlock } from '../nix/blocks.js';
 import { daemonRestartCommand } from '../nix/daemon.js';
@@ -65,4 +66,16 @@ export function daemonBuilderCheck(found: DaemonBuilder, builders: string, name:
     detail: `the nix-daemon's builders (${builders || 'empty'}) do not name builder "${name}": its builds will not use it${unreadable}`,
     fix: `${install} (as root, with the builder started as root)`,
   };
+}
+
+/** The files `ssh -v -G` said an Include matched nothing for: missing, or in a directory this user cannot read. */
+export function includesMatchingNothing(sshVerboseStderr: string): string[] {
+  return [...sshVerboseStderr.matchAll(/: include (\S+) matched no files$/gm)].map((match) => match[1] ?? '');
+}
+
+/** What the system's ssh config Includes for alias that this user's ssh cannot read (root's, as the modules set it up). */
+export function unreadableIncludes(alias: string, configFile: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+  return new Promise((resolve) => {
+    execFile('ssh', ['-v', '-G', '-F', configFile, alias], { env, timeout: 5000 }, (_error, _stdout, stderr) => resolve(includesMatchingNothing(stderr)));
+  });
 }

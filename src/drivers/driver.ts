@@ -2,18 +2,61 @@
  * What the orchestration (instance/lifecycle) needs from a hypervisor. A driver launches,
  * inspects and stops its VM and declares what it can do; it never decides policy.
  */
+import type { Device, ShareTransport } from './devices.js';
+
+export type { Device, ShareTransport } from './devices.js';
+
 export type Accel = 'kvm' | 'hvf' | 'tcg';
 export type AccelChoice = Accel | 'auto';
 export type HostArch = 'x86_64' | 'aarch64';
 /** The guest's CPU architecture (--arch): the host's by default, or one TCG emulates. */
 export type GuestArch = HostArch;
 
+/**
+ * How the guest's network card is set up inside the guest: fixed addresses the hypervisor's
+ * network expects (QEMU's user network), or a lease from its DHCP server (a NAT that hands them
+ * out). Either way the driver says where the host's own loopback answers the guest (builds are
+ * kept off it) and which DNS server builds may still reach.
+ */
+export type GuestNetwork =
+  | {
+      readonly kind: 'static';
+      /** The guest's address with its prefix length, e.g. 10.0.2.15/24. */
+      readonly address: string;
+      readonly gateway: string;
+      readonly dns: string;
+      readonly hostNet: string;
+    }
+  | { readonly kind: 'dhcp'; readonly dns: string; readonly hostNet: string };
+
+/** What a driver offers; the orchestration reads it to build the launch plan and tell the guest. */
 export interface DriverCapabilities {
-  readonly rosetta: boolean;
-  readonly storeShare: '9p' | 'virtiofs';
-  readonly network: 'user-hostfwd' | 'nat';
-  readonly gracefulStop: boolean;
-  readonly vsock: boolean;
+  /** How directories reach the guest, best first. */
+  readonly shares: readonly ShareTransport[];
+  readonly network: GuestNetwork;
+  /**
+   * Where the host reaches the guest's sshd: a loopback port the hypervisor forwards to the
+   * guest's port 22 (a net device forward), or a unix socket it relays to a guest vsock port
+   * (a vsock device).
+   */
+  readonly ssh: 'forwarded-port' | 'vsock-socket';
+}
+
+/** The share transports a driver can use on this host now, best first, and why. */
+export interface ShareSupport {
+  readonly transports: readonly ShareTransport[];
+  /** One line: what is used and why, e.g. "virtio-fs through /usr/libexec/virtiofsd". */
+  readonly reason: string;
+  /** What the user can do to get the better transport, where something can be done. */
+  readonly fix?: string;
+}
+
+/** A share transport failed at launch (its daemon did not start): the orchestration may plan another. */
+export class ShareTransportFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShareTransportFailed';
+  }
 }
 
 export interface AccelDecision {
@@ -30,19 +73,6 @@ export interface BootKernel {
   readonly format: 'vmlinux-pvh' | 'bzImage' | 'image';
 }
 
-/** The instance disk: a raw, sparse file the guest sees as its only block device. */
-export interface Disk {
-  readonly path: string;
-  /** writeback honours the guest's flushes (the disk outlives the VM); unsafe skips them (wiped at every start). */
-  readonly cache: 'writeback' | 'unsafe';
-}
-
-/** A read-only directory shared with the guest. */
-export interface Share {
-  readonly tag: string;
-  readonly hostPath: string;
-}
-
 export interface LaunchPlan {
   /** Instance name; also the VM's name in process listings. */
   readonly name: string;
@@ -56,24 +86,20 @@ export interface LaunchPlan {
   readonly initrd: string;
   /** Guest kernel arguments; the driver adds its console and machine-specific ones. */
   readonly kernelArgs: readonly string[];
-  readonly shares: readonly Share[];
-  /** The instance disk, when it has one. */
-  readonly disk?: Disk;
-  /** Host TCP port on 127.0.0.1 forwarded to the guest's port 22. */
-  readonly sshPort: number;
-  /** Host TSC frequency, passed to microvm guests so TCG boots never hang calibrating it. */
-  readonly tscKhz: number | undefined;
-  /**
-   * The firmware microvm runs before the PVH kernel: qboot where the host has it. QEMU 10's own
-   * default for microvm (SeaBIOS) loses the ACPI tables when an initrd is loaded, and with them
-   * every virtio-mmio device.
-   */
-  readonly firmware?: string;
-  readonly consoleLog: string;
+  readonly devices: readonly Device[];
   /** Where the hypervisor's own stdout/stderr go. */
   readonly processLog: string;
-  readonly qmpSocket: string;
-  readonly pidFile: string;
+}
+
+/**
+ * How a driver finds and controls one instance's VM (QEMU: a QMP socket and a pid file named
+ * inside the instance's runtime dir). Made by the driver; the orchestration only passes it back,
+ * and checks the socket paths before anything is written.
+ */
+export interface VmControl {
+  readonly runtimeDir: string;
+  /** Unix sockets the driver creates for this VM: each must stay within the 103-byte limit. */
+  readonly sockets: readonly string[];
 }
 
 export interface ExitInfo {
@@ -94,17 +120,23 @@ export interface Driver {
   readonly capabilities: DriverCapabilities;
   /** Decides the accelerator for a request and a guest; throws a UserError when an explicit one cannot work. */
   chooseAccel(requested: AccelChoice, guestArch: GuestArch): Promise<AccelDecision>;
+  /** The share transports usable on this host now (a daemon found, run as whom), best first. */
+  shareSupport(): Promise<ShareSupport>;
   /** Turns a distribution kernel of the guest's architecture into what this driver boots fastest; cached under cacheDir. */
   prepareKernel(kernelImage: string, cacheDir: string, guestArch: GuestArch): Promise<BootKernel>;
-  /** Spawns the VM detached from this process; does not wait for SSH. */
-  launch(plan: LaunchPlan): Promise<RunningVm>;
+  /** The handle for this instance's VM, from the instance's runtime dir (short, private). */
+  control(runtimeDir: string): VmControl;
+  /** Spawns the VM detached from this process; does not wait for SSH. Throws a UserError for a device it does not have. */
+  launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm>;
   /** True when pid is this instance's VM process (not a recycled pid of another program). */
-  ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean>;
+  ownsProcess(pid: number, control: VmControl): Promise<boolean>;
   /**
    * This instance's live VM processes, found by command line: for when the state files cannot
    * say (corrupt or removed). Throws when processes cannot be listed.
    */
-  findProcesses(plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<number[]>;
+  findProcesses(control: VmControl): Promise<number[]>;
   /** Stops hard: the hypervisor's own quit, then SIGKILL; resolves when the process is gone. */
-  forceStop(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>, timeoutMs: number): Promise<void>;
+  forceStop(pid: number, control: VmControl, timeoutMs: number): Promise<void>;
+  /** Removes what a VM that is gone left behind (sockets, pid file); never touches a live one's. */
+  clearControl(control: VmControl): Promise<void>;
 }

@@ -11,8 +11,9 @@ import type { GuestArch } from '../drivers/driver.js';
 import { busyboxApplets, findBusybox } from './busybox.js';
 import { type CpioEntry, cpioChunks } from './cpio.js';
 import { collectorScript, nixDaemonWrapper } from './collector.js';
-import { type InitOptions, type ModuleGroups, type NineCache, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
-import { type GuestModule, builderModules, diskModules, findGuestModules, loadLevels, readModule } from './modules.js';
+import { type InitOptions, type ModuleGroups, type NineCache, dhcpScript, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
+import { type GuestModule, builderModules, diskModules, findGuestModules, kernelHasModule, loadLevels, readModule } from './modules.js';
+import type { ShareTransport } from '../drivers/devices.js';
 import { type FoundSshd, sshdLibraries, sshdVersionConfig } from './sshd.js';
 import type { GuestUserland } from './userland.js';
 
@@ -20,10 +21,13 @@ import type { GuestUserland } from './userland.js';
 const imageFormat = 1;
 /**
  * The modules each boot step needs, in load order; a group leaves out what earlier groups load.
- * virtio_pci only loads where the guest has PCI (aarch64 virt): microvm has none.
+ * virtio_pci only loads where the guest has PCI (aarch64 virt): microvm has none. virtio-fs is
+ * there where the kernel has it (Debian's: a module, or built in); 9p always.
  */
 const moduleGroups = {
-  boot: ['virtio_mmio', '9pnet_virtio', '9p'],
+  boot: ['virtio_mmio'],
+  ninep: ['9pnet_virtio', '9p'],
+  virtiofs: ['virtiofs'],
   pci: ['virtio_pci'],
   net: ['virtio_net'],
   disk: diskModules,
@@ -52,6 +56,8 @@ export interface GuestImage {
   readonly path: string;
   readonly key: string;
   readonly built: boolean;
+  /** The share transports its kernel can mount: 9p always, virtio-fs where the kernel has it. */
+  readonly shareTransports: readonly ShareTransport[];
 }
 
 interface Inputs {
@@ -63,6 +69,7 @@ interface Inputs {
   readonly modules: GuestModule[];
   readonly init: InitOptions;
   readonly ldCache: string | undefined;
+  readonly shareTransports: readonly ShareTransport[];
 }
 
 async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
@@ -70,14 +77,15 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
   const sshd = await request.userland.sshd({ cacheDir: request.cacheDir, log: request.log });
   const libraries = await sshdLibraries(sshd);
   const modules: GuestModule[] = [];
-  const group = async (wanted: readonly string[]): Promise<string[][]> => {
+  const group = async (wanted: readonly string[], optional: readonly string[] = []): Promise<string[][]> => {
     const loaded = new Set(modules.map((m) => m.name));
-    const found = (await findGuestModules(request.modulesDir, wanted)).filter((m) => !loaded.has(m.name));
+    const found = (await findGuestModules(request.modulesDir, wanted, optional)).filter((m) => !loaded.has(m.name));
     modules.push(...found);
     return loadLevels(found);
   };
   const groups: ModuleGroups = {
     boot: await group(moduleGroups.boot),
+    shares: { '9p': await group(moduleGroups.ninep), virtiofs: await group([], moduleGroups.virtiofs) },
     pci: await group(moduleGroups.pci),
     net: await group(moduleGroups.net),
     late: await group([...builderModules, ...(request.extraModules ?? [])]),
@@ -87,10 +95,12 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
   const init: InitOptions = {
     modules: groups,
     cache: request.cache ?? 'loose',
+    tools: request.userland.tools,
     sshdNoReexec: !sshd.split,
     sshdExtraConfig: sshdVersionConfig(sshd, guestPaths.sshDir),
   };
-  return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache };
+  const virtiofs = await kernelHasModule(request.modulesDir, 'virtiofs');
+  return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache, shareTransports: virtiofs ? ['virtiofs', '9p'] : ['9p'] };
 }
 
 /** Files whose path, size and mtime stand for their content in the key. */
@@ -165,8 +175,9 @@ function builderTexts(init: InitOptions): Record<string, { text: string; mode: n
   const texts: Record<string, { text: string; mode: number }> = { init: { text: initScript(), mode: 0o755 } };
   for (const [name, file] of Object.entries(etcFiles())) texts[`etc/${name}`] = file;
   texts['etc/rc.builder'] = { text: rcBuilder(init), mode: 0o755 };
-  texts[guestPaths.collector.slice(1)] = { text: collectorScript(), mode: 0o755 };
-  texts[`${guestPaths.sessionBinDir.slice(1)}/nix-daemon`] = { text: nixDaemonWrapper(), mode: 0o755 };
+  texts[guestPaths.collector.slice(1)] = { text: collectorScript(init.tools), mode: 0o755 };
+  texts[`${guestPaths.sessionBinDir.slice(1)}/nix-daemon`] = { text: nixDaemonWrapper(init.tools), mode: 0o755 };
+  texts[guestPaths.dhcpScript.slice(1)] = { text: dhcpScript(), mode: 0o755 };
   texts['etc/ssh/sshd_config'] = { text: sshdConfig(init.sshdExtraConfig), mode: 0o644 };
   return texts;
 }
@@ -190,11 +201,11 @@ export async function ensureGuestImage(request: GuestImageRequest): Promise<Gues
   const compression = request.compression ?? defaultCompression;
   const key = await imageKey([imageFormat, compression, request.kernelVersion, request.arch, request.userland.imageKey, texts], inputFiles(inputs));
   const path = imagePath(request.cacheDir, `guest-${key}`, compression);
-  if (await isFile(path)) return { path, key, built: false };
+  if (await isFile(path)) return { path, key, built: false, shareTransports: inputs.shareTransports };
   request.log(`building the guest image (${request.kernelVersion}; ${request.userland.description}; sshd: ${inputs.sshd.source})`);
   await writeImage(path, await builderEntries(inputs, texts), compression);
   request.log(`guest image ready: ${basename(path)}`);
-  return { path, key, built: true };
+  return { path, key, built: true, shareTransports: inputs.shareTransports };
 }
 
 /** Printed by the floor image's /init just before it powers off. */
@@ -207,7 +218,7 @@ export async function buildFloorImage(options: {
   compression?: Compression;
   /** A static busybox of the guest's architecture; default the host's. */
   busybox?: string;
-}): Promise<GuestImage> {
+}): Promise<Omit<GuestImage, 'shareTransports'>> {
   const compression = options.compression ?? defaultCompression;
   const busybox = await findBusybox(options.busybox !== undefined ? [options.busybox] : undefined);
   const init = `#!/bb/sh\necho ${floorMarker} > /dev/console\nexec /bb/poweroff -f\n`;

@@ -3,13 +3,18 @@
  * modules are installed, else the distribution's kernel package downloaded and unpacked into
  * the cache (never installed). A downloaded kernel is reused without touching the network.
  */
-import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { HostArch } from '../drivers/driver.js';
 import { badInput, errnoCode, failed } from '../errors.js';
 import { writingTo } from '../fs/files.js';
+import { hostArch } from '../platform/host.js';
+import { readKernelImage, type KernelImageFacts } from './kernel-image.js';
+import { debianArch } from '../debian/package-set.js';
+import { aptDownload, AptDownloadFailed, unpackDebs, type CommandRunner, type DebFile } from '../debian/download.js';
+
+export type { CommandResult, CommandRunner } from '../debian/download.js';
 
 export interface KernelLocation {
   readonly image: string;
@@ -18,21 +23,15 @@ export interface KernelLocation {
   readonly source: 'flag' | 'host' | 'download' | 'debian';
 }
 
-export interface CommandResult {
-  /** null when the command could not be started (e.g. not installed). */
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export type CommandRunner = (command: string, args: readonly string[], cwd?: string) => Promise<CommandResult>;
-
 export interface LocateKernelOptions {
   readonly explicit?: string | undefined;
   readonly cacheDir: string;
+  /** The architecture the kernel is for: the guest's. */
   readonly hostArch: HostArch;
   readonly log: (line: string) => void;
-  /** Seams for tests: the host's /boot and /lib/modules, and how commands run. */
+  /** Unpacked package trees whose lib/modules or usr/lib/modules may hold an explicit kernel's modules (Debian's userland). */
+  readonly moduleTrees?: readonly string[];
+  /** Seams for tests: the host's /boot and /lib/modules, and how commands (apt) run. */
   readonly bootDir?: string;
   readonly modulesRoot?: string;
   readonly run?: CommandRunner;
@@ -68,7 +67,7 @@ function kernelsDir(cacheDir: string): string {
 
 // ---- --kernel PATH ---------------------------------------------------------------------
 
-async function fromFlag(path: string, modulesRoot: string, options: LocateKernelOptions): Promise<KernelLocation> {
+async function checkedFile(path: string): Promise<void> {
   let isFile: boolean;
   try {
     isFile = (await stat(path)).isFile();
@@ -78,47 +77,45 @@ async function fromFlag(path: string, modulesRoot: string, options: LocateKernel
     throw badInput(`--kernel ${path} ${why}`, noKernelHint);
   }
   if (!isFile) throw badInput(`--kernel ${path} is not a file`, noKernelHint);
-  const version = bzImageVersion(await readHead(path, 64 * 1024)) ?? versionFromFileName(basename(path));
+}
+
+/** The facts of an explicit kernel, which must be a readable file with a kernel for arch (bad input otherwise). */
+export async function checkKernelImage(path: string, arch: HostArch): Promise<KernelImageFacts> {
+  await checkedFile(path);
+  const facts = await readKernelImage(path);
+  if (facts.arch !== undefined && facts.arch !== arch) {
+    throw badInput(
+      `--kernel ${path} is an ${facts.arch} kernel, but the guest is ${arch}`,
+      `pass --kernel with an ${arch} kernel${arch === 'aarch64' ? ' (Image, Image.gz, or Debian\'s vmlinuz-*-arm64)' : ''}, or change --arch; a remembered --kernel is "kernel" in the instance's config.json`,
+    );
+  }
+  return facts;
+}
+
+async function fromFlag(path: string, modulesRoot: string, options: LocateKernelOptions): Promise<KernelLocation> {
+  const facts = await checkKernelImage(path, options.hostArch);
+  const version = facts.version ?? versionFromFileName(basename(path));
   if (version === undefined) {
     options.log(`cannot tell the version of ${path}: booting it without kernel modules`);
     return { image: path, version: 'unknown', modulesDir: undefined, source: 'flag' };
   }
   const modulesDir = await firstDirectory([
-    join(modulesRoot, version),
+    // the host's modules are of the host's architecture
+    ...(facts.arch === undefined || facts.arch === hostArch() ? [join(modulesRoot, version)] : []),
+    // beside it: boot/ and lib/ of an unpacked package, or lib/ in the kernel's own directory
     ...treeModuleDirs(join(dirname(path), '..'), version),
+    ...treeModuleDirs(dirname(path), version),
+    ...(options.moduleTrees ?? []).flatMap((tree) => treeModuleDirs(tree, version)),
     ...(await downloadedTrees(kernelsDir(options.cacheDir))).flatMap((tree) => treeModuleDirs(tree, version)),
   ]);
   if (modulesDir === undefined) options.log(`no modules found for kernel ${version}: booting without them`);
   return { image: path, version, modulesDir, source: 'flag' };
 }
 
-/** The kernel_version string of a bzImage: the setup header's field at 0x20E points to it (+0x200). */
-export function bzImageVersion(header: Buffer): string | undefined {
-  if (header.length < 0x210 || header.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined;
-  const pointer = header.readUInt16LE(0x20e);
-  if (pointer === 0) return undefined;
-  const start = pointer + 0x200;
-  const end = header.indexOf(0, start);
-  if (start >= header.length || end < 0) return undefined;
-  const version = header.toString('latin1', start, end).split(' ')[0] ?? '';
-  return /^\d+\.\d+[\w.+~-]*$/.test(version) ? version : undefined;
-}
-
 /** "vmlinuz-6.1.0-56-amd64" → "6.1.0-56-amd64". */
 export function versionFromFileName(name: string): string | undefined {
   const match = /^(?:vmlinuz|vmlinux|bzImage|Image)-(\d+\.\d+.*)$/.exec(name);
   return match?.[1];
-}
-
-async function readHead(path: string, bytes: number): Promise<Buffer> {
-  const file = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(bytes);
-    const { bytesRead } = await file.read(buffer, 0, bytes, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await file.close();
-  }
 }
 
 // ---- the host's kernels ----------------------------------------------------------------
@@ -161,10 +158,6 @@ async function newestHostKernel(bootDir: string, modulesRoot: string, log: (line
 
 // ---- the distribution's kernel package -------------------------------------------------
 
-function debianArch(arch: HostArch): string {
-  return arch === 'x86_64' ? 'amd64' : 'arm64';
-}
-
 /** Unpacked package trees under kernels/, named "<package>_<version>". */
 async function downloadedTrees(dir: string): Promise<string[]> {
   return (await listDir(dir)).filter((name) => /^linux-image-[^_]+_[^_]+$/.test(name)).map((name) => join(dir, name));
@@ -202,10 +195,9 @@ function treeModuleDirs(tree: string, version: string): string[] {
   return [join(tree, 'lib', 'modules', version), join(tree, 'usr', 'lib', 'modules', version)];
 }
 
-/** The real package behind a meta package, from `apt-cache depends`: "  Depends: linux-image-6.1.0-56-amd64". */
-export function parseAptDepends(output: string): string | undefined {
-  const match = /^\s*\|?Depends:\s*(linux-image-[^\s<>]+)\s*$/m.exec(output);
-  return match?.[1];
+/** The real image package a kernel metapackage (linux-image-amd64) depends on. */
+export function kernelImageDependency(meta: DebFile): string | undefined {
+  return meta.depends.flat().find((requirement) => /^linux-image-\d/.test(requirement.name))?.name;
 }
 
 async function download(options: LocateKernelOptions): Promise<KernelLocation> {
@@ -213,43 +205,39 @@ async function download(options: LocateKernelOptions): Promise<KernelLocation> {
   return writingTo(dir, () => downloadInto(dir, options), { what: 'downloading and unpacking the kernel package into kernels/' });
 }
 
+const noHostKernel = 'no kernel to boot: no /boot/vmlinuz-* with modules in /lib/modules';
+
+/** apt-get download of one package into its own directory under work. */
+async function aptPackage(name: string, work: string, options: LocateKernelOptions): Promise<DebFile> {
+  try {
+    const [deb] = await aptDownload([name], join(work, name), options.run);
+    if (deb === undefined) throw new AptDownloadFailed('failed', 'no .deb written', '');
+    return deb;
+  } catch (error) {
+    if (!(error instanceof AptDownloadFailed)) throw error;
+    if (error.kind === 'no-apt') throw failed(`${noHostKernel}, and no apt-get to download one`, noKernelHint, error);
+    if (error.kind === 'unknown') {
+      throw failed(`${noHostKernel}, and apt knows no package ${name} (${error.detail})`, `run apt-get update (as root) so apt knows the kernel package, or ${noKernelHint}`, error);
+    }
+    throw failed(`could not download ${name}: ${error.detail}`, `check the network and the apt sources (apt-get update), or ${noKernelHint}`, error);
+  }
+}
+
 async function downloadInto(dir: string, options: LocateKernelOptions): Promise<KernelLocation> {
-  const run = options.run ?? runCommand;
   const meta = `linux-image-${debianArch(options.hostArch)}`;
-  const depends = await run('apt-cache', ['depends', meta]);
-  if (depends.code === null) {
-    throw failed('no kernel to boot: no /boot/vmlinuz-* with modules in /lib/modules, and no apt-cache to download one', noKernelHint);
-  }
-  const pkg = parseAptDepends(depends.stdout);
-  if (depends.code !== 0 || pkg === undefined) {
-    throw failed(
-      `no kernel to boot: no /boot/vmlinuz-* with modules in /lib/modules, and apt knows no package ${meta} (${lastLine(depends.stderr) || 'no Depends line'})`,
-      `run apt-get update (as root) so apt knows the kernel package, or ${noKernelHint}`,
-    );
-  }
-  options.log(`no host kernel with modules: downloading ${pkg} from the distribution mirror (unpacked into the cache, not installed)`);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const work = await mkdtemp(join(dir, '.download-'));
   try {
-    const fetched = await run('apt-get', ['download', pkg], work);
-    const deb = (await listDir(work)).find((name) => name.endsWith('.deb'));
-    if (fetched.code !== 0 || deb === undefined) {
-      throw failed(
-        `could not download ${pkg}: ${lastLine(fetched.stderr) || `apt-get exited with ${fetched.code}`}`,
-        `check the network and the apt sources (apt-get update), or ${noKernelHint}`,
-        fetched,
-      );
-    }
+    options.log(`no host kernel with modules: downloading ${meta} from the distribution mirror (unpacked into the cache, not installed)`);
+    const pkg = kernelImageDependency(await aptPackage(meta, work, options));
+    if (pkg === undefined) throw failed(`${meta} depends on no linux-image package`, `run apt-get update (as root), or ${noKernelHint}`);
+    const image = await aptPackage(pkg, work, options);
     const unpacked = join(work, 'root');
-    const extracted = await run('dpkg-deb', ['-x', join(work, deb), unpacked]);
-    if (extracted.code !== 0) {
-      throw failed(`could not unpack ${deb}: ${lastLine(extracted.stderr) || `dpkg-deb exited with ${extracted.code}`}`, noKernelHint, extracted);
-    }
-    // "<package>_<version>_<arch>.deb" → "<package>_<version>"
-    const tree = join(dir, deb.replace(/_[^_]+\.deb$/, ''));
+    await unpackDebs([image.path], unpacked);
+    const tree = join(dir, `${image.name}_${image.version.replace(/[^\w.+~-]/g, '_')}`);
     await renameUnlessPresent(unpacked, tree);
     const found = await kernelInTree(tree);
-    if (found === undefined) throw failed(`${deb} holds no boot/vmlinuz-*`, noKernelHint);
+    if (found === undefined) throw failed(`${image.name} ${image.version} holds no boot/vmlinuz-*`, noKernelHint);
     options.log(`downloaded kernel ${found.version} into ${tree}`);
     return found;
   } finally {
@@ -265,20 +253,6 @@ async function renameUnlessPresent(from: string, to: string): Promise<void> {
     const code = errnoCode(error);
     if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
   }
-}
-
-function lastLine(text: string): string {
-  return text.trim().split('\n').pop()?.trim() ?? '';
-}
-
-function runCommand(command: string, args: readonly string[], cwd?: string): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, maxBuffer: 16 * 1024 * 1024, timeout: 15 * 60 * 1000 }, (error, stdout, stderr) => {
-      if (error === null) return resolve({ code: 0, stdout, stderr });
-      const code = typeof error.code === 'number' ? error.code : null;
-      resolve({ code: code ?? (error.code === 'ENOENT' ? null : 1), stdout, stderr: stderr || error.message });
-    });
-  });
 }
 
 // ---- small file helpers ----------------------------------------------------------------

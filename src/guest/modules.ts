@@ -160,6 +160,16 @@ export async function findGuestModules(
   return found;
 }
 
+/** The kernel has the module, built in or as a file (modules.dep, else modules.order). */
+export async function kernelHasModule(modulesDir: string, name: string): Promise<boolean> {
+  const wanted = normalizeModuleName(name);
+  for (const list of ['modules.builtin', 'modules.dep', 'modules.order']) {
+    const text = (await readOptional(join(modulesDir, list))) ?? '';
+    if (text.split('\n').some((line) => line.trim() !== '' && moduleNameOf(line.split(':')[0]?.trim() ?? '') === wanted)) return true;
+  }
+  return false;
+}
+
 /**
  * Modules (deps first) as levels loaded one after another: a module's level comes after the
  * levels of all its deps, so the modules of one level can load in parallel. Deps not in the

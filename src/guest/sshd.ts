@@ -1,7 +1,7 @@
 /**
- * An sshd for the guest. The host's own when installed; otherwise Debian's openssh-server
- * downloaded with apt-get and unpacked into the cache — never installed — with the library
- * packages it depends on that the host lacks (libwrap0 in Debian 12, libwtmpdb0 in 13). Its
+ * An sshd for the guest. The host's own when installed; otherwise the distribution's
+ * openssh-server downloaded with the host's apt and unpacked into the cache — never installed —
+ * with the library packages it depends on that the host lacks (libwrap0 in Debian 12, libwtmpdb0 in 13). Its
  * libraries are copied from the host into the initramfs: paged in over 9p they cost a cold
  * sshd start about as much again.
  */
@@ -13,6 +13,8 @@ import { errnoCode, failed } from '../errors.js';
 import { elfMachine, elfMachines, elfNeeded } from './elf.js';
 import { hostArch } from '../platform/host.js';
 import { writingTo } from '../fs/files.js';
+import { aptDownload, AptDownloadFailed, unpackDebs, type DebFile } from '../debian/download.js';
+import type { Alternatives } from '../debian/packages.js';
 
 const run = promisify(execFile);
 const hostSshd = '/usr/sbin/sshd';
@@ -90,23 +92,21 @@ async function downloadSshd(sshdCache: string, log: (line: string) => void): Pro
   const work = await mkdtemp(join(sshdCache, '.download-'));
   try {
     log('downloading openssh-server for the guest (apt-get download; nothing is installed)');
-    await apt(['download', 'openssh-server'], work);
-    const server = (await readdir(work)).find((name) => name.startsWith('openssh-server_') && name.endsWith('.deb'));
-    if (!server) throw failed('apt-get download did not produce an openssh-server package', aptHint);
-    const version = (await run('dpkg-deb', ['-f', join(work, server), 'Version'])).stdout.trim();
+    const [server] = await apt(['openssh-server'], join(work, 'server'));
+    if (server === undefined) throw failed('apt-get download did not produce an openssh-server package', aptHint);
     const root = join(work, 'root');
-    await run('dpkg-deb', ['-x', join(work, server), root]);
-    await addMissingLibraries(root, join(work, server), work, log);
-    const target = join(sshdCache, version.replace(/[^\w.+-]/g, '_'));
+    await unpackDebs([server.path], root);
+    await addMissingLibraries(root, server, work, log);
+    const target = join(sshdCache, server.version.replace(/[^\w.+-]/g, '_'));
     try {
       await rename(root, target);
     } catch (error) {
       // another start won the race; its tree is as good as ours
       if (errnoCode(error) !== 'ENOTEMPTY' && errnoCode(error) !== 'EEXIST') throw error;
     }
-    log(`sshd ${version} unpacked into the cache`);
-    const found = await fromTree(target, version);
-    if (!found) throw failed(`openssh-server ${version} has no usr/sbin/sshd`);
+    log(`sshd ${server.version} unpacked into the cache`);
+    const found = await fromTree(target, server.version);
+    if (!found) throw failed(`openssh-server ${server.version} has no usr/sbin/sshd`);
     await sshdLibraries(found);
     return found;
   } finally {
@@ -119,16 +119,16 @@ async function downloadSshd(sshdCache: string, log: (line: string) => void): Pro
  * unpacked packages depend on and the host has not installed, downloaded and unpacked into the
  * same tree — so the libraries come from what the package declares, not from a guessed list.
  */
-async function addMissingLibraries(root: string, serverDeb: string, work: string, log: (line: string) => void): Promise<void> {
+async function addMissingLibraries(root: string, server: DebFile, work: string, log: (line: string) => void): Promise<void> {
   const considered = new Set<string>();
-  let unpacked = [serverDeb];
-  for (;;) {
+  let unpacked = [server];
+  for (let round = 1; ; round++) {
     const tree = await fromTree(root, 'download');
     const missing = tree ? await missingLibraries(tree) : [];
     if (missing.length === 0) return;
     const wanted: string[] = [];
     for (const deb of unpacked) {
-      for (const name of await libraryDepends(deb)) {
+      for (const name of libraryDepends(deb.depends)) {
         if (considered.has(name)) continue;
         considered.add(name);
         if (!(await installedOnHost(name))) wanted.push(name);
@@ -137,26 +137,14 @@ async function addMissingLibraries(root: string, serverDeb: string, work: string
     // nothing more to fetch: sshdLibraries names what is still missing
     if (wanted.length === 0) return;
     log(`sshd needs ${missing.join(', ')}, which the host lacks; downloading ${wanted.join(', ')}`);
-    const dir = await mkdtemp(join(work, 'libraries-'));
-    await apt(['download', ...wanted], dir);
-    unpacked = (await readdir(dir)).filter((name) => name.endsWith('.deb')).map((name) => join(dir, name));
-    for (const deb of unpacked) await run('dpkg-deb', ['-x', deb, root]);
+    unpacked = await apt(wanted, join(work, `libraries-${round}`));
+    await unpackDebs(unpacked.map((deb) => deb.path), root);
   }
 }
 
-/** The shared-library packages (lib*) a .deb depends on: the first of each set of alternatives. */
-async function libraryDepends(deb: string): Promise<string[]> {
-  const { stdout } = await run('dpkg-deb', ['-f', deb, 'Pre-Depends', 'Depends']);
-  return parseLibraryDepends(stdout);
-}
-
-/** "Depends: libc6 (>= 2.38), libwtmpdb0 | foo, adduser" → ["libc6", "libwtmpdb0"]. */
-export function parseLibraryDepends(fields: string): string[] {
-  const names = fields
-    .replace(/^[\w-]+:/gm, ',')
-    .split(',')
-    .map((item) => (item.split('|')[0] ?? '').trim().split(/[\s(:]/)[0] ?? '')
-    .filter((name) => name.startsWith('lib'));
+/** The shared-library packages (lib*) of a package's dependencies: the first of each set of alternatives. */
+export function libraryDepends(depends: readonly Alternatives[]): string[] {
+  const names = depends.map((alternatives) => alternatives[0]?.name ?? '').filter((name) => name.startsWith('lib'));
   return [...new Set(names)];
 }
 
@@ -171,12 +159,12 @@ async function installedOnHost(name: string): Promise<boolean> {
 
 const aptHint = 'run "apt-get update" and retry, or install openssh-server on the host';
 
-async function apt(args: string[], cwd: string): Promise<void> {
+async function apt(names: string[], dir: string): Promise<DebFile[]> {
   try {
-    await run('apt-get', ['-q', ...args], { cwd });
+    return await aptDownload(names, dir);
   } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim() ?? '';
-    throw failed(`apt-get ${args.join(' ')} failed${stderr ? `: ${stderr.split('\n').at(-1)}` : ''}`, aptHint, error);
+    if (!(error instanceof AptDownloadFailed)) throw error;
+    throw failed(`apt-get download ${names.join(' ')} failed: ${error.detail}`, aptHint, error);
   }
 }
 

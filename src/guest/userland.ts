@@ -7,7 +7,7 @@
 import { hostPackages, installCommand } from '../platform/install-command.js';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { GuestArch, HostArch } from '../drivers/driver.js';
 import type { UserlandChoice } from '../config/values.js';
 import { badInput, failed } from '../errors.js';
@@ -15,8 +15,8 @@ import { debianSuite, debianUserland, guestPackageRequest, debianArch, type Fetc
 import { hostArch } from '../platform/host.js';
 import { emulatedSystems, qemuUserBinary, type SystemInfo } from '../platform/systems.js';
 import { findBusybox } from './busybox.js';
-import { guestPaths } from './init.js';
-import { findLocalKernel, kernelInTree, locateKernel, type KernelLocation } from './kernel-source.js';
+import type { GuestTools } from './init.js';
+import { checkKernelImage, findLocalKernel, kernelInTree, locateKernel, type KernelLocation } from './kernel-source.js';
 import { findSshd, fromTree, type FoundSshd } from './sshd.js';
 
 export { userlandChoices, type UserlandChoice } from '../config/values.js';
@@ -28,6 +28,17 @@ export interface KernelRequest {
   readonly log: (line: string) => void;
 }
 
+/** What the state file records and `status` shows of the userland a VM runs. */
+export interface UserlandSummary {
+  readonly kind: UserlandKind;
+  /** "the host's /usr", "Debian trixie arm64, 213 packages". */
+  readonly description: string;
+  /** The host directory shared as the guest's /usr. */
+  readonly usr: string;
+  /** The Debian tree's key: its directory under <cache>/debian/trees. */
+  readonly tree?: string;
+}
+
 export interface GuestUserland {
   readonly kind: UserlandKind;
   /** For log lines: "the host's /usr", "Debian trixie (…)". */
@@ -36,8 +47,11 @@ export interface GuestUserland {
   readonly usr: string;
   /** Stands for this userland in the guest image's cache key: a host image never serves a Debian guest. */
   readonly imageKey: string;
+  /** The programs the guest's scripts run (mkfs, ip, nix-store…), as paths in the guest. */
+  readonly tools: GuestTools;
   /** The userland's ld.so.cache, copied into the image; absent: its loader's built-in search path serves. */
   readonly ldCache?: string;
+  readonly summary: UserlandSummary;
   kernel(request: KernelRequest): Promise<KernelLocation>;
   busybox(): Promise<string>;
   sshd(options: { cacheDir: string; log: (line: string) => void }): Promise<FoundSshd>;
@@ -48,6 +62,16 @@ export interface GuestUserland {
   /** iproute2's ip, which keeps builds off the host's loopback. */
   checkIpTool(): Promise<void>;
 }
+
+/** Where a Debian-style /usr has what the guest's scripts run: the host's and Debian's trees alike. */
+const usrTools: GuestTools = {
+  mkfsExt4: '/usr/sbin/mkfs.ext4',
+  resize2fs: '/usr/sbin/resize2fs',
+  iproute2: '/usr/sbin/ip',
+  nixStore: '/usr/bin/nix-store',
+  nixDaemon: '/usr/bin/nix-daemon',
+  fallocate: '/usr/bin/fallocate',
+};
 
 const executable = (path: string) => access(path, constants.X_OK).then(() => true, () => false);
 
@@ -67,11 +91,14 @@ async function checkEmulatorsIn(userland: GuestUserland, systems: readonly strin
 // ---- the host's /usr -------------------------------------------------------------------
 
 export function hostUserland(): GuestUserland {
+  const summary: UserlandSummary = { kind: 'host', description: "the host's /usr", usr: '/usr' };
   const userland: GuestUserland = {
-    kind: 'host',
-    description: "the host's /usr",
-    usr: '/usr',
+    kind: summary.kind,
+    description: summary.description,
+    usr: summary.usr,
+    summary,
     imageKey: 'host',
+    tools: usrTools,
     ldCache: '/etc/ld.so.cache',
     kernel: (request) => locateKernel({ ...request, hostArch: hostArch() }),
     busybox: () => findBusybox(),
@@ -80,9 +107,9 @@ export function hostUserland(): GuestUserland {
     checkEmulators: (systems, arch) =>
       checkEmulatorsIn(userland, systems, arch, `${installCommand(hostPackages.qemuUser)}, use --userland debian, or leave those systems out of --systems`),
     async checkIpTool() {
-      if (!(await executable(guestPaths.ipTool))) {
+      if (!(await executable(onHost(userland.usr, usrTools.iproute2)))) {
         throw failed(
-          `${guestPaths.ipTool} not found: the guest needs iproute2 to keep builds off the host's loopback`,
+          `${usrTools.iproute2} not found: the guest needs iproute2 to keep builds off the host's loopback`,
           `${installCommand(hostPackages.iproute2)}, or use --userland debian`,
         );
       }
@@ -108,6 +135,8 @@ export interface DebianUserlandRequest {
   readonly mirror?: string | undefined;
   readonly onProgress?: (progress: FetchProgress) => void;
   readonly log?: (line: string) => void;
+  /** The instance's state dir: it holds the tree it boots, and trees no instance holds any more are removed. */
+  readonly instance?: string;
 }
 
 /** The Debian tree for the guest, fetched now unless the cache has it. */
@@ -120,18 +149,33 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
     ...(request.mirror !== undefined ? { mirror: request.mirror } : {}),
     ...(request.onProgress !== undefined ? { onProgress: request.onProgress } : {}),
     ...(request.log !== undefined ? { log: request.log } : {}),
+    ...(request.instance !== undefined ? { instance: request.instance } : {}),
   });
   const loader = join(tree.root, debianLoader[request.arch]);
   const cacheHint = `remove ${tree.root.replace(/\/root$/, '')} and start again to fetch the packages anew`;
   if (!(await executable(loader))) throw failed(`the Debian packages have no dynamic loader at /${debianLoader[request.arch]}`, cacheHint);
   const sshdVersion = tree.packages.find((p) => p.name === 'openssh-server')?.version ?? 'unknown';
+  const summary: UserlandSummary = { kind: 'debian', description: `Debian ${debianSuite} ${arch}, ${tree.packages.length} packages`, usr: join(tree.root, 'usr'), tree: tree.key };
   const userland: GuestUserland = {
-    kind: 'debian',
-    description: `Debian ${debianSuite} ${arch}, ${tree.packages.length} packages`,
-    usr: join(tree.root, 'usr'),
+    kind: summary.kind,
+    description: summary.description,
+    usr: summary.usr,
+    summary,
     imageKey: `debian ${tree.key}`,
+    tools: usrTools,
     async kernel(kernelRequest) {
-      if (kernelRequest.explicit !== undefined) return locateKernel({ ...kernelRequest, hostArch: request.arch });
+      if (kernelRequest.explicit !== undefined) {
+        const found = await locateKernel({ ...kernelRequest, hostArch: request.arch, moduleTrees: [tree.root] });
+        if (found.modulesDir !== undefined) return found;
+        const debians = `or boot Debian's own ${arch} kernel: delete "kernel" from the instance's config.json`;
+        if (found.version === 'unknown') {
+          throw failed(`--kernel ${found.image}: its version cannot be read, so its modules cannot be found`, `name the file vmlinuz-<version>, ${debians}`);
+        }
+        throw failed(
+          `no modules for --kernel ${found.image} (${found.version}, ${request.arch}) beside it or in Debian's packages`,
+          `put them in ${join(dirname(found.image), 'lib', 'modules', found.version)}, or in lib/modules/${found.version} beside the kernel's boot/ directory as an unpacked kernel package has them, ${debians}`,
+        );
+      }
       const found = await kernelInTree(tree.root);
       if (found === undefined) throw failed(`the Debian packages hold no boot/vmlinuz-*`, cacheHint);
       kernelRequest.log(`using Debian's kernel ${found.image}`);
@@ -147,7 +191,7 @@ export async function debianGuestUserland(request: DebianUserlandRequest): Promi
     emulator: (info) => `/usr/bin/qemu-${info.qemuArch}`,
     checkEmulators: (systems, arch) => checkEmulatorsIn(userland, systems, arch, 'leave those systems out of --systems: Debian has no emulator for them'),
     async checkIpTool() {
-      if (!(await executable(onHost(userland.usr, guestPaths.ipTool)))) throw failed(`the Debian packages have no ${guestPaths.ipTool} (iproute2)`, cacheHint);
+      if (!(await executable(onHost(userland.usr, usrTools.iproute2)))) throw failed(`the Debian packages have no ${usrTools.iproute2} (iproute2)`, cacheHint);
     },
   };
   return userland;
@@ -198,7 +242,7 @@ export function decideUserland(choice: UserlandChoice, facts: HostUserlandFacts,
   if (!facts.distribution.some((id) => id === 'debian' || id === 'ubuntu')) lacks.push(`is not Debian or Ubuntu (${facts.distribution.join(', ') || 'no /etc/os-release'})`);
   if (!facts.staticBusybox) lacks.push('has no static busybox');
   if (!facts.kernel) lacks.push('has no kernel with modules and no apt to download one');
-  if (!facts.ipTool) lacks.push(`has no ${guestPaths.ipTool}`);
+  if (!facts.ipTool) lacks.push(`has no ${usrTools.iproute2}`);
   if (lacks.length === 0) return { kind: 'host', reason: "auto: the host's /usr serves the guest (Debian-like, static busybox, a kernel, iproute2)" };
   return { kind: 'debian', reason: `auto: Debian ${debianSuite} packages, because the host ${lacks.join(', ')}` };
 }
@@ -218,11 +262,16 @@ export async function hostUserlandFacts(options: { cacheDir: string; arch: HostA
   const staticBusybox = await findBusybox().then(() => true, () => false);
   const local = await findLocalKernel({ explicit: options.explicitKernel, cacheDir: options.cacheDir, hostArch: options.arch, log: () => undefined }).catch(() => undefined);
   const kernel = local !== undefined || (await executable('/usr/bin/apt-get'));
-  return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(guestPaths.ipTool) };
+  return { distribution: osReleaseIds(osRelease), staticBusybox, kernel, ipTool: await executable(usrTools.iproute2) };
 }
 
-/** options.arch is the guest's; a guest of another architecture than the host's always gets Debian's packages. */
+/**
+ * options.arch is the guest's; a guest of another architecture than the host's always gets
+ * Debian's packages. An explicit kernel of another architecture than the guest's is bad input,
+ * found here, before a start writes anything.
+ */
 export async function chooseUserland(choice: UserlandChoice, options: { cacheDir: string; arch: GuestArch; explicitKernel?: string | undefined }): Promise<UserlandDecision> {
+  if (options.explicitKernel !== undefined) await checkKernelImage(options.explicitKernel, options.arch);
   const arch = { guest: options.arch, host: hostArch() };
   if (choice !== 'auto' || arch.guest !== arch.host) return decideUserland(choice, { distribution: [], staticBusybox: false, kernel: false, ipTool: false }, arch);
   return decideUserland(choice, await hostUserlandFacts(options), arch);

@@ -3,7 +3,7 @@
  * the client's public key, and the guest's nix.conf and binfmt lines. The client's private key
  * is never here.
  */
-import { guestShareFiles } from '../guest/layout.js';
+import { diskDevice, guestShareFiles } from '../guest/layout.js';
 import type { GcThresholds } from './guest-config.js';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../fs/files.js';
@@ -30,7 +30,7 @@ export async function writeGuestShare(dir: string, content: GuestShareContent): 
     [guestShareFiles.nixConf, content.nixConf],
     [guestShareFiles.hostname, `${content.hostname}\n`],
   ];
-  if (content.disk) files.push([guestShareFiles.disk, `vda ${content.disk.minFreeBytes} ${content.disk.maxFreeBytes}\n`]);
+  if (content.disk) files.push([guestShareFiles.disk, `${diskDevice} ${content.disk.minFreeBytes} ${content.disk.maxFreeBytes}\n`]);
   else await rm(join(dir, guestShareFiles.disk), { force: true });
   if (content.binfmt.length > 0) files.push([guestShareFiles.binfmt, `${content.binfmt.join('\n')}\n`]);
   else await rm(join(dir, guestShareFiles.binfmt), { force: true });

@@ -4,7 +4,7 @@
  * after state.json is gone. Overwritten by the next exit.
  */
 import { z } from 'zod';
-import { readTextIfExists, writeFileAtomic } from '../fs/files.js';
+import { readVersionedJsonOrUndefined, versionedFile, writeVersionedJson } from '../fs/versioned-json.js';
 
 export const lastExitSchema = z.object({
   version: z.literal(1),
@@ -20,20 +20,18 @@ export const lastExitSchema = z.object({
 export type LastExitRecord = z.infer<typeof lastExitSchema>;
 export type LastExit = Omit<LastExitRecord, 'version'>;
 
+const lastExitFile = versionedFile(lastExitSchema, 1);
+
 /** The recorded exit; null when there is none or the file cannot be read (it is only informative). */
 export async function readLastExit(path: string): Promise<LastExit | null> {
-  const text = await readTextIfExists(path).catch(() => undefined);
-  if (text === undefined) return null;
-  try {
-    const { version: _version, ...exit } = lastExitSchema.parse(JSON.parse(text));
-    return exit;
-  } catch {
-    return null;
-  }
+  const record = await readVersionedJsonOrUndefined(path, lastExitFile);
+  if (record === undefined) return null;
+  const { version: _version, ...exit } = record;
+  return exit;
 }
 
 export async function writeLastExit(path: string, exit: LastExit): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify({ version: 1, ...exit }, null, 2)}\n`);
+  await writeVersionedJson(path, lastExitFile, { version: 1, ...exit });
 }
 
 /**

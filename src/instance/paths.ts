@@ -4,7 +4,8 @@
  * Linux: state in $XDG_STATE_HOME/linux-builder/<name>/, cache in $XDG_CACHE_HOME/linux-builder/,
  * sockets in a short runtime dir ($XDG_RUNTIME_DIR/linux-builder/<name>/ or
  * /tmp/linux-builder-<uid>/<name>/). As root without XDG variables: /var/lib/linux-builder.
- * macOS: ~/Library/Application Support/linux-builder and ~/Library/Caches/linux-builder.
+ * macOS: ~/Library/Application Support/linux-builder and ~/Library/Caches/linux-builder; as root
+ * /var/db/linux-builder and /Library/Caches/linux-builder (src/fs/roots.ts).
  */
 import { join } from 'node:path';
 import { badInput } from '../errors.js';
@@ -46,13 +47,16 @@ export interface InstancePaths {
   readonly sshConfig: string;
   /** 0700 directory shared read-only with the guest: its host key, authorized key, config. */
   readonly guestShare: string;
+  /** Sockets: ssh's shared connection, and the driver's own (it names them: VmControl). */
   readonly runtimeDir: string;
-  readonly qmpSocket: string;
-  readonly pidFile: string;
   /** ssh's shared connection (ControlPath), so repeated builds skip the handshake. */
   readonly controlSocket: string;
+  /** Where a driver that reaches SSH over vsock relays the guest's sshd (capabilities.ssh). */
+  readonly guestSshSocket: string;
   /** Nix's machines file for this instance, referenced from nix.conf. */
   readonly machines: string;
+  /** The ssh_config block Nix's ssh needs (what nix-config installs), rewritten with the machines file: the Nix modules Include it. */
+  readonly nixSshConfig: string;
   /** Which config files `nix-config --install` changed, so --uninstall restores them exactly. */
   readonly installed: string;
   /** The agent's stdout and stderr when launchd runs it (systemd sends them to the journal). */
@@ -85,10 +89,10 @@ export function instancePaths(name: string, r: Roots = roots()): InstancePaths {
     sshConfig: join(stateDir, 'ssh_config'),
     guestShare: join(stateDir, 'guest-share'),
     runtimeDir,
-    qmpSocket: join(runtimeDir, 'qmp.sock'),
-    pidFile: join(runtimeDir, 'vm.pid'),
     controlSocket: join(runtimeDir, 'ssh'),
+    guestSshSocket: join(runtimeDir, 'guest-ssh.sock'),
     machines: join(stateDir, 'machines'),
+    nixSshConfig: join(stateDir, 'nix-ssh_config'),
     installed: join(stateDir, 'installed.json'),
     serviceLog: join(stateDir, 'service.log'),
     agentLog: join(stateDir, 'agent.log'),

@@ -1,12 +1,13 @@
 /** The host port forwarded to the guest's sshd: picked free once, kept for the instance's life. */
 import { createServer } from 'node:net';
 import { execFile } from 'node:child_process';
+import { loopbackHost } from '../ssh/endpoint.js';
 
 export function pickFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, loopbackHost, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));
@@ -18,7 +19,7 @@ export function isPortFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.listen(port, loopbackHost, () => server.close(() => resolve(true)));
   });
 }
 

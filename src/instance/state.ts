@@ -3,7 +3,8 @@
  * removed when it is stopped. Versioned and written atomically.
  */
 import { z } from 'zod';
-import { writeFileAtomic, readTextIfExists } from '../fs/files.js';
+import { readVersionedJson, type JsonRead, versionedFile, writeVersionedJson } from '../fs/versioned-json.js';
+import { loopbackHost, sshEndpointSchema } from '../ssh/endpoint.js';
 
 export const runStateVersion = 1;
 
@@ -19,38 +20,39 @@ export const runStateSchema = z.object({
   cores: z.number().int().positive(),
   memoryMiB: z.number().int().positive(),
   systems: z.array(z.string()),
-  sshPort: z.number().int().min(1).max(65535),
+  /** Where the VM's sshd is reached from the host. */
+  ssh: sshEndpointSchema,
+  /** How the VM's shares reach the guest; absent in state files of earlier versions: 9p. */
+  shares: z.enum(['virtiofs', '9p']).optional(),
   startedAt: z.string(),
   bootSeconds: z.number().nullable(),
   kernel: z.string(),
   initrd: z.string(),
+  /** The guest's /usr: the host's or a Debian tree; absent in state files of earlier versions. */
+  userland: z.object({
+    kind: z.enum(['host', 'debian']),
+    description: z.string(),
+    usr: z.string(),
+    tree: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  }).optional(),
 });
 export type RunState = z.infer<typeof runStateSchema>;
 
-export type ReadResult<T> = { kind: 'missing' } | { kind: 'ok'; value: T } | { kind: 'corrupt'; reason: string };
+/** Files written before the endpoint had a kind said only sshPort: a forwarded loopback port. */
+function withEndpoint(json: unknown): unknown {
+  if (typeof json !== 'object' || json === null || 'ssh' in json || !('sshPort' in json)) return json;
+  const { sshPort, ...rest } = json as Record<string, unknown>;
+  return { ...rest, ssh: { kind: 'tcp', host: loopbackHost, port: sshPort } };
+}
 
-export async function readRunState(path: string): Promise<ReadResult<RunState>> {
-  let text: string | undefined;
-  try {
-    text = await readTextIfExists(path);
-  } catch (error) {
-    return { kind: 'corrupt', reason: `cannot read ${path}: ${(error as Error).message}` };
-  }
-  if (text === undefined) return { kind: 'missing' };
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return { kind: 'corrupt', reason: `${path} is not valid JSON` };
-  }
-  const parsed = runStateSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return { kind: 'corrupt', reason: `${path} is invalid (${issue?.path.join('.') ?? ''}: ${issue?.message ?? '?'})` };
-  }
-  return { kind: 'ok', value: parsed.data };
+export const runStateFile = versionedFile(z.preprocess(withEndpoint, runStateSchema), runStateVersion);
+
+/** A state.json of a newer linux-builder counts as corrupt: the advice (stop its VM, or let start replace it) is the same. */
+export async function readRunState(path: string): Promise<Exclude<JsonRead<RunState>, { kind: 'newer' }>> {
+  const read = await readVersionedJson(path, runStateFile);
+  return read.kind === 'newer' ? { kind: 'corrupt', reason: read.reason } : read;
 }
 
 export async function writeRunState(path: string, state: RunState): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
+  await writeVersionedJson(path, runStateFile, state);
 }

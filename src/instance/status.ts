@@ -8,15 +8,17 @@ import { UserError } from '../errors.js';
 import { guestArchOf, type Settings } from '../config/settings.js';
 import { hostArch } from '../platform/host.js';
 import { selectDriver } from '../drivers/index.js';
-import type { Driver, GuestArch } from '../drivers/driver.js';
+import type { Driver, GuestArch, ShareTransport } from '../drivers/driver.js';
+import type { UserlandSummary } from '../guest/userland.js';
 import { isAlive } from '../drivers/process.js';
 import { readAgentStatus, type AgentStatus } from '../agent/agent-state.js';
 import { hostAlias } from '../ssh/config.js';
+import type { SshEndpoint } from '../ssh/endpoint.js';
 import { diskUsage, type DiskUsage } from './disk.js';
 import { readLastExit, type LastExit } from './last-exit.js';
-import { lockHolder } from './lock.js';
+import { lockHolder } from '../fs/lock.js';
 import { instancePaths, type InstancePaths } from './paths.js';
-import { guestUser, loadSettings } from './identity.js';
+import { guestSshEndpoint, guestUser, loadSettings } from './identity.js';
 import { readRunState, type RunState } from './state.js';
 
 export type InstanceState = 'stopped' | 'starting' | 'running' | 'broken';
@@ -28,11 +30,16 @@ export interface InstanceStatus {
   driver: string;
   /** The guest's architecture: of the running VM, else the remembered --arch or the host's. */
   arch: GuestArch;
+  /** The running VM's /usr: the host's, or which Debian tree; null when no VM runs (or an earlier version started it). */
+  userland: UserlandSummary | null;
   accel: string | null;
   cores: number | null;
   memoryMiB: number | null;
   systems: string[];
-  ssh: { host: string; port: number; user: string; hostKeyAlias: string } | null;
+  /** Where the guest's sshd is reached, as whom, and the name its pinned key is filed under. */
+  ssh: SshStatus | null;
+  /** How the running VM's shares (/usr, the store) reach the guest. */
+  shares: ShareTransport | null;
   startedAt: string | null;
   bootSeconds: number | null;
   stateDir: string;
@@ -43,6 +50,12 @@ export interface InstanceStatus {
   /** How and when the last VM exited; null when none has exited since the state dir was made. */
   lastExit: LastExit | null;
   reasons: string[];
+}
+
+export type SshStatus = SshEndpoint & { user: string; hostKeyAlias: string };
+
+function sshStatusOf(paths: InstancePaths, endpoint: SshEndpoint | undefined): SshStatus | null {
+  return endpoint === undefined ? null : { ...endpoint, user: guestUser, hostKeyAlias: hostAlias(paths.name) };
 }
 
 export interface Observed {
@@ -67,13 +80,13 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     pid: null,
     driver: driver.name,
     arch: settings ? guestArchOf(settings) : hostArch(),
+    userland: null,
     accel: null,
     cores: settings?.cores ?? null,
     memoryMiB: settings?.memoryMiB ?? null,
     systems: [],
-    ssh: settings?.sshPort
-      ? { host: '127.0.0.1', port: settings.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) }
-      : null,
+    ssh: sshStatusOf(paths, settings ? guestSshEndpoint(driver.capabilities, paths, settings) : undefined),
+    shares: null,
     startedAt: null,
     bootSeconds: null,
     stateDir: paths.stateDir,
@@ -85,7 +98,7 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
   const read = await readRunState(paths.state);
   const starter = await lockHolder(paths.lock);
   if (read.kind === 'corrupt') {
-    reasons.push(corruptStateAdvice(paths, read.reason, await driver.findProcesses(paths).catch(() => undefined)));
+    reasons.push(corruptStateAdvice(paths, read.reason, await driver.findProcesses(driver.control(paths.runtimeDir)).catch(() => undefined)));
     return { status: { ...base, state: 'broken' }, run: undefined, owned: false };
   }
   if (read.kind === 'missing') {
@@ -99,15 +112,17 @@ export async function observe(paths: InstancePaths, driver: Driver): Promise<Obs
     ...base,
     pid: run.pid,
     arch: run.arch ?? hostArch(),
+    userland: run.userland ?? null,
     accel: run.accel,
     cores: run.cores,
     memoryMiB: run.memoryMiB,
     systems: run.systems,
-    ssh: { host: '127.0.0.1', port: run.sshPort, user: guestUser, hostKeyAlias: hostAlias(paths.name) },
+    ssh: sshStatusOf(paths, run.ssh),
+    shares: run.shares ?? '9p',
     startedAt: run.startedAt,
     bootSeconds: run.bootSeconds,
   };
-  const owned = (await isAlive(run.pid)) && (await driver.ownsProcess(run.pid, paths).catch(() => false));
+  const owned = (await isAlive(run.pid)) && (await driver.ownsProcess(run.pid, driver.control(paths.runtimeDir)).catch(() => false));
   if (!owned) {
     const recorded = lastExit?.pid === run.pid ? lastExit : undefined;
     const why = (await isAlive(run.pid))
@@ -150,7 +165,7 @@ export function corruptStateAdvice(paths: InstancePaths, problem: string, vms: r
 /** No state dir: never started, or removed; a VM left running without it is named. */
 async function missingStateDirNote(paths: InstancePaths, driver: Driver): Promise<string> {
   const cli = `linux-builder --name ${paths.name}`;
-  const vms = await driver.findProcesses(paths).catch(() => []);
+  const vms = await driver.findProcesses(driver.control(paths.runtimeDir)).catch(() => []);
   if (vms.length > 0) return `${paths.stateDir} does not exist, but a VM of this instance still runs (pid ${vms.join(', ')}): "${cli} stop --force" stops it`;
   return `${paths.stateDir} does not exist: the builder never started, or its files were removed; "${cli} start" creates them with new keys (then run "${cli} nix-config --install" again)`;
 }
@@ -175,11 +190,13 @@ export async function status(name: string): Promise<InstanceStatus> {
       pid: null,
       driver: driver.name,
       arch: hostArch(),
+      userland: null,
       accel: null,
       cores: null,
       memoryMiB: null,
       systems: [],
       ssh: null,
+      shares: null,
       startedAt: null,
       bootSeconds: null,
       stateDir: paths.stateDir,

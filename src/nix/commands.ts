@@ -1,6 +1,7 @@
 /** nix-config as a library call: print, install or uninstall an instance's registration. */
 import { instancePaths } from '../instance/paths.js';
 import { ensureIdentity, loadSettings } from '../instance/identity.js';
+import { selectDriver } from '../drivers/index.js';
 import { instanceSystems } from '../instance/guest-config.js';
 import { daemonListening, restartDaemon } from './daemon.js';
 import { guestArchOf } from '../config/settings.js';
@@ -10,7 +11,7 @@ import {
   install,
   registration,
   uninstall,
-  writeMachinesFile,
+  writeNixFiles,
   type ConfigFiles,
   type Registration,
   type Scope,
@@ -39,9 +40,9 @@ export async function nixConfig(
   const paths = instancePaths(name);
   if (mode === 'uninstall') return { kind: 'uninstalled', touched: await uninstall(paths) };
   const settings = await loadSettings(paths);
-  const identity = await ensureIdentity(paths, settings);
+  const identity = await ensureIdentity(paths, settings, selectDriver().capabilities);
   const machine = { systems: instanceSystems(identity.settings.systems, guestArchOf(identity.settings)), cores: identity.settings.cores };
-  await writeMachinesFile(paths, identity, machine);
+  await writeNixFiles(paths, identity, machine);
   const scope = options.scope ?? defaultScope();
   const overrides = Object.fromEntries(Object.entries(options.overrides ?? {}).filter(([, v]) => v !== undefined)) as Partial<ConfigFiles>;
   const reg = await registration(paths, identity, machine, scope, configFiles(scope, overrides));

@@ -9,9 +9,11 @@ import { z } from 'zod';
 import { failed } from '../errors.js';
 import { OutOfSpace, readTextIfExists, writeFileAtomic } from '../fs/files.js';
 import { ensurePrivateDir } from '../fs/private-dir.js';
+import { readVersionedJson, versionedFile, writeVersionedJson } from '../fs/versioned-json.js';
 import { connectionSharing, type Identity } from '../instance/identity.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { sshConfigBlock } from '../ssh/config.js';
+import { loopbackPort } from '../ssh/endpoint.js';
 import { removeBlock, upsertBlock } from './blocks.js';
 import { builderEntries, hostNixSettings } from './host-nix.js';
 import { machinesLine } from './machines.js';
@@ -50,8 +52,8 @@ export interface MachineOptions {
 
 export function instanceMachinesLine(paths: InstancePaths, identity: Identity, options: MachineOptions): string {
   return machinesLine({
-    alias: identity.endpoint.alias,
-    user: identity.endpoint.user,
+    alias: identity.sshHost.alias,
+    user: identity.sshHost.user,
     systems: options.systems,
     identityFile: paths.clientKey,
     maxJobs: options.cores,
@@ -62,8 +64,14 @@ export function instanceMachinesLine(paths: InstancePaths, identity: Identity, o
   });
 }
 
-export async function writeMachinesFile(paths: InstancePaths, identity: Identity, options: MachineOptions): Promise<void> {
+/**
+ * The instance's own machines file and the ssh_config block Nix's ssh needs, kept current at
+ * every start, serve and nix-config: what the installed config names (@machines file), or
+ * Includes (the Nix modules' ssh config), follows new keys and ports without a reinstall.
+ */
+export async function writeNixFiles(paths: InstancePaths, identity: Identity, options: MachineOptions): Promise<void> {
   await writeFileAtomic(paths.machines, `${instanceMachinesLine(paths, identity, options)}\n`, 0o644);
+  await writeFileAtomic(paths.nixSshConfig, sshBlock(paths, identity), 0o644);
 }
 
 /**
@@ -74,8 +82,8 @@ export async function writeMachinesFile(paths: InstancePaths, identity: Identity
  */
 export function sshBlock(paths: InstancePaths, identity: Identity): string {
   const agentPort = identity.settings.agentPort;
-  if (agentPort === undefined) return sshConfigBlock(identity.endpoint, connectionSharing(paths));
-  return sshConfigBlock({ ...identity.endpoint, port: agentPort }, [], 300);
+  if (agentPort === undefined) return sshConfigBlock(identity.sshHost, connectionSharing(paths));
+  return sshConfigBlock({ ...identity.sshHost, endpoint: loopbackPort(agentPort) }, [], 300);
 }
 
 /**
@@ -138,13 +146,19 @@ const installedSchema = z.object({
 });
 type Installed = z.infer<typeof installedSchema>;
 
+const installedFile = versionedFile(installedSchema, 1);
+
 async function readInstalled(paths: InstancePaths): Promise<Installed> {
-  const text = await readTextIfExists(paths.installed);
-  if (text === undefined) return { version: 1, files: [] };
-  try {
-    return installedSchema.parse(JSON.parse(text));
-  } catch {
-    throw failed(`${paths.installed} is corrupt`, `remove the linux-builder blocks from your nix.conf and ssh config by hand, then: rm ${paths.installed}`);
+  const read = await readVersionedJson(paths.installed, installedFile);
+  switch (read.kind) {
+    case 'missing':
+      return { version: 1, files: [] };
+    case 'ok':
+      return read.value;
+    case 'corrupt':
+      throw failed(`${paths.installed} is corrupt`, `remove the linux-builder blocks from your nix.conf and ssh config by hand, then: rm ${paths.installed}`);
+    case 'newer':
+      throw failed(read.reason, `use that linux-builder to uninstall, or remove the linux-builder blocks from your nix.conf and ssh config by hand, then: rm ${paths.installed}`);
   }
 }
 
@@ -181,7 +195,7 @@ export async function install(paths: InstancePaths, reg: Registration): Promise<
   remember(reg.files.nixConf, await editFile(reg.files.nixConf, (text) => upsertBlock(text, paths.name, reg.nixConf, 'last')));
   const { machinesBlock } = reg;
   if (machinesBlock !== undefined) remember(reg.files.machines, await editFile(reg.files.machines, (text) => upsertBlock(text, paths.name, machinesBlock, 'last')));
-  await writeFileAtomic(paths.installed, `${JSON.stringify(installed, null, 2)}\n`);
+  await writeVersionedJson(paths.installed, installedFile, installed);
 }
 
 /** Removes exactly what install added; files install created are removed when nothing else is in them. */

@@ -20,7 +20,12 @@ function run(command: string, args: string[], input?: NodeJS.ReadableStream): Pr
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    if (input && child.stdin) input.pipe(child.stdin);
+    if (input && child.stdin) {
+      // A command that exits without reading all of its input: its exit code says what happened,
+      // and an unhandled EPIPE would take the whole process (the agent) down.
+      child.stdin.on('error', () => {});
+      input.pipe(child.stdin);
+    }
   });
 }
 

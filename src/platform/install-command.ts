@@ -17,6 +17,8 @@ export const hostPackages = {
   qemuUser: { apt: 'qemu-user-static' },
   busybox: { apt: 'busybox-static' },
   iproute2: { apt: 'iproute2' },
+  /** The Rust virtiofsd (Debian 13, Ubuntu 24.04); Debian 12's QEMU ships its own C one. */
+  virtiofsd: { apt: 'virtiofsd' },
   nix: { apt: 'nix-bin', macos: 'sh <(curl -L https://nixos.org/nix/install)' },
 } as const satisfies Record<string, HostPackage>;
 

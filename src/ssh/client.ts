@@ -3,10 +3,10 @@
  * the pinned one, or nothing is sent.
  */
 import ssh2 from 'ssh2';
+import { connectEndpoint, describeEndpoint, type SshEndpoint } from './endpoint.js';
 
 export interface SshTarget {
-  readonly host: string;
-  readonly port: number;
+  readonly endpoint: SshEndpoint;
   readonly user: string;
   readonly privateKey: string;
   /** Base64 blob of the pinned host public key. */
@@ -15,7 +15,7 @@ export interface SshTarget {
 
 export class HostKeyMismatch extends Error {
   constructor(target: SshTarget) {
-    super(`host key mismatch on ${target.host}:${target.port}: the server's key is not the instance's pinned key`);
+    super(`host key mismatch on ${describeEndpoint(target.endpoint)}: the server's key is not the instance's pinned key`);
     this.name = 'HostKeyMismatch';
   }
 }
@@ -58,8 +58,7 @@ export function sshExec(target: SshTarget, command: string, timeoutMs: number): 
       .on('error', (error) => finish(error))
       .on('close', () => finish(new Error('ssh connection closed before the command finished')))
       .connect({
-        host: target.host,
-        port: target.port,
+        sock: connectEndpoint(target.endpoint),
         username: target.user,
         privateKey: target.privateKey,
         readyTimeout: timeoutMs,

@@ -3,15 +3,15 @@
  * → a command runs over SSH with the pinned host key. All under one deadline; a failure names
  * the highest rung that never succeeded.
  */
-import { connect } from 'node:net';
 import { HostKeyMismatch, sshExec, type SshTarget } from './client.js';
+import { connectEndpoint, type SshEndpoint } from './endpoint.js';
 
 export type Rung = 'process' | 'port' | 'ssh-banner' | 'ssh-exec';
 
 /** What each rung expects, as a user would check it. */
 export const rungDescriptions: Record<Rung, string> = {
   process: 'the VM process stays alive',
-  port: 'the forwarded SSH port accepts connections',
+  port: "the guest's SSH endpoint (forwarded port or socket) accepts connections",
   'ssh-banner': 'sshd in the guest answers with its banner',
   'ssh-exec': 'a command runs over SSH with the pinned host key',
 };
@@ -47,10 +47,10 @@ export interface ReadinessOptions {
 
 type Probe = 'refused' | 'no-banner' | 'banner';
 
-/** One TCP attempt: does the port accept, and does an SSH banner come back within timeoutMs? */
-function probeBanner(host: string, port: number, timeoutMs: number): Promise<Probe> {
+/** One attempt: does the endpoint accept, and does an SSH banner come back within timeoutMs? */
+function probeBanner(endpoint: SshEndpoint, timeoutMs: number): Promise<Probe> {
   return new Promise((resolve) => {
-    const socket = connect({ host, port });
+    const socket = connectEndpoint(endpoint);
     let received = '';
     let accepted = false;
     const done = (result: Probe): void => {
@@ -94,9 +94,10 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
     if (exitedWith) throw new NotReady('process', exitedWith);
     const left = options.deadline - now();
     guestSaidReady ||= (await options.guestReady?.()) ?? true;
-    // slirp accepts at once and keeps a connection silent until the guest listens: short probes
-    // until the guest says it is ready, so the banner is seen within one poll of sshd listening.
-    const probe = await probeBanner(target.host, target.port, Math.min(guestSaidReady ? 2000 : 300, Math.max(100, left)));
+    // A forwarder (slirp, a vsock relay) accepts at once and keeps a connection silent until the
+    // guest listens: short probes until the guest says it is ready, so the banner is seen within
+    // one poll of sshd listening.
+    const probe = await probeBanner(target.endpoint, Math.min(guestSaidReady ? 2000 : 300, Math.max(100, left)));
     if (exitedWith) throw new NotReady('process', exitedWith);
     if (probe !== 'banner') {
       const failure = await options.guestFailure?.();

@@ -31,7 +31,7 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
   const scopeDir = mkdtempSync(join(tmpdir(), 'lb-scope-'));
   const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
   const env = nixEnv(scope, box.env);
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   const vms = () => processesMatching(qmp);
   const status = async () => JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout);
   const closeSharedConnection = () => new Promise((resolve) => spawn('ssh', ['-F', scope.sshConfig, '-O', 'exit', alias], { stdio: 'ignore' }).on('exit', resolve));

@@ -101,7 +101,7 @@ function fileNames(dir: string): string[] {
 test('through the agent: private listeners; QEMU killed mid-build; stop during a build', async (t) => {
   const box = sandbox();
   const i = instance(box, 'faulty');
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   const port = await freePort();
   const builds: RunningNixBuild[] = [];
   const agent = await startAgent(box, i.name, ['--listen', `127.0.0.1:${port}`, '--idle-timeout', '1h']);
@@ -122,7 +122,8 @@ test('through the agent: private listeners; QEMU killed mid-build; stop during a
     assert.equal(s.state, 'running');
     const agentPid = agent.child.pid ?? 0;
     assert.equal(s.agent?.pid, agentPid);
-    assert.ok(s.pid !== null && s.ssh);
+    assert.ok(s.pid !== null && s.ssh?.kind === 'tcp');
+    const sshPort = s.ssh.port;
     const masters = sshMasters(i);
     assert.ok(masters.length > 0, 'a shared ssh connection runs');
     const vmPid = s.pid;
@@ -130,7 +131,7 @@ test('through the agent: private listeners; QEMU killed mid-build; stop during a
 
     const inet = listeners.filter((l) => l.netid === 'tcp' || l.netid === 'udp');
     assert.ok(inet.some((l) => l.pid === agentPid && l.local === `127.0.0.1:${port}`), `the agent listens: ${JSON.stringify(listeners)}`);
-    assert.ok(inet.some((l) => l.pid === vmPid && l.local === `127.0.0.1:${s.ssh?.port}`), `QEMU forwards SSH: ${JSON.stringify(listeners)}`);
+    assert.ok(inet.some((l) => l.pid === vmPid && l.local === `127.0.0.1:${sshPort}`), `QEMU forwards SSH: ${JSON.stringify(listeners)}`);
     for (const l of inet) assert.match(l.local, /^(127\.0\.0\.1|\[::1\]):\d+$/, `${l.netid} ${l.local} of pid ${l.pid}`);
 
     const unix = listeners.filter((l) => l.netid.startsWith('u_'));
@@ -226,7 +227,7 @@ test('through the agent: private listeners; QEMU killed mid-build; stop during a
 test('straight to the VM: stop during a build; state.json torn; the state dir removed', async (t) => {
   const box = sandbox();
   const i = instance(box, 'bare');
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   const builds: RunningNixBuild[] = [];
   t.after(async () => {
     for (const build of builds) build.kill();

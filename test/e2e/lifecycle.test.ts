@@ -10,7 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { nixStoreAdd, processesMatching, sandbox } from '../support/cli.js';
+import { nixStoreAdd, processesMatching, sandbox, type Sandbox } from '../support/cli.js';
 import { roots } from '../../src/instance/paths.js';
 import { fakeVmlinux } from '../support/fake-kernel.js';
 
@@ -39,6 +39,11 @@ function sshBanner(port: number): Promise<string> {
   });
 }
 
+/** The instance's virtiofsd processes: their command line names a socket in its runtime dir. */
+function virtiofsds(box: Sandbox, name: string): number[] {
+  return processesMatching(`--socket-path=${join(box.runtimeDir, 'linux-builder', name, 'fs')}`);
+}
+
 test('start → status → ssh → the guest sees the host store → stop leaves no process', async (t) => {
   const box = sandbox();
   const qmp = join(box.runtimeDir, 'linux-builder', 'e2e', 'qmp.sock');
@@ -59,12 +64,21 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   assert.equal(s.driver, 'qemu');
   assert.equal(s.accel, 'tcg');
   assert.equal(s.memoryMiB, 1024);
+  assert.equal(s.arch, 'x86_64');
+  assert.deepEqual(s.userland, { kind: 'host', description: "the host's /usr", usr: '/usr' }, 'auto picks the host\'s /usr on this Debian host');
   assert.ok(s.pid > 0);
-  assert.deepEqual(Object.keys(s.ssh).sort(), ['host', 'hostKeyAlias', 'port', 'user']);
+  assert.deepEqual(Object.keys(s.ssh).sort(), ['host', 'hostKeyAlias', 'kind', 'port', 'user']);
+  assert.equal(s.ssh.kind, 'tcp');
   assert.equal(s.ssh.host, '127.0.0.1');
   assert.ok(s.bootSeconds > 0);
   assert.deepEqual(s.reasons, []);
   assert.deepEqual(processesMatching(qmp), [s.pid]);
+  // As root here, Debian 12's QEMU ships a virtiofsd: /usr and the store come over virtio-fs.
+  assert.equal(s.shares, 'virtiofs');
+  assert.ok(virtiofsds(box, 'e2e').length >= 3, 'a virtiofsd per share');
+  const mounts = await box.run(['--name', 'e2e', 'ssh', '--', 'cat /proc/mounts']);
+  assert.match(mounts.stdout, /^hostusr \/usr virtiofs ro[, ]/m);
+  assert.match(mounts.stdout, /^nixstore \/nix\/\.ro-store virtiofs ro[, ]/m);
 
   const uname = await box.run(['--name', 'e2e', 'ssh', '--', 'uname', '-m']);
   assert.equal(uname.code, 0, uname.stderr);
@@ -86,13 +100,15 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   assert.equal(cat.code, 0, cat.stderr);
   assert.equal(cat.stdout, 'from the host\n');
 
-  // The guest cannot write to the host: every 9p share is read-only.
-  for (const target of ['/usr/lb-write-test', '/nix/.ro-store/lb-write-test']) {
-    const write = await box.run(['--name', 'e2e', 'ssh', '--', 'touch', target]);
+  // The guest cannot write to the host: every share is read-only on the host's side, even for
+  // the guest's root remounting it read-write.
+  for (const [mount, target] of [['/usr', '/usr/lb-write-test'], ['/nix/.ro-store', '/nix/.ro-store/lb-write-test']]) {
+    const write = await box.run(['--name', 'e2e', 'ssh', '--', `mount -o remount,rw ${mount}; touch ${target}`]);
     assert.notEqual(write.code, 0, `${target} must not be writable`);
     assert.match(write.stderr, /Read-only file system/);
   }
   assert.ok(!existsSync('/usr/lb-write-test'));
+  assert.ok(!existsSync('/nix/store/lb-write-test'));
 
   // Secrets stay private: state and share dirs 0700, keys 0600.
   const stateDir = join(box.stateHome, 'linux-builder', 'e2e');
@@ -120,6 +136,7 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.match(stopped.stdout, /stopped/);
   assert.deepEqual(processesMatching(qmp), []);
+  assert.deepEqual(virtiofsds(box, 'e2e'), [], 'no virtiofsd outlives its VM');
   const after = JSON.parse((await box.run(['--name', 'e2e', 'status', '--json'])).stdout);
   assert.equal(after.state, 'stopped');
 
@@ -173,6 +190,7 @@ test('a kernel that cannot boot: QEMU gives up at once, and start fails at the p
   assert.match(result.stderr, /^hint: .*console/m);
   assert.ok(!/\n\s+at /.test(result.stderr), 'no stack trace');
   assert.deepEqual(processesMatching(qmp), []);
+  assert.deepEqual(virtiofsds(box, 'broken'), [], 'no virtiofsd after a failed start');
   const s = JSON.parse((await box.run(['--name', 'broken', 'status', '--json'])).stdout);
   assert.equal(s.state, 'stopped');
 });
@@ -195,6 +213,7 @@ test('a kernel that hangs: start fails within its deadline at the banner rung, w
   assert.match(result.stderr, /^hint: the console is empty/m);
   assert.ok(seconds >= 15 && seconds < 15 + 30, `gave up after ${seconds} s`);
   assert.deepEqual(processesMatching(qmp), []);
+  assert.deepEqual(virtiofsds(box, 'hangs'), [], 'no virtiofsd after a start that timed out');
 });
 
 test('bad input exits 2 with one line and a hint, and writes nothing', async () => {
@@ -245,4 +264,26 @@ test('a stale pid that now belongs to another program reads as stopped', async (
   } finally {
     other.kill();
   }
+});
+
+test('a virtiofsd that fails to start: the shares come over 9p, start says so, and no virtiofsd is left', async (t) => {
+  const box = sandbox();
+  t.after(async () => {
+    await box.run(['--name', 'vfsfail', 'stop', '--force']);
+  });
+  // The real virtiofsd, given an option it does not know: it exits at once, as a broken one would.
+  const bin = mkdtempSync(join(tmpdir(), 'lb-vfsd-'));
+  const real = ['/usr/libexec/virtiofsd', '/usr/lib/virtiofsd', '/usr/lib/qemu/virtiofsd'].find((path) => existsSync(path));
+  assert.ok(real, 'a virtiofsd on this host');
+  writeFileSync(join(bin, 'virtiofsd'), `#!/bin/sh\ncase "$1" in --help) exec ${real} --help ;; esac\nexec ${real} --no-such-option "$@"\n`, { mode: 0o755 });
+  const env = { ...box.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
+  const started = await box.run(['--name', 'vfsfail', 'start', '--memory', memory], { env });
+  assert.equal(started.code, 0, started.stderr);
+  assert.match(started.stderr, /^shares over 9p: virtiofs did not start \(virtiofsd for \/usr exited: .*\)$/m);
+  assert.match(started.stdout, /shares over 9p\)$/m);
+  assert.deepEqual(virtiofsds(box, 'vfsfail'), []);
+  const mounts = await box.run(['--name', 'vfsfail', 'ssh', '--', 'cat /proc/mounts']);
+  assert.match(mounts.stdout, /^nixstore \/nix\/\.ro-store 9p ro[, ]/m);
+  const stopped = await box.run(['--name', 'vfsfail', 'stop']);
+  assert.equal(stopped.code, 0, stopped.stderr);
 });

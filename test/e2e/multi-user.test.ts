@@ -130,7 +130,7 @@ test("multi-user Nix: a nix-daemon started before nix-config --install builds an
   if (unreadable !== undefined) return t.skip(unreadable);
 
   // The builder, as root.
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   const kernel = await sharedKernel();
   const started = await box.run(['--name', name, 'start', '--memory', '1G', '--kernel', kernel.image]);
   assert.equal(started.code, 0, started.stderr);

@@ -27,7 +27,7 @@ test('nix-config --install makes the host\'s Nix build aarch64, i686 and x86_64 
   writeFileSync(scope.nixConf, userNixConf);
   writeFileSync(scope.sshConfig, userSshConfig);
   const env = nixEnv(scope, box.env);
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
   // Inputs the host has before the builder boots: several paths, a few MB.
   const inputs = addRandomFiles(4, 1 << 20, 'boot-input');
 

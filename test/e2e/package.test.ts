@@ -61,6 +61,9 @@ test('the packed tarball, installed into an empty prefix, runs --version, --help
   const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n');
   assert.ok(files.includes('package/dist/cli/main.js'), 'the compiled CLI is in the package');
   assert.ok(files.includes('package/keys/debian-archive-trixie.asc'), 'the archive keys it verifies Debian downloads with');
+  for (const script of ['rc.builder', 'collect-garbage', 'nix-daemon', 'init', 'udhcpc']) {
+    assert.ok(files.includes(`package/dist/guest/scripts/${script}.sh`), `the guest's ${script}.sh, rendered into every image`);
+  }
   const shipped = files.filter((f) => /^package\/(test|bench|src|scripts|docs)\//.test(f) || /\.(ts|map)$/.test(f));
   assert.deepEqual(shipped, [], 'no tests, benchmarks, sources or source maps');
 

@@ -75,7 +75,7 @@ test('each system builds in the sandbox as a build user: applets by name, no hos
   const env = nixEnv(scope, box.env);
   const machines: Record<BusyboxSystem, string> = { 'x86_64-linux': 'x86_64', 'i686-linux': 'i686', 'aarch64-linux': 'aarch64', 'armv7l-linux': 'armv7l' };
   const systems = Object.keys(machines) as BusyboxSystem[];
-  const busybox = Object.fromEntries(systems.map((s) => [s, staticBusyboxStorePath(s)])) as Record<BusyboxSystem, string>;
+  const busybox = Object.fromEntries(await Promise.all(systems.map(async (s) => [s, await staticBusyboxStorePath(s)]))) as Record<BusyboxSystem, string>;
   // A host path that is no input of the build, made just before it.
   const [hidden = ''] = addRandomFiles(1, 4096, 'not-an-input');
 

@@ -52,7 +52,7 @@ test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and 
   const env = nixEnv(scope, box.env);
   const machines = { 'x86_64-linux': 'x86_64', 'i686-linux': 'i686', 'aarch64-linux': 'aarch64' } as const;
   const systems = Object.keys(machines) as (keyof typeof machines & BusyboxSystem)[];
-  const busybox = Object.fromEntries(systems.map((s) => [s, staticBusyboxStorePath(s)])) as Record<string, string>;
+  const busybox = Object.fromEntries(await Promise.all(systems.map(async (s) => [s, await staticBusyboxStorePath(s)]))) as Record<string, string>;
 
   // the first start on a machine fetches ~210 MiB from the Debian mirror
   const started = await box.run(['--name', name, 'start', '--memory', '1G', '--userland', 'debian', '--verbose'], { timeoutMs: 15 * 60_000 });
@@ -72,6 +72,15 @@ test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and 
     assert.ok(usr !== undefined && usr !== '/usr' && existsSync(join(usr, 'bin', 'nix-store')), `the guest's /usr is the fetched tree: ${usr}`);
     assert.match(rest.join('\n'), /^interpreter \/usr\/bin\/qemu-aarch64$/m, 'binfmt names the tree\'s emulator');
     assert.match(rest.join('\n'), /\+deb13-/, 'Debian trixie\'s kernel');
+  });
+
+  await t.test('status says the running guest\'s userland: debian, and which tree', async () => {
+    const status = JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout) as { arch: string; userland: { kind: string; usr: string; tree?: string } | null };
+    assert.equal(status.arch, 'x86_64');
+    assert.equal(status.userland?.kind, 'debian');
+    assert.ok(status.userland.usr.endsWith(`/debian/trees/${status.userland.tree}/root/usr`), status.userland.usr);
+    const text = await box.run(['--name', name, 'status']);
+    assert.match(text.stdout, new RegExp(`^ {2}userland {3}debian: Debian trixie amd64, \\d+ packages, tree ${status.userland.tree}$`, 'm'));
   });
 
   await t.test('doctor says which userland and why', async () => {

@@ -23,7 +23,7 @@ test('start, the three systems built with nix-build and nix build through the bu
   const scopeDir = mkdtempSync(join(tmpdir(), 'lb-scope-'));
   const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
   const env = nixEnv(scope, box.env);
-  const busybox = arm64BusyboxStorePath();
+  const busybox = await arm64BusyboxStorePath();
 
   const started = await box.run(['--name', name, 'start', '--memory', '1G', '--verbose']);
   assert.equal(started.code, 0, started.stderr);

@@ -27,41 +27,43 @@ export function xmlEscape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
 }
 
-const string = (value: string): string => `<string>${xmlEscape(value)}</string>`;
-const key = (value: string): string => `<key>${xmlEscape(value)}</key>`;
+/** The plist's values: what launchd.plist(5) takes, as JSON-like data. */
+export type PlistValue = string | number | boolean | readonly string[] | { readonly [key: string]: PlistValue };
+
+/** The job as data, in the order it is written. */
+export function launchdPlistDict(input: LaunchdPlistInput): Record<string, PlistValue> {
+  return {
+    Label: launchdLabel(input.name),
+    ProgramArguments: input.programArguments,
+    RunAtLoad: true,
+    // Restart only after a failure: a clean exit (SIGTERM, bootout) stays stopped.
+    KeepAlive: { SuccessfulExit: false },
+    // The agent lets connections finish and powers the guest off before it exits.
+    ExitTimeOut: 60,
+    StandardOutPath: input.logPath,
+    StandardErrorPath: input.logPath,
+    EnvironmentVariables: input.env,
+  };
+}
+
+function plistValue(value: PlistValue, indent: string): string[] {
+  if (typeof value === 'string') return [`${indent}<string>${xmlEscape(value)}</string>`];
+  if (typeof value === 'boolean') return [`${indent}<${value}/>`];
+  if (typeof value === 'number') return [`${indent}<integer>${value}</integer>`];
+  if (Array.isArray(value)) return [`${indent}<array>`, ...value.flatMap((item: string) => plistValue(item, `${indent}  `)), `${indent}</array>`];
+  return [`${indent}<dict>`, ...plistEntries(value as Record<string, PlistValue>, `${indent}  `), `${indent}</dict>`];
+}
+
+function plistEntries(dict: Record<string, PlistValue>, indent: string): string[] {
+  return Object.entries(dict).flatMap(([key, value]) => [`${indent}<key>${xmlEscape(key)}</key>`, ...plistValue(value, indent)]);
+}
 
 export function launchdPlist(input: LaunchdPlistInput): string {
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">',
     '<plist version="1.0">',
-    '<dict>',
-    `  ${key('Label')}`,
-    `  ${string(launchdLabel(input.name))}`,
-    `  ${key('ProgramArguments')}`,
-    '  <array>',
-    ...input.programArguments.map((arg) => `    ${string(arg)}`),
-    '  </array>',
-    `  ${key('RunAtLoad')}`,
-    '  <true/>',
-    // Restart only after a failure: a clean exit (SIGTERM, bootout) stays stopped.
-    `  ${key('KeepAlive')}`,
-    '  <dict>',
-    `    ${key('SuccessfulExit')}`,
-    '    <false/>',
-    '  </dict>',
-    // The agent lets connections finish and powers the guest off before it exits.
-    `  ${key('ExitTimeOut')}`,
-    '  <integer>60</integer>',
-    `  ${key('StandardOutPath')}`,
-    `  ${string(input.logPath)}`,
-    `  ${key('StandardErrorPath')}`,
-    `  ${string(input.logPath)}`,
-    `  ${key('EnvironmentVariables')}`,
-    '  <dict>',
-    ...Object.entries(input.env).flatMap(([name, value]) => [`    ${key(name)}`, `    ${string(value)}`]),
-    '  </dict>',
-    '</dict>',
+    ...plistValue(launchdPlistDict(input), ''),
     '</plist>',
     '',
   ].join('\n');

@@ -89,7 +89,7 @@ export function servicePlan(
   options: { scope?: ServiceScope | undefined; unitDir?: string | undefined } = {},
   host: ServiceHost = currentHost(),
 ): ServicePlan {
-  const paths = instancePaths(name, roots(host.env, host.platform));
+  const paths = instancePaths(name, roots(host.env, host.platform, host.uid));
   const manager = serviceManagerFor(host.platform);
   const scope = options.scope ?? defaultServiceScope(host.uid);
   const serviceId = manager === 'systemd' ? systemdUnitName(name) : launchdLabel(name);

@@ -47,30 +47,47 @@ export function systemdEnvironment(key: string, value: string): string {
   return `"${cEscape(escapeSpecifiers(`${key}=${value}`))}"`;
 }
 
-export function systemdUnit(input: SystemdUnitInput): string {
+/** A unit as data: each section's directives in order, values as written (already escaped). */
+export interface UnitSections {
+  readonly Unit: readonly (readonly [string, string])[];
+  readonly Service: readonly (readonly [string, string])[];
+  readonly Install: readonly (readonly [string, string])[];
+}
+
+export function systemdUnitSections(input: SystemdUnitInput): UnitSections {
   const env = Object.entries(input.env ?? {});
+  return {
+    Unit: [
+      ['Description', `linux-builder agent for instance ${input.name}: boots the Nix builder VM on demand, stops it when idle`],
+      ['After', 'network.target'],
+    ],
+    Service: [
+      ['Type', 'simple'],
+      ['ExecStart', input.execStart.map(systemdExecWord).join(' ')],
+      // "-": a missing directory is not an error; the agent creates it on first use.
+      ...(input.stateDir === undefined ? [] : [['WorkingDirectory', `-${escapeSpecifiers(input.stateDir)}`] as const]),
+      ...env.map(([key, value]) => ['Environment', systemdEnvironment(key, value)] as const),
+      ['Restart', 'on-failure'],
+      ['RestartSec', '2'],
+      // SIGTERM to the agent only: it lets connections finish and powers the guest off. Sent to
+      // the whole cgroup, QEMU would die at once instead of shutting the guest down.
+      ['KillSignal', 'SIGTERM'],
+      ['KillMode', 'mixed'],
+      ['TimeoutStopSec', '60'],
+    ],
+    Install: [['WantedBy', input.scope === 'user' ? 'default.target' : 'multi-user.target']],
+  };
+}
+
+export function systemdUnit(input: SystemdUnitInput): string {
+  const sections = systemdUnitSections(input);
   return [
     `# Written by "linux-builder --name ${input.name} service install"; remove it with "service uninstall".`,
-    '[Unit]',
-    `Description=linux-builder agent for instance ${input.name}: boots the Nix builder VM on demand, stops it when idle`,
-    'After=network.target',
-    '',
-    '[Service]',
-    'Type=simple',
-    `ExecStart=${input.execStart.map(systemdExecWord).join(' ')}`,
-    // "-": a missing directory is not an error; the agent creates it on first use.
-    ...(input.stateDir === undefined ? [] : [`WorkingDirectory=-${escapeSpecifiers(input.stateDir)}`]),
-    ...env.map(([key, value]) => `Environment=${systemdEnvironment(key, value)}`),
-    'Restart=on-failure',
-    'RestartSec=2',
-    // SIGTERM to the agent only: it lets connections finish and powers the guest off. Sent to
-    // the whole cgroup, QEMU would die at once instead of shutting the guest down.
-    'KillSignal=SIGTERM',
-    'KillMode=mixed',
-    'TimeoutStopSec=60',
-    '',
-    '[Install]',
-    `WantedBy=${input.scope === 'user' ? 'default.target' : 'multi-user.target'}`,
+    ...(['Unit', 'Service', 'Install'] as const).flatMap((name, i) => [
+      ...(i > 0 ? [''] : []),
+      `[${name}]`,
+      ...sections[name].map(([key, value]) => `${key}=${value}`),
+    ]),
     '',
   ].join('\n');
 }

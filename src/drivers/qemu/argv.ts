@@ -1,13 +1,31 @@
 /**
- * The QEMU command line, as data: a pure function of the launch plan.
+ * The QEMU command line, as data: a pure function of the launch plan and the QEMU-only facts
+ * (its control files, the host's TSC, the firmware).
  *
  * x86_64 boots on `microvm` (virtio-mmio, no PCI, no firmware ROMs): the PVH vmlinux is entered
  * directly, and a bzImage boots there too through qboot (slower: the guest decompresses it).
  * aarch64 guests boot on `virt` with PCI devices, natively on an aarch64 host or under TCG on an
- * x86_64 one; the machine follows the guest, not the host. Paths inside option lists have their
- * commas doubled.
+ * x86_64 one; the machine follows the guest, not the host. Each device of the plan renders its
+ * own options; paths inside option lists have their commas doubled.
  */
 import type { LaunchPlan } from '../driver.js';
+import type { Device } from '../devices.js';
+import type { QemuFiles } from './files.js';
+
+/** What only QEMU needs besides the plan. */
+export interface QemuHost {
+  readonly files: QemuFiles;
+  /** Host TSC frequency, passed to microvm guests so TCG boots never hang calibrating it. */
+  readonly tscKhz: number | undefined;
+  /**
+   * The firmware microvm runs before the PVH kernel: qboot where the host has it. QEMU 10's own
+   * default for microvm (SeaBIOS) loses the ACPI tables when an initrd is loaded, and with them
+   * every virtio-mmio device.
+   */
+  readonly firmware?: string | undefined;
+  /** The virtiofsd socket of each virtio-fs share, in plan order. */
+  readonly shareSockets?: readonly string[];
+}
 
 interface MachineProfile {
   readonly binary: string;
@@ -38,20 +56,27 @@ function machineProfile(plan: LaunchPlan): MachineProfile {
   };
 }
 
+/** The QEMU program for the plan's guest: qemu-system-x86_64 or qemu-system-aarch64. */
+export function qemuBinary(plan: LaunchPlan): string {
+  return machineProfile(plan).binary;
+}
+
 /** A value inside a QEMU option list ("a=1,b=2"): a comma is written as two. */
 export function optionValue(value: string): string {
   return value.replaceAll(',', ',,');
 }
 
-export function qemuArgv(plan: LaunchPlan): string[] {
+export function qemuArgv(plan: LaunchPlan, host: QemuHost): string[] {
   const profile = machineProfile(plan);
-  const device = (model: string): string => `virtio-${model}-${profile.bus}`;
-  // No option ROM on a PCI NIC: iPXE's POST costs 2-3 s under TCG; virtio-mmio has none.
-  const nicRom = profile.bus === 'pci' ? ',romfile=' : '';
+  // vhost-user devices (virtiofsd) map the guest's memory: it must be a shareable memfd.
+  const sharedMemory = plan.devices.some((d) => d.kind === 'share' && d.transport === 'virtiofs');
   return [
     profile.binary,
     '-name', `linux-builder-${plan.name}`,
-    '-machine', profile.machine,
+    '-machine', sharedMemory ? `${profile.machine},memory-backend=mem` : profile.machine,
+    ...(sharedMemory ? ['-object', `memory-backend-memfd,id=mem,size=${plan.memoryMiB}M,share=on`] : []),
+    // vhost-user (libvhost-user) has no legacy virtio: microvm's virtio-mmio must be version 2.
+    ...(sharedMemory && profile.bus === 'device' ? ['-global', 'virtio-mmio.force-legacy=false'] : []),
     '-accel', plan.accel,
     '-cpu', cpuModel(plan),
     '-smp', String(plan.cores),
@@ -59,28 +84,67 @@ export function qemuArgv(plan: LaunchPlan): string[] {
     '-nodefaults', '-no-user-config', '-display', 'none',
     // With panic=-1 a guest kernel panic reboots, and -no-reboot turns that into QEMU exiting.
     '-no-reboot',
-    '-serial', `file:${plan.consoleLog}`,
-    '-qmp', `unix:${optionValue(plan.qmpSocket)},server=on,wait=off`,
-    '-pidfile', plan.pidFile,
-    ...(profile.bus === 'device' && plan.firmware !== undefined ? ['-bios', plan.firmware] : []),
+    '-qmp', `unix:${optionValue(host.files.qmpSocket)},server=on,wait=off`,
+    '-pidfile', host.files.pidFile,
+    ...(profile.bus === 'device' && host.firmware !== undefined ? ['-bios', host.firmware] : []),
     '-kernel', plan.kernel.path,
     '-initrd', plan.initrd,
-    '-append', kernelCommandLine(plan, profile),
-    ...plan.shares.flatMap((share, index) => [
-      '-fsdev', `local,id=fs${index},path=${optionValue(share.hostPath)},security_model=none,readonly=on`,
-      '-device', `${device('9p')},fsdev=fs${index},mount_tag=${share.tag}`,
-    ]),
-    ...(plan.disk
-      ? [
-          // discard=unmap: what the guest frees (ext4 discard) becomes holes again in the sparse file.
-          '-drive', `file=${optionValue(plan.disk.path)},if=none,id=disk0,format=raw,cache=${plan.disk.cache},discard=unmap`,
-          '-device', `${device('blk')},drive=disk0`,
-        ]
-      : []),
-    '-netdev', `user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:${plan.sshPort}-:22`,
-    '-device', `${device('net')},netdev=n0${nicRom}`,
-    '-device', device('rng'),
+    '-append', kernelCommandLine(plan, profile, host),
+    ...deviceArgs(plan.devices, profile, host.shareSockets ?? []),
   ];
+}
+
+/** Every device's options, in plan order; ids count per kind (fs0, fs1, …). */
+function deviceArgs(devices: readonly Device[], profile: MachineProfile, shareSockets: readonly string[]): string[] {
+  const model = (name: string): string => `virtio-${name}-${profile.bus}`;
+  let shares = 0;
+  let virtiofs = 0;
+  let disks = 0;
+  let nics = 0;
+  return devices.flatMap((device): string[] => {
+    switch (device.kind) {
+      case 'console':
+        return ['-serial', `file:${device.log}`];
+      case 'share': {
+        if (device.transport === 'virtiofs') {
+          const index = virtiofs++;
+          const socket = shareSockets[index];
+          if (socket === undefined) throw new Error(`qemuArgv: no virtiofsd socket for share ${device.tag}`);
+          return [
+            '-chardev', `socket,id=vfs${index},path=${optionValue(socket)}`,
+            '-device', `vhost-user-fs-${profile.bus},chardev=vfs${index},tag=${device.tag},queue-size=1024`,
+          ];
+        }
+        const id = `fs${shares++}`;
+        return [
+          '-fsdev', `local,id=${id},path=${optionValue(device.hostPath)},security_model=none,readonly=on`,
+          '-device', `${model('9p')},fsdev=${id},mount_tag=${device.tag}`,
+        ];
+      }
+      case 'disk': {
+        const id = `disk${disks++}`;
+        // discard=unmap: what the guest frees (ext4 discard) becomes holes again in the sparse file.
+        const cache = device.ephemeral ? 'unsafe' : 'writeback';
+        return [
+          '-drive', `file=${optionValue(device.path)},if=none,id=${id},format=raw,cache=${cache},discard=unmap`,
+          '-device', `${model('blk')},drive=${id}`,
+        ];
+      }
+      case 'net': {
+        const id = `n${nics++}`;
+        // IPv6 off: QEMU's user network would show the host's ::1 to the guest.
+        const forwards = device.forwards.map((f) => `,hostfwd=tcp:${f.host.host}:${f.host.port}-:${f.guestPort}`).join('');
+        // No option ROM on a PCI NIC: iPXE's POST costs 2-3 s under TCG; virtio-mmio has none.
+        const rom = profile.bus === 'pci' ? ',romfile=' : '';
+        return ['-netdev', `user,id=${id},ipv6=off${forwards}`, '-device', `${model('net')},netdev=${id}${rom}`];
+      }
+      case 'rng':
+        return ['-device', model('rng')];
+      case 'vsock':
+      case 'rosetta':
+        throw new Error(`qemuArgv: the QEMU driver has no ${device.kind} device`);
+    }
+  });
 }
 
 /**
@@ -93,11 +157,11 @@ function cpuModel(plan: LaunchPlan): string {
   return plan.guestArch === 'aarch64' && plan.hostArch !== 'aarch64' ? 'max,pauth-impdef=on' : 'max';
 }
 
-function kernelCommandLine(plan: LaunchPlan, profile: MachineProfile): string {
+function kernelCommandLine(plan: LaunchPlan, profile: MachineProfile, host: QemuHost): string {
   const args = [`console=${profile.console}`, ...plan.kernelArgs];
   if (!args.some((arg) => arg.startsWith('panic='))) args.push('panic=-1');
-  if (profile.pinTsc && plan.tscKhz !== undefined && !args.some((arg) => arg.startsWith('tsc_early_khz='))) {
-    args.push(`tsc_early_khz=${plan.tscKhz}`);
+  if (profile.pinTsc && host.tscKhz !== undefined && !args.some((arg) => arg.startsWith('tsc_early_khz='))) {
+    args.push(`tsc_early_khz=${host.tscKhz}`);
   }
   return args.join(' ');
 }

@@ -1,18 +1,21 @@
 /**
- * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch, and a hard
- * stop through QMP "quit" then SIGKILL.
+ * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch (with a virtiofsd
+ * per virtio-fs share), and a hard stop through QMP "quit" then SIGKILL.
  */
 import { access, constants, rm } from 'node:fs/promises';
-import type { Driver, LaunchPlan, RunningVm } from '../driver.js';
+import { dirname, join } from 'node:path';
+import { ShareTransportFailed, type Driver, type LaunchPlan, type RunningVm, type VmControl } from '../driver.js';
+import { devicesOf, type ShareDevice } from '../devices.js';
 import { failed } from '../../errors.js';
 import { hostArch, hostTscKhz } from '../../platform/host.js';
 import { hostPackages, installCommand } from '../../platform/install-command.js';
 import { findOnPath, isAlive, killHard, listProcesses, processCommandLine, spawnDetached, waitForExit } from '../process.js';
 import { decideAccel, probeAccelFacts } from './accel.js';
-import { optionValue, qemuArgv } from './argv.js';
+import { optionValue, qemuArgv, qemuBinary } from './argv.js';
+import { qemuControl, qemuFiles } from './files.js';
 import { prepareKernel } from './kernel.js';
 import { QmpClient } from './qmp.js';
-
+import { findVirtiofsd, shareSocket, startVirtiofsd, stopVirtiofsds, virtiofsdArgv, virtiofsSupport } from './virtiofsd.js';
 
 function installHint(binary: string): string {
   return installCommand(binary === 'qemu-system-aarch64' ? hostPackages.qemuArm : hostPackages.qemuX86);
@@ -28,32 +31,68 @@ async function microvmFirmware(): Promise<string | undefined> {
   return undefined;
 }
 
-async function launch(plan: LaunchPlan): Promise<RunningVm> {
+async function launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm> {
+  const files = qemuFiles(control);
   // microvm guests hang calibrating the TSC under TCG unless told its frequency.
-  const tscKhz = plan.tscKhz ?? (plan.hostArch === 'x86_64' && plan.guestArch === 'x86_64' ? await hostTscKhz() : undefined);
-  const firmware = plan.firmware ?? (plan.guestArch === 'x86_64' ? await microvmFirmware() : undefined);
-  const argv = qemuArgv({ ...plan, tscKhz, ...(firmware !== undefined ? { firmware } : {}) });
-  const binary = argv[0] ?? 'qemu';
+  const tscKhz = plan.hostArch === 'x86_64' && plan.guestArch === 'x86_64' ? await hostTscKhz() : undefined;
+  const firmware = plan.guestArch === 'x86_64' ? await microvmFirmware() : undefined;
+  const binary = qemuBinary(plan);
   const binaryPath = await findOnPath(binary);
   if (binaryPath === undefined) throw failed(`${binary} not found`, installHint(binary));
   // A socket left by a killed QEMU would make the new one fail to listen.
-  await rm(plan.qmpSocket, { force: true });
-  await rm(plan.pidFile, { force: true });
-  return spawnDetached([binaryPath, ...argv.slice(1)], plan.processLog);
+  await clearControl(control);
+  const shareSockets = await startShareDaemons(plan, control);
+  try {
+    return await spawnDetached([binaryPath, ...qemuArgv(plan, { files, tscKhz, firmware, shareSockets }).slice(1)], plan.processLog);
+  } catch (error) {
+    await stopVirtiofsds(control.runtimeDir);
+    throw error;
+  }
+}
+
+/**
+ * One virtiofsd per virtio-fs share, each listening before QEMU starts; their sockets in plan
+ * order. All or none: when one fails, those started are stopped and ShareTransportFailed says why.
+ * (fsN.sock is as long as qmp.sock, whose length the control's check covers.)
+ */
+async function startShareDaemons(plan: LaunchPlan, control: VmControl): Promise<string[]> {
+  const shares = devicesOf(plan.devices, 'share').filter((share) => share.transport === 'virtiofs');
+  if (shares.length === 0) return [];
+  const daemon = await findVirtiofsd();
+  if (daemon === undefined) throw new ShareTransportFailed(virtiofsSupport(undefined, process.getuid?.()).reason);
+  const unshare = (await findOnPath('unshare')) ?? '/usr/bin/unshare';
+  const root = process.getuid?.() === 0;
+  const sockets: string[] = [];
+  try {
+    for (const [index, share] of shares.entries()) {
+      const served = { source: share.hostPath, socket: shareSocket(control.runtimeDir, index) };
+      await startVirtiofsd(virtiofsdArgv(daemon, served, { root, unshare }), served, daemonLog(plan, share));
+      sockets.push(served.socket);
+    }
+  } catch (error) {
+    await stopVirtiofsds(control.runtimeDir);
+    throw error;
+  }
+  return sockets;
+}
+
+/** Beside the hypervisor's own log: virtiofsd-<tag>.log. */
+function daemonLog(plan: LaunchPlan, share: ShareDevice): string {
+  return join(dirname(plan.processLog), `virtiofsd-${share.tag}.log`);
 }
 
 /** The instance's QMP socket is in its VM's command line, and in no other program's. */
-function namesQmpSocket(commandLine: string, qmpSocket: string): boolean {
-  return commandLine.includes(`unix:${optionValue(qmpSocket)},`);
+function namesQmpSocket(commandLine: string, control: VmControl): boolean {
+  return commandLine.includes(`unix:${optionValue(qemuFiles(control).qmpSocket)},`);
 }
 
-async function ownsProcess(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<boolean> {
+async function ownsProcess(pid: number, control: VmControl): Promise<boolean> {
   const commandLine = await processCommandLine(pid);
-  return commandLine !== undefined && namesQmpSocket(commandLine, plan.qmpSocket);
+  return commandLine !== undefined && namesQmpSocket(commandLine, control);
 }
 
-async function findProcesses(plan: Pick<LaunchPlan, 'qmpSocket'>): Promise<number[]> {
-  const candidates = (await listProcesses()).filter((p) => p.pid !== process.pid && namesQmpSocket(p.commandLine, plan.qmpSocket));
+async function findProcesses(control: VmControl): Promise<number[]> {
+  const candidates = (await listProcesses()).filter((p) => p.pid !== process.pid && namesQmpSocket(p.commandLine, control));
   const alive = await Promise.all(candidates.map(async (p) => ((await isAlive(p.pid)) ? [p.pid] : [])));
   return alive.flat();
 }
@@ -70,21 +109,41 @@ async function quitThroughQmp(qmpSocket: string, timeoutMs: number): Promise<voi
   }
 }
 
-async function forceStop(pid: number, plan: Pick<LaunchPlan, 'qmpSocket'>, timeoutMs: number): Promise<void> {
-  if (!(await isAlive(pid)) || !(await ownsProcess(pid, plan))) return;
+/** QEMU gone, then its virtiofsds. */
+async function forceStop(pid: number, control: VmControl, timeoutMs: number): Promise<void> {
+  await stopQemu(pid, control, timeoutMs);
+  await stopVirtiofsds(control.runtimeDir);
+}
+
+async function stopQemu(pid: number, control: VmControl, timeoutMs: number): Promise<void> {
+  if (!(await isAlive(pid)) || !(await ownsProcess(pid, control))) return;
   const quitBudget = Math.max(200, Math.min(2000, Math.floor(timeoutMs / 2)));
-  await quitThroughQmp(plan.qmpSocket, quitBudget);
+  await quitThroughQmp(qemuFiles(control).qmpSocket, quitBudget);
   if (await waitForExit(pid, quitBudget)) return;
   // Never SIGKILL a recycled pid: check again that it is still our QEMU.
-  if (await ownsProcess(pid, plan)) killHard(pid);
+  if (await ownsProcess(pid, control)) killHard(pid);
   if (!(await waitForExit(pid, Math.max(2000, timeoutMs - 2 * quitBudget)))) {
     throw failed(`the VM process ${pid} did not exit after SIGKILL`, `check it with: ps -p ${pid} -o pid,stat,command`);
   }
 }
 
+/** The QMP socket and pid file, and the virtiofsds of a VM that is gone (they exit with it; a stray one is stopped). */
+async function clearControl(control: VmControl): Promise<void> {
+  const files = qemuFiles(control);
+  await Promise.all([files.qmpSocket, files.pidFile].map((file) => rm(file, { force: true })));
+  await stopVirtiofsds(control.runtimeDir);
+}
+
+/** QEMU's user network (slirp): the guest at .15, the host's loopback behind .2, DNS at .3. */
+const userNetwork = { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', hostNet: '10.0.2.0/24' } as const;
+
 export const qemuDriver: Driver = {
   name: 'qemu',
-  capabilities: { rosetta: false, storeShare: '9p', network: 'user-hostfwd', gracefulStop: true, vsock: false },
+  capabilities: { shares: ['virtiofs', '9p'], network: userNetwork, ssh: 'forwarded-port' },
+  control: qemuControl,
+  async shareSupport() {
+    return virtiofsSupport(await findVirtiofsd(), process.getuid?.());
+  },
   async chooseAccel(requested, guestArch) {
     return decideAccel(requested, await probeAccelFacts(hostArch()), guestArch);
   },
@@ -95,4 +154,5 @@ export const qemuDriver: Driver = {
   ownsProcess,
   findProcesses,
   forceStop,
+  clearControl,
 };

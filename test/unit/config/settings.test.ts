@@ -18,6 +18,14 @@ test('flags override remembered settings; absent flags keep them', () => {
   assert.deepEqual(next, { ...base, memoryMiB: 1024, accel: 'tcg' });
 });
 
+test('auto puts cores and memory back to the host\'s defaults, whatever was remembered', () => {
+  const base = { ...defaultSettings(host), cores: 1, memoryMiB: 512 };
+  const next = applyFlags(base, { cores: 'auto', memory: 'auto' }, host);
+  assert.equal(next.cores, 4);
+  assert.equal(next.memoryMiB, 2048);
+  assert.equal(applyFlags(base, { cores: 'auto' }, { cores: 16, memoryMiB: 2048 }).cores, 8);
+});
+
 test('more cores or memory than the host has is refused', () => {
   assert.throws(() => applyFlags(defaultSettings(host), { cores: '5' }, host), /--cores must be between 1 and 4/);
   assert.throws(() => applyFlags(defaultSettings(host), { memory: '9G' }, host), /--memory must be between/);

@@ -56,12 +56,20 @@ export function compress(data: Buffer, suffix: '.gz' | '.xz' | '.zst' | ''): Buf
   }
 }
 
-export async function makeDeb(entries: readonly TarEntry[], suffix: '.gz' | '.xz' | '.zst' | '' = '.gz'): Promise<Buffer> {
+/** A .deb of the files, with a control file of the fields (Package and Version at least). */
+export async function makeDeb(
+  entries: readonly TarEntry[],
+  suffix: '.gz' | '.xz' | '.zst' | '' = '.gz',
+  control: Readonly<Record<string, string>> = {},
+): Promise<Buffer> {
   const data = compress(await tarArchive(entries), suffix);
   if (data === undefined) throw new Error(`no compressor for ${suffix}`);
+  const fields = { Package: 'test', Version: '1.0-1', Architecture: 'amd64', ...control };
+  const controlText = `${Object.entries(fields).map(([key, value]) => `${key}: ${value}`).join('\n')}\n`;
+  const controlTar = compress(await tarArchive([{ name: './', type: 'directory' }, { name: './control', content: controlText }]), suffix === '' ? '' : '.gz');
   return arArchive([
     { name: 'debian-binary', data: Buffer.from('2.0\n') },
-    { name: 'control.tar.gz', data: gzipSync(await tarArchive([])) },
+    { name: suffix === '' ? 'control.tar' : 'control.tar.gz', data: controlTar ?? Buffer.alloc(0) },
     { name: `data.tar${suffix}`, data },
   ]);
 }
@@ -87,7 +95,7 @@ export async function mirrorFiles(packages: readonly FakePackage[], signingKey: 
   const stanzas: string[] = [];
   for (const p of packages) {
     const version = p.version ?? '1.0-1';
-    const deb = await makeDeb(p.files);
+    const deb = await makeDeb(p.files, '.gz', { Package: p.name, Version: version, ...(p.depends ? { Depends: p.depends } : {}) });
     const filename = `pool/main/${p.name[0]}/${p.name}/${p.name}_${version}_amd64.deb`;
     files.set(filename, deb);
     stanzas.push([

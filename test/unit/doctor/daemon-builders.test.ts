@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { daemonBuilderCheck, findDaemonBuilder } from '../../../src/doctor/daemon-builders.js';
+import { spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { daemonBuilderCheck, findDaemonBuilder, includesMatchingNothing, unreadableIncludes } from '../../../src/doctor/daemon-builders.js';
 import { upsertBlock } from '../../../src/nix/blocks.js';
 
 const files = new Map<string, string>([
@@ -38,4 +42,19 @@ test('the verdicts: read at every build is ok; nix.conf alone depends on when th
   assert.equal(nowhere.verdict, 'fail');
   assert.match(nowhere.detail, /builders \(@\/root\/private\) do not name builder "b2": its builds will not use it; could not read \/root\/private/);
   assert.match(nowhere.fix ?? '', /^sudo linux-builder --name b2 nix-config --install/);
+});
+
+test('ssh -v -G names the Includes that matched nothing: a missing file, or one in a directory this user cannot read', { skip: process.getuid?.() === 0 ? undefined : 'needs root to run ssh as another user' }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-include-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await chmod(dir, 0o711);
+  await mkdir(join(dir, 'private'), { mode: 0o700 });
+  const block = join(dir, 'private', 'nix-ssh_config');
+  await writeFile(block, 'Host linux-builder-default\n  HostName 127.0.0.1\n');
+  const config = join(dir, 'ssh_config');
+  await writeFile(config, `Host linux-builder-default\n  Include ${block}\n  Include ${join(dir, 'missing')}\n`, { mode: 0o644 });
+  assert.deepEqual(await unreadableIncludes('linux-builder-default', config, process.env), [join(dir, 'missing')]);
+  // as nobody, the private block is unreadable too (ssh says nothing else about it)
+  const stderr = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'ssh', '-v', '-G', '-F', config, 'linux-builder-default'], { encoding: 'utf8' }).stderr;
+  assert.deepEqual(includesMatchingNothing(stderr), [block, join(dir, 'missing')]);
 });

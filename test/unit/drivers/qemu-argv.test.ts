@@ -1,32 +1,55 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { LaunchPlan } from '../../../src/drivers/driver.js';
-import { optionValue, qemuArgv } from '../../../src/drivers/qemu/argv.js';
+import type { Device, LaunchPlan } from '../../../src/drivers/driver.js';
+import { optionValue, qemuArgv, type QemuHost } from '../../../src/drivers/qemu/argv.js';
 
-function plan(overrides: Partial<LaunchPlan> = {}): LaunchPlan {
-  return {
-    name: 'default',
-    hostArch: 'x86_64',
-    guestArch: 'x86_64',
-    accel: 'tcg',
-    cores: 2,
-    memoryMiB: 1024,
-    kernel: { path: '/cache/kernels/vmlinux-abc', format: 'vmlinux-pvh' },
-    initrd: '/cache/images/initrd.cpio.gz',
-    kernelArgs: ['quiet'],
-    shares: [
-      { tag: 'hostusr', hostPath: '/usr' },
-      { tag: 'nixstore', hostPath: '/nix/store' },
-    ],
-    sshPort: 31022,
-    tscKhz: 2596132,
-    consoleLog: '/state/default/console.log',
-    processLog: '/state/default/vm.log',
-    qmpSocket: '/run/lb/default/qmp.sock',
-    pidFile: '/run/lb/default/vm.pid',
-    ...overrides,
-  };
+/** A plan in the old flat words, turned into devices and QEMU's own facts. */
+interface Row extends Partial<Omit<LaunchPlan, 'devices'>> {
+  shares?: { tag: string; hostPath: string }[];
+  disk?: { path: string; ephemeral: boolean };
+  sshPort?: number;
+  tscKhz?: number | undefined;
+  firmware?: string;
+  qmpSocket?: string;
+  devices?: Device[];
 }
+
+function build(row: Row = {}): [LaunchPlan, QemuHost] {
+  const { shares, disk, sshPort, tscKhz, firmware, qmpSocket, devices, ...plan } = row;
+  const defaultShares = [
+    { tag: 'hostusr', hostPath: '/usr' },
+    { tag: 'nixstore', hostPath: '/nix/store' },
+  ];
+  return [
+    {
+      name: 'default',
+      hostArch: 'x86_64',
+      guestArch: 'x86_64',
+      accel: 'tcg',
+      cores: 2,
+      memoryMiB: 1024,
+      kernel: { path: '/cache/kernels/vmlinux-abc', format: 'vmlinux-pvh' },
+      initrd: '/cache/images/initrd.cpio.gz',
+      kernelArgs: ['quiet'],
+      devices: devices ?? [
+        { kind: 'console', log: '/state/default/console.log' },
+        ...(shares ?? defaultShares).map((share) => ({ kind: 'share', transport: '9p', ...share }) as const),
+        ...(disk ? [{ kind: 'disk', ...disk } as const] : []),
+        { kind: 'net', forwards: [{ host: { kind: 'tcp', host: '127.0.0.1', port: sshPort ?? 31022 }, guestPort: 22 }] },
+        { kind: 'rng' },
+      ],
+      processLog: '/state/default/vm.log',
+      ...plan,
+    },
+    {
+      files: { qmpSocket: qmpSocket ?? '/run/lb/default/qmp.sock', pidFile: '/run/lb/default/vm.pid' },
+      tscKhz: 'tscKhz' in row ? tscKhz : 2596132,
+      firmware,
+    },
+  ];
+}
+
+const argvOf = (row: Row = {}): string[] => qemuArgv(...build(row));
 
 /** The value following a flag, e.g. option(argv, '-machine'). */
 function option(argv: readonly string[], flag: string): string | undefined {
@@ -39,7 +62,7 @@ function options(argv: readonly string[], flag: string): string[] {
 }
 
 test('microvm under TCG pins the TSC and drops the NIC ROM', () => {
-  const argv = qemuArgv(plan());
+  const argv = argvOf();
   assert.equal(argv[0], 'qemu-system-x86_64');
   assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on');
   assert.match(option(argv, '-append') ?? '', /(^| )tsc_early_khz=2596132( |$)/);
@@ -48,7 +71,7 @@ test('microvm under TCG pins the TSC and drops the NIC ROM', () => {
   assert.ok(!devices.some((d) => d.startsWith('virtio-net-pci')));
 });
 
-const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (argv: string[]) => void }> = [
+const table: ReadonlyArray<{ name: string; plan: Row; check: (argv: string[]) => void }> = [
   {
     name: 'x86_64 boots the PVH vmlinux on microvm with virtio-mmio devices and ttyS0',
     plan: {},
@@ -192,7 +215,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'the instance disk on microvm: a raw drive with discard=unmap behind virtio-blk-device',
-    plan: { disk: { path: '/state/default/disk.img', cache: 'writeback' } },
+    plan: { disk: { path: '/state/default/disk.img', ephemeral: false } },
     check: (argv) => {
       assert.equal(option(argv, '-drive'), 'file=/state/default/disk.img,if=none,id=disk0,format=raw,cache=writeback,discard=unmap');
       assert.ok(options(argv, '-device').includes('virtio-blk-device,drive=disk0'));
@@ -200,7 +223,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'the instance disk on aarch64 virt is a PCI device; an ephemeral disk skips flushes',
-    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', cache: 'unsafe' } },
+    plan: { hostArch: 'aarch64', guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/a,b/disk.img', ephemeral: true } },
     check: (argv) => {
       assert.equal(option(argv, '-drive'), 'file=/s/a,,b/disk.img,if=none,id=disk0,format=raw,cache=unsafe,discard=unmap');
       assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0'));
@@ -233,7 +256,7 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
   },
   {
     name: 'an aarch64 guest with a disk on an x86_64 host: a PCI block device',
-    plan: { guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/disk.img', cache: 'writeback' } },
+    plan: { guestArch: 'aarch64', kernel: { path: '/k', format: 'image' }, disk: { path: '/s/disk.img', ephemeral: false } },
     check: (argv) => assert.ok(options(argv, '-device').includes('virtio-blk-pci,drive=disk0')),
   },
   {
@@ -252,17 +275,84 @@ const table: ReadonlyArray<{ name: string; plan: Partial<LaunchPlan>; check: (ar
 ];
 
 for (const row of table) {
-  test(row.name, () => row.check(qemuArgv(plan(row.plan))));
+  test(row.name, () => row.check(argvOf(row.plan)));
 }
 
 test('qemuArgv is pure: same plan, same argv, plan untouched', () => {
-  const p = plan();
+  const [p, host] = build();
   const before = JSON.stringify(p);
-  assert.deepEqual(qemuArgv(p), qemuArgv(p));
+  assert.deepEqual(qemuArgv(p, host), qemuArgv(p, host));
   assert.equal(JSON.stringify(p), before);
+});
+
+test('devices render in plan order with ids counted per kind; several forwards on one NIC', () => {
+  const argv = argvOf({
+    devices: [
+      { kind: 'share', tag: 'a', hostPath: '/a', transport: '9p' },
+      { kind: 'console', log: '/c.log' },
+      { kind: 'share', tag: 'b', hostPath: '/b', transport: '9p' },
+      { kind: 'net', forwards: [{ host: { kind: 'tcp', host: '127.0.0.1', port: 4022 }, guestPort: 22 }, { host: { kind: 'tcp', host: '127.0.0.1', port: 4080 }, guestPort: 80 }] },
+    ],
+  });
+  assert.deepEqual(options(argv, '-device'), ['virtio-9p-device,fsdev=fs0,mount_tag=a', 'virtio-9p-device,fsdev=fs1,mount_tag=b', 'virtio-net-device,netdev=n0']);
+  assert.equal(option(argv, '-netdev'), 'user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:4022-:22,hostfwd=tcp:127.0.0.1:4080-:80');
+  assert.equal(option(argv, '-serial'), 'file:/c.log');
+  assert.equal(options(argv, '-rng').length, 0);
+});
+
+test('no console device: no -serial; devices QEMU does not have are refused, never dropped', () => {
+  assert.equal(option(argvOf({ devices: [] }), '-serial'), undefined);
+  for (const device of [
+    { kind: 'vsock', guestPort: 22, socket: '/run/lb/ssh.sock' },
+    { kind: 'rosetta', tag: 'rosetta' },
+  ] as const) {
+    assert.throws(() => argvOf({ devices: [device] }), new RegExp(`no ${device.kind} device`));
+  }
 });
 
 test('optionValue doubles commas only', () => {
   assert.equal(optionValue('/a,b,,c'), '/a,,b,,,,c');
   assert.equal(optionValue('/plain/path'), '/plain/path');
+});
+
+test('virtio-fs shares: a vhost-user-fs device per share on its virtiofsd socket, guest memory a shared memfd, modern virtio-mmio on microvm', () => {
+  const shares: Device[] = [
+    { kind: 'share', tag: 'hostusr', hostPath: '/usr', transport: 'virtiofs' },
+    { kind: 'share', tag: 'nixstore', hostPath: '/nix/store', transport: 'virtiofs' },
+  ];
+  const [plan, host] = build({ devices: shares, memoryMiB: 2048 });
+  const argv = qemuArgv(plan, { ...host, shareSockets: ['/run/lb/x/fs0.sock', '/run/a,b/fs1.sock'] });
+  assert.deepEqual(options(argv, '-chardev'), ['socket,id=vfs0,path=/run/lb/x/fs0.sock', 'socket,id=vfs1,path=/run/a,,b/fs1.sock']);
+  assert.deepEqual(options(argv, '-device'), [
+    'vhost-user-fs-device,chardev=vfs0,tag=hostusr,queue-size=1024',
+    'vhost-user-fs-device,chardev=vfs1,tag=nixstore,queue-size=1024',
+  ]);
+  assert.equal(option(argv, '-object'), 'memory-backend-memfd,id=mem,size=2048M,share=on');
+  assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on,memory-backend=mem');
+  assert.equal(option(argv, '-global'), 'virtio-mmio.force-legacy=false');
+  assert.equal(option(argv, '-m'), '2048M');
+  assert.equal(options(argv, '-fsdev').length, 0);
+});
+
+test('virtio-fs on aarch64 virt is PCI (vhost-user-fs-pci), no virtio-mmio global; 9p beside it keeps its own ids', () => {
+  const [plan, host] = build({
+    guestArch: 'aarch64',
+    kernel: { path: '/k', format: 'image' },
+    devices: [
+      { kind: 'share', tag: 'nixstore', hostPath: '/nix/store', transport: 'virtiofs' },
+      { kind: 'share', tag: 'lbconfig', hostPath: '/state/guest-share', transport: '9p' },
+    ],
+  });
+  const argv = qemuArgv(plan, { ...host, shareSockets: ['/run/lb/x/fs0.sock'] });
+  assert.deepEqual(options(argv, '-device'), ['vhost-user-fs-pci,chardev=vfs0,tag=nixstore,queue-size=1024', 'virtio-9p-pci,fsdev=fs0,mount_tag=lbconfig']);
+  assert.equal(option(argv, '-machine'), 'virt,memory-backend=mem');
+  assert.equal(option(argv, '-global'), undefined);
+  assert.throws(() => qemuArgv(plan, host), /no virtiofsd socket for share nixstore/);
+});
+
+test('9p shares only: private guest memory, legacy virtio-mmio as before', () => {
+  const argv = argvOf();
+  assert.equal(option(argv, '-object'), undefined);
+  assert.equal(option(argv, '-global'), undefined);
+  assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on');
 });

@@ -47,7 +47,10 @@ test('the guest image is built once, then found by its key; it holds init, modul
     assert.ok(entries.has('opt/ssh/lib/libc.so.6'));
     assert.ok(![...entries.keys()].some((name) => name.startsWith('opt/ssh/lib/ld-linux')));
     const rc = entries.get('etc/rc.builder')?.data.toString() ?? '';
-    assert.match(rc, /^load virtio_mmio 9pnet_virtio 9p$/m);
+    assert.match(rc, /^load virtio_mmio$/m);
+    assert.match(rc, /^ {4}load 9pnet_virtio 9p$/m);
+    assert.match(rc, /^ {2}virtiofs\)\n {4}:\n/m, 'a kernel without virtiofs: nothing to load for it');
+    assert.ok(entries.get('etc/udhcpc.script'), 'the DHCP hook');
     assert.match(rc, /^ {2}load virtio_pci$/m);
     assert.match(rc, /^ {2}load virtio_net$/m);
     assert.match(rc, /^load virtio_rng overlay binfmt_misc$/m);

@@ -1,20 +1,39 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { collectorScript, nixDaemonWrapper } from '../../../src/guest/collector.js';
-import { buildNetworkRules, buildUsers, etcFiles, fstab, guestPaths, initScript, inittab, rcBuilder, sessionPath, sshdConfig } from '../../../src/guest/init.js';
-import { failedMarker, readyMarker, shareTags } from '../../../src/guest/layout.js';
+import { buildUsers, dhcpScript, etcFiles, fstab, guestPaths, initScript, inittab, rcBuilder, sessionPath, sshdConfig, type GuestTools, type InitOptions } from '../../../src/guest/init.js';
+import { failedMarker, guestLaunchArgs, readyMarker, shareTags } from '../../../src/guest/layout.js';
+import { renderTemplate, scriptTemplate, shellAssignments } from '../../../src/guest/scripts.js';
+import { hostUserland } from '../../../src/guest/userland.js';
 
+/** The host's and Debian's /usr: mkfs.ext4 in /usr/sbin, nix-store in /usr/bin… */
+const tools: GuestTools = hostUserland().tools;
 const modules = {
-  boot: [['virtio_ring', '9pnet'], ['virtio_mmio', '9pnet_virtio', '9p']],
+  boot: [['virtio_ring'], ['virtio_mmio']],
+  shares: { '9p': [['9pnet'], ['9pnet_virtio', '9p']], virtiofs: [['fuse'], ['virtiofs']] },
   pci: [['virtio_pci']],
   net: [['net_failover'], ['virtio_net']],
   late: [['overlay', 'binfmt_misc']],
   disk: [['virtio_blk', 'jbd2', 'mbcache'], ['ext4']],
 };
-const noModules = { boot: [], pci: [], net: [], late: [], disk: [] };
-const rc = rcBuilder({ modules, cache: 'loose', sshdNoReexec: true });
+const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [] };
+const options = (overrides: Partial<InitOptions> = {}): InitOptions => ({ modules, cache: 'loose', tools, sshdNoReexec: true, ...overrides });
+
+/**
+ * The script as the shell sees it once its settings are assigned: every $name of the settings
+ * block replaced by its value, so a line reads as the guest runs it.
+ */
+function expand(script: string): string {
+  const values = new Map<string, string>();
+  const settings = script.slice(0, script.indexOf('\nexport PATH='));
+  for (const match of settings.matchAll(/^([a-z_][a-z0-9_]*)=(\S*)$/gm)) values.set(match[1] ?? '', (match[2] ?? '').replace(/^'(.*)'$/, '$1'));
+  const names = [...values.keys()].sort((a, b) => b.length - a.length);
+  return script.replace(new RegExp(`\\$(${names.join('|')})(?![a-z0-9_])`, 'g'), (_, name: string) => values.get(name) ?? '');
+}
+
+const rc = expand(rcBuilder(options()));
 const lines = rc.split('\n');
 const lineOf = (pattern: RegExp) => {
   const index = lines.findIndex((line) => pattern.test(line));
@@ -22,20 +41,64 @@ const lineOf = (pattern: RegExp) => {
   return index;
 };
 
+/** busybox sh -n: the text parses as the guest's shell would read it. */
+function parses(name: string, script: string): void {
+  const check = spawnSync('busybox', ['sh', '-n'], { input: script, encoding: 'utf8' });
+  assert.equal(check.error, undefined, `busybox: ${String(check.error)}`);
+  assert.equal(check.status, 0, `${name}: ${check.stderr}`);
+}
+
+test('every rendered guest script parses (busybox sh -n): with and without modules, PCI, each transport\'s modules, sshd -r', () => {
+  const scripts: Record<string, string> = {
+    rc: rcBuilder(options()),
+    'rc without modules': rcBuilder(options({ modules: noModules })),
+    'rc with only 9p': rcBuilder(options({ modules: { ...modules, shares: { '9p': modules.shares['9p'], virtiofs: [] }, pci: [] }, sshdNoReexec: false })),
+    'rc with cache=none': rcBuilder(options({ cache: 'none' })),
+    init: initScript(),
+    collector: collectorScript(tools),
+    'nix-daemon': nixDaemonWrapper(tools),
+    udhcpc: dhcpScript(),
+  };
+  for (const [name, script] of Object.entries(scripts)) {
+    parses(name, script);
+    assert.doesNotMatch(script, /@[A-Z][A-Z0-9_]*@/, `${name}: a placeholder left`);
+    assert.ok(script.startsWith(`#!${guestPaths.busyboxDir}/sh\n`), name);
+  }
+});
+
+test('every script file in src/guest/scripts renders and parses', () => {
+  const files = readdirSync(new URL('../../../src/guest/scripts/', import.meta.url)).filter((f) => f.endsWith('.sh'));
+  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon.sh', 'rc.builder.sh', 'udhcpc.sh']);
+});
+
+test('templates: a placeholder alone on its line takes indented lines (none: ":"), inline ones take strings; missing and unused values are errors', () => {
+  const template = 'if x; then\n  @BODY@\nfi\necho @WORD@\n';
+  assert.equal(renderTemplate(template, { BODY: ['a', 'b'], WORD: 'w' }), 'if x; then\n  a\n  b\nfi\necho w\n');
+  assert.equal(renderTemplate(template, { BODY: [], WORD: 'w' }), 'if x; then\n  :\nfi\necho w\n');
+  assert.throws(() => renderTemplate(template, { BODY: [] }), /no value for @WORD@/);
+  assert.throws(() => renderTemplate(template, { BODY: [], WORD: 'w', EXTRA: 'x' }), /no @EXTRA@ in the template/);
+  assert.throws(() => renderTemplate(template, { BODY: [], WORD: ['a'] }), /@WORD@ takes lines/);
+  assert.deepEqual(shellAssignments({ a: '/plain/path', b: '', c: "it's" }), ['a=/plain/path', "b=''", `c='it'\\''s'`]);
+  assert.throws(() => shellAssignments({ 'not-a-name': 'x' }), /not a shell variable name/);
+  assert.match(scriptTemplate('rc.builder'), /^@SETTINGS@$/m);
+});
+
 test('/init moves a bind mount of the initramfs over / (Nix\'s sandbox cannot pivot_root away from rootfs), then execs busybox init, which runs rc.builder as sysinit', () => {
-  assert.equal(
-    initScript(),
-    '#!/bb/sh\n/bb/mount --bind / /mnt && cd /mnt && /bb/mount --move . / && exec /bb/chroot . /bb/init\nexec /bb/init\n',
-  );
+  const commands = initScript().split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+  assert.deepEqual(commands, ['/bb/mount --bind / /mnt && cd /mnt && /bb/mount --move . / && exec /bb/chroot . /bb/init', 'exec /bb/init']);
   assert.match(inittab(), /^::sysinit:\/etc\/rc\.builder$/m);
 });
 
-test('modules load level by level, a level in parallel; 9p before the mounts, the rest while sshd starts', () => {
+test('modules load level by level, a level in parallel; the share transport\'s before the mounts, the rest while sshd starts', () => {
   assert.match(rc, /^load\(\) \{ pids=; for m; do \{ insmod \/modules\/\$m\.ko .*\} & pids="\$pids \$!"; done; wait \$pids; \}$/m);
   const loads = lines.filter((line) => /^\s*load /.test(line)).map((line) => line.trim());
   assert.deepEqual(loads, [
-    'load virtio_ring 9pnet',
-    'load virtio_mmio 9pnet_virtio 9p',
+    'load virtio_ring',
+    'load virtio_mmio',
+    'load fuse',
+    'load virtiofs',
+    'load 9pnet',
+    'load 9pnet_virtio 9p',
     'load virtio_pci',
     'load net_failover',
     'load virtio_net',
@@ -44,25 +107,60 @@ test('modules load level by level, a level in parallel; 9p before the mounts, th
     'load overlay binfmt_misc',
   ]);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
-  assert.ok(lineOf(/^load virtio_mmio 9pnet_virtio 9p$/) < lineOf(/ hostusr \/usr/));
+  assert.ok(lineOf(/^ {4}load 9pnet_virtio 9p$/) < lineOf(/^share hostusr \/usr /));
   assert.ok(lineOf(/^load overlay binfmt_misc$/) > sshd);
-  assert.doesNotMatch(rcBuilder({ modules: noModules, cache: 'loose' }), /^\s*load /m);
+  assert.doesNotMatch(rcBuilder(options({ modules: noModules })), /^\s*load [a-z]/m);
+});
+
+test('the transport\'s modules load by what the kernel command line says: virtiofs, else 9p', () => {
+  const at = lineOf(/^case \$shares in$/);
+  assert.deepEqual(lines.slice(at, at + 9).map((l) => l.trim()), ['case $shares in', 'virtiofs)', 'load fuse', 'load virtiofs', ';;', '*)', 'load 9pnet', 'load 9pnet_virtio 9p', ';;']);
+  assert.match(rc, /^\s+lb\.shares=\*\) shares=\$\{arg#\*=\} ;;$/m);
+  assert.ok(lineOf(/^read -r cmdline < \/proc\/cmdline$/) > lineOf(/^mount -a /), '/proc is mounted first');
+  assert.ok(lineOf(/^shares=9p address= gateway= dns= hostnet=$/) < lineOf(/^read -r cmdline/), '9p unless told otherwise');
+});
+
+test('shares mount read-only over the plan\'s transport: virtiofs by tag, 9p with the cache mode for /usr and the store', () => {
+  const share = rc.slice(rc.indexOf('share() {'), rc.indexOf('\n}\n', rc.indexOf('share() {')));
+  assert.match(share, /mount -t virtiofs -o ro "\$1" "\$2"/);
+  assert.match(share, /mount -t 9p -o "trans=virtio,version=9p2000\.L,\$\{3:\+\$3,\}ro" "\$1" "\$2"/);
+  assert.match(rc, /^share hostusr \/usr msize=512000,cache=loose &$/m);
+  assert.match(rc, /^share nixstore \/nix\/\.ro-store msize=512000,cache=loose \|\| fail /m);
+  assert.match(rc, /mkdir -p \/run\/lbconfig && share lbconfig \/run\/lbconfig \|\| fail/);
+  assert.match(expand(rcBuilder(options({ cache: 'none' }))), /^share hostusr \/usr msize=512000,cache=none &$/m);
+  assert.match(rc, /lowerdir=\/nix\/\.ro-store,upperdir=\/nix\/\.rw-store\/upper,workdir=\/nix\/\.rw-store\/work overlay \/nix\/store/);
+  assert.equal(shareTags.usr, 'hostusr');
 });
 
 test('virtio_pci loads only when the guest has PCI devices; microvm has none', () => {
   const check = lineOf(/^set -- \/sys\/bus\/pci\/devices\/\*$/);
   assert.equal(lines[check + 1], 'if [ -e "$1" ]; then');
   assert.equal(lines[check + 2], '  load virtio_pci');
-  assert.ok(check > lineOf(/^load virtio_mmio /));
-  assert.doesNotMatch(rcBuilder({ modules: { ...modules, pci: [] }, cache: 'loose' }), /pci/);
+  assert.ok(check > lineOf(/^load virtio_mmio$/));
+  assert.match(rcBuilder(options({ modules: { ...modules, pci: [] } })), /^if \[ -e "\$1" \]; then\n {2}:\nfi$/m);
 });
 
-test('the network comes up in the background as soon as its modules load; ready waits for it', () => {
+test('the network comes up in the background from the kernel command line: a fixed address, or a DHCP lease; ready waits for it', () => {
   const job = lineOf(/^\{$/);
   assert.deepEqual(lines.slice(job + 1, job + 3), ['  load net_failover', '  load virtio_net']);
   const end = lineOf(/^} &$/);
-  assert.ok(lines.slice(job, end).some((line) => line === '  ip addr add 10.0.2.15/24 dev eth0'));
+  const body = lines.slice(job, end).join('\n');
+  assert.match(body, /^ {4}ip addr add \$address dev eth0$/m);
+  assert.match(body, /^ {4}ip route add default via \$gateway$/m);
+  assert.match(body, /^ {4}udhcpc -i eth0 -f -q -n -t 60 -T 1 -s \/etc\/udhcpc\.script /m);
+  assert.match(rc, /^\[ -n "\$dns" \] && echo "nameserver \$dns" > \/etc\/resolv\.conf$/m);
   assert.ok(lineOf(/^wait \$network$/) < lineOf(new RegExp(`^echo ${readyMarker}`)));
+  assert.match(dhcpScript(), /ip addr add \$ip\/\$\{mask:-24\} dev \$interface/);
+});
+
+test('the lb.* kernel arguments say the transport and the network, as rc.builder reads them', () => {
+  assert.deepEqual(guestLaunchArgs({ shares: 'virtiofs', network: { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', hostNet: '10.0.2.0/24' } }), [
+    'lb.shares=virtiofs', 'lb.address=10.0.2.15/24', 'lb.gateway=10.0.2.2', 'lb.dns=10.0.2.3', 'lb.hostnet=10.0.2.0/24',
+  ]);
+  for (const arg of guestLaunchArgs({ shares: '9p', network: { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.1/32' } })) {
+    const name = arg.slice(0, arg.indexOf('='));
+    assert.match(rc, new RegExp(`^\\s+${name.replace('.', '\\.')}=\\*\\) [a-z]+=\\$\\{arg#\\*=\\} ;;$`, 'm'), `rc.builder reads ${name}`);
+  }
 });
 
 test('the API file systems are mounted by one mount -a from /etc/fstab', () => {
@@ -74,15 +172,8 @@ test('the API file systems are mounted by one mount -a from /etc/fstab', () => {
   assert.equal(etcFiles().fstab?.text, fstab());
 });
 
-test('9p shares are mounted read-only with the chosen cache mode', () => {
-  assert.match(rc, new RegExp(`mount -t 9p -o trans=virtio,version=9p2000\\.L,msize=512000,cache=loose,ro ${shareTags.usr} /usr `));
-  assert.match(rc, new RegExp(`cache=loose,ro ${shareTags.store} /nix/\\.ro-store `));
-  assert.match(rcBuilder({ modules: noModules, cache: 'none' }), /cache=none,ro hostusr/);
-  assert.match(rc, /lowerdir=\/nix\/\.ro-store,upperdir=\/nix\/\.rw-store\/upper,workdir=\/nix\/\.rw-store\/work overlay \/nix\/store/);
-});
-
 test('keys are copied from the config share with umask 077: the host key before sshd starts, the rest while it starts', () => {
-  const mount = lineOf(new RegExp(`mount -t 9p .* ${shareTags.config} /run/lbconfig`));
+  const mount = lineOf(/share lbconfig \/run\/lbconfig/);
   const umask = lineOf(/^umask 077$/);
   const copyKey = lineOf(/^cp \/run\/lbconfig\/ssh_host_ed25519_key \/run\/lbconfig\/ssh_host_ed25519_key\.pub \/etc\/ssh\/ /);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
@@ -99,11 +190,12 @@ test('keys are copied from the config share with umask 077: the host key before 
 test('binfmt lines are written verbatim (printf, not echo) after binfmt_misc is mounted', () => {
   assert.ok(lineOf(/mount -t binfmt_misc/) < lineOf(/binfmt_misc\/register/));
   assert.match(rc, /printf '%s\\n' "\$entry" > \/proc\/sys\/fs\/binfmt_misc\/register/);
+  assert.match(rc, /done < \/run\/binfmt$/m);
 });
 
 test('sshd runs by absolute path with its config, -r only when asked', () => {
-  assert.match(rc, /LD_LIBRARY_PATH=\/opt\/ssh\/lib \/opt\/ssh\/sshd -r -f \/etc\/ssh\/sshd_config /);
-  assert.doesNotMatch(rcBuilder({ modules: noModules, cache: 'loose' }), /sshd -r/);
+  assert.match(rc, /LD_LIBRARY_PATH=\/opt\/ssh\/lib \/opt\/ssh\/sshd -r -f \/etc\/ssh\/sshd_config -E \/run\/sshd\.log /);
+  assert.match(expand(rcBuilder(options({ sshdNoReexec: false }))), /\/opt\/ssh\/sshd {2}-f /);
 });
 
 test('the ready marker is the last thing printed, after sshd listens; failures print the failed marker', () => {
@@ -115,28 +207,34 @@ test('the ready marker is the last thing printed, after sshd listens; failures p
   assert.match(rc, /^t\(\) \{ read -r up _ < \/proc\/uptime; echo "\[rc \$up\] \$\*"/m);
 });
 
-test('the disk is set up in the background only when the config share says it is attached', () => {
+test('the disk is set up in the background only when the config share says it is attached, on the device it names', () => {
   const check = lineOf(/^if \[ -e \/run\/lbconfig\/disk \]; then$/);
-  assert.ok(check > lineOf(new RegExp(`mount -t 9p .* ${shareTags.config} /run/lbconfig`)) && check < lineOf(/^umount \/run\/lbconfig$/));
+  assert.equal(lines[check + 1], '  read -r disk_device gcmin gcmax < /run/lbconfig/disk');
+  assert.equal(lines[check + 2], '  dev=/dev/$disk_device');
+  assert.ok(check > lineOf(/share lbconfig \/run\/lbconfig/) && check < lineOf(/^umount \/run\/lbconfig$/));
   assert.ok(lineOf(/^ {4}load ext4$/) > check, 'ext4 loads inside the disk job');
   assert.ok(lineOf(/^ {2}disk=\$!$/) < lineOf(/\/opt\/ssh\/sshd /), 'the disk job runs while sshd starts');
   assert.ok(lineOf(/^ {2}wait \$disk \|\| exit 1$/) < lineOf(/ overlay \/nix\/store /), 'the overlay waits for the disk');
   assert.ok(lineOf(/^ {2}mount -t tmpfs .* \/nix\/\.rw-store$/) > check, 'tmpfs only without a disk');
+  assert.doesNotMatch(rc, /vda/, 'the device is the config share\'s word');
 });
 
-test('the disk: mkfs only without the ext4 magic, resize2fs only when the device grew, state and builds on it', () => {
-  assert.match(rc, /if \[ "\$\(hexdump -s 1080 -n 2 -e '2\/1 "%02x"' \/dev\/vda\)" != 53ef \]; then/);
-  const mkfs = lineOf(/\/usr\/sbin\/mkfs\.ext4 .* \/dev\/vda /);
-  const mount = lineOf(/mount -t ext4 -o noatime,discard \/dev\/vda \/nix\/\.rw-store /);
-  const resize = lineOf(/\/usr\/sbin\/resize2fs \/dev\/vda /);
-  assert.ok(lineOf(/while \[ ! -e \/usr\/sbin \]/) < mkfs, 'the host tools need /usr');
+test('the disk: mkfs only without the ext4 magic, resize2fs only when the device grew, with the userland\'s tools; state and builds on it', () => {
+  assert.match(rc, /if \[ "\$\(hexdump -s 1080 -n 2 -e '2\/1 "%02x"' \$dev\)" != 53ef \]; then/);
+  const mkfs = lineOf(/\/usr\/sbin\/mkfs\.ext4 -q -F .* \$dev /);
+  const mount = lineOf(/mount -t ext4 -o noatime,discard \$dev \/nix\/\.rw-store /);
+  const resize = lineOf(/\/usr\/sbin\/resize2fs \$dev /);
+  assert.ok(lineOf(/while \[ ! -x \/usr\/sbin\/mkfs\.ext4 \]/) < mkfs, 'the userland\'s tools need /usr');
   assert.ok(mkfs < mount && mount < resize, 'resize2fs grows the mounted file system online');
   assert.ok(lineOf(/if \[ "\$known" != "\$size" \]; then/) < resize);
   assert.ok(lineOf(/echo \$size > \/nix\/\.rw-store\/\.sectors/) > resize);
+  assert.match(rc, /read -r size < \/sys\/block\/\$disk_device\/size/);
   const overlay = lineOf(/ overlay \/nix\/store /);
   assert.ok(lineOf(/mount --bind \/nix\/\.rw-store\/var\/nix \/nix\/var\/nix/) > overlay);
   assert.ok(lineOf(/mount --bind \/nix\/\.rw-store\/tmp \/tmp/) > overlay);
   assert.match(rc, /find \/nix\/\.rw-store\/upper -maxdepth 1 -type c -exec rm -f \{\} \+/);
+  const elsewhere = expand(rcBuilder(options({ tools: { ...tools, mkfsExt4: '/nix/store/x-e2fsprogs/bin/mkfs.ext4' } })));
+  assert.match(elsewhere, /^ {6}\/nix\/store\/x-e2fsprogs\/bin\/mkfs\.ext4 -q -F /m);
 });
 
 test('sshd_config allows keys only and never PAM', () => {
@@ -158,16 +256,16 @@ test('sshd_config allows keys only and never PAM', () => {
 });
 
 test('nothing generated holds key material', () => {
-  const everything = [rc, sshdConfig(), inittab(), initScript(), ...Object.values(etcFiles()).map((f) => f.text)].join('\n');
+  const everything = [rc, sshdConfig(), inittab(), initScript(), collectorScript(tools), ...Object.values(etcFiles()).map((f) => f.text)].join('\n');
   assert.doesNotMatch(everything, /PRIVATE KEY|ssh-ed25519 AAAA|ssh-rsa AAAA/);
 });
 
-test('/etc has root and the sshd privilege-separation user; shadow is 0600', () => {
+test('/etc has root and the sshd privilege-separation user; shadow is 0600; resolv.conf is the network\'s, written at boot', () => {
   const etc = etcFiles();
   assert.match(etc.passwd?.text ?? '', /^root:x:0:0:root:\/root:\/bin\/sh$/m);
   assert.match(etc.passwd?.text ?? '', /^sshd:x:/m);
   assert.equal(etc.shadow?.mode, 0o600);
-  assert.match(etc['resolv.conf']?.text ?? '', /nameserver 10\.0\.2\.3/);
+  assert.equal(etc['resolv.conf'], undefined);
 });
 
 test('after an unclean stop, an empty Nix schema file on the disk means a fresh database', () => {
@@ -175,12 +273,11 @@ test('after an unclean stop, an empty Nix schema file on the disk means a fresh 
 });
 
 test('the guest collects garbage itself, only paths on its own disk, from the thresholds in the disk file', () => {
-  assert.ok(lineOf(/^ {2}read -r _ gcmin gcmax < \/run\/lbconfig\/disk$/) < lineOf(/^umount \/run\/lbconfig$/), 'read before the share is unmounted');
   const start = lineOf(/^ {2}\/etc\/collect-garbage loop &$/);
   assert.equal(lines[start - 1], '  echo "$gcmin $gcmax" > /run/gc.thresholds');
   assert.ok(start > lineOf(/ overlay \/nix\/store /), 'it starts once the store is up');
   assert.ok(lineOf(/^if \[ -n "\$disk" \] && \[ -n "\$gcmax" \]; then$/) < start, 'only with a disk');
-  const gc = collectorScript();
+  const gc = expand(collectorScript(tools));
   assert.match(gc, /^ {2}rm -f \/nix\/\.rw-store\/\.reserve\n {2}\/usr\/bin\/nix-store --gc --print-dead > \/run\/gc\.dead\.\$\$/m);
   assert.match(gc, /\{ \[ -e "\$n" \] \|\| \[ -L "\$n" \]; \} && \[ ! -c "\$n" \] && \[ ! -e "\/nix\/\.ro-store\/\$n" \] && echo "\$p"/);
   assert.match(gc, /head -n 500 \/run\/gc\.mine\.\$\$ \| xargs \/usr\/bin\/nix-store --delete/);
@@ -190,20 +287,15 @@ test('the guest collects garbage itself, only paths on its own disk, from the th
   assert.match(gc, /^ {6}if \[ "\$f" -ge "\$gcmin" \]; then reserve; rest=10; continue; fi$/m);
   assert.match(gc, /^ {6}if \[ "\$g" -le "\$f" \]; then rest=\$\(\(rest \* 2\)\); \[ \$rest -gt 300 \] && rest=300; fi$/m);
   assert.match(gc, /^ {2}\[ "\$\(freebytes\)" -lt "\$gcmin" \] \|\| return 0$/m, 'a collection that another one made unneeded does nothing');
+  assert.match(gc, /\/usr\/bin\/fallocate -l 67108864 \/nix\/\.rw-store\/\.reserve/);
 });
 
 test('every remote build starts the guest\'s nix-daemon, which makes room first when the disk is short of it', () => {
   assert.match(sshdConfig(), /^SetEnv PATH=\/opt\/builder\/bin:.*:\/usr\/bin:/m);
   assert.ok(sessionPath.startsWith(`${guestPaths.sessionBinDir}:`));
-  assert.equal(nixDaemonWrapper(), '#!/bb/sh\n/etc/collect-garbage if-short\nexec /usr/bin/nix-daemon "$@"\n');
-  assert.match(collectorScript(), /^ {2}if-short\) collect ;;$/m);
-});
-
-test('the generated shell scripts parse', { skip: !existsSync('/bin/busybox') && 'no busybox here' }, () => {
-  for (const [name, script] of Object.entries({ rc, init: initScript(), collector: collectorScript(), nixDaemon: nixDaemonWrapper() })) {
-    const check = spawnSync('/bin/busybox', ['sh', '-n'], { input: script, encoding: 'utf8' });
-    assert.equal(check.status, 0, `${name}: ${check.stderr}`);
-  }
+  const wrapper = nixDaemonWrapper(tools).split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+  assert.deepEqual(wrapper, ['/etc/collect-garbage if-short', 'exec /usr/bin/nix-daemon "$@"']);
+  assert.match(collectorScript(tools), /^ {2}if-short\) collect ;;$/m);
 });
 
 test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
@@ -223,13 +315,20 @@ test('build users: a nixbld group of 32 users from uid 30001, none with a passwo
   assert.doesNotMatch(etc.hosts?.text ?? '', /10\.0\.2\.2/, 'no name for the host\'s loopback');
 });
 
-test('every user but root is kept off QEMU\'s host network (the host\'s loopback) but for DNS, before the guest says it is ready', () => {
-  assert.deepEqual([...buildNetworkRules], [
-    'rule add uidrange 1-4294967294 to 10.0.2.3/32 lookup main pref 100',
-    'rule add uidrange 1-4294967294 to 10.0.2.0/24 prohibit pref 101',
-  ]);
-  const rules = lineOf(/\| \/usr\/sbin\/ip -batch - \|\| fail /);
-  for (const rule of buildNetworkRules) assert.ok(lines[rules]?.includes(`'${rule}'`), rule);
+test('every user but root is kept off where the host\'s loopback answers, but for DNS, before the guest says it is ready; no rules, no ready', () => {
+  const rules = lineOf(/^printf '%s\\n' "rule add uidrange 1-4294967294 to \$dns\/32 lookup main pref 100" "rule add uidrange 1-4294967294 to \$hostnet prohibit pref 101" \\$/);
+  assert.equal(lines[rules + 1], '  | /usr/sbin/ip -batch - || fail "could not keep builds off the host\'s loopback (ip rule)"');
+  assert.ok(lineOf(/^\[ -n "\$hostnet" \] && \[ -n "\$dns" \] \|\| fail /) < rules, 'without them the guest gives up');
   assert.ok(rules < lineOf(new RegExp(`^echo ${readyMarker}`)));
-  assert.ok(rules > lineOf(/ hostusr \/usr/), 'iproute2 comes from /usr');
+  assert.ok(rules > lineOf(/^share hostusr \/usr/), 'iproute2 comes from /usr');
+});
+
+test('rc.builder reads the lb.* arguments as the kernel passes them (a real shell runs its parsing)', { skip: !existsSync('/bin/sh') && 'no sh' }, () => {
+  const script = rcBuilder(options());
+  const parsing = script.slice(script.indexOf('shares=9p address='), script.indexOf('set +f') + 'set +f'.length);
+  const args = guestLaunchArgs({ shares: 'virtiofs', network: { kind: 'static', address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', hostNet: '10.0.2.0/24' } });
+  const program = parsing.replace('read -r cmdline < /proc/cmdline', `cmdline='console=ttyS0 panic=-1 quiet ${args.join(' ')} x=*'`) + '\necho "$shares|$address|$gateway|$dns|$hostnet"\n';
+  const run = spawnSync('busybox', ['sh', '-c', program], { encoding: 'utf8', cwd: '/' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout.trim(), 'virtiofs|10.0.2.15/24|10.0.2.2|10.0.2.3|10.0.2.0/24');
 });

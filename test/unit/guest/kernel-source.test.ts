@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -9,12 +10,14 @@ import { after, before, test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
 import { compiledCopy } from '../../support/compiled-copy.js';
 import { OutOfSpace } from '../../../src/fs/files.js';
+import { readDeb } from '../../../src/debian/download.js';
+import { makeDeb } from '../debian/fixtures.js';
+import { bzImageVersion } from '../../../src/guest/kernel-image.js';
 import {
-  bzImageVersion,
   compareKernelVersions,
   hostKernelVersions,
+  kernelImageDependency,
   locateKernel,
-  parseAptDepends,
   versionFromFileName,
   type CommandRunner,
   type LocateKernelOptions,
@@ -82,10 +85,15 @@ test('hostKernelVersions: only kernels with modules, newest first', () => {
   assert.deepEqual(hostKernelVersions(boot, modules), ['6.1.0-10-amd64', '6.1.0-9-amd64']);
 });
 
-test('parseAptDepends finds the real package behind the meta package', () => {
-  assert.equal(parseAptDepends('linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n'), 'linux-image-6.1.0-56-amd64');
-  assert.equal(parseAptDepends('linux-image-amd64\n  Depends: <linux-image-virtual>\n'), undefined);
-  assert.equal(parseAptDepends(''), undefined);
+test('the real image package is the linux-image-<version> the metapackage depends on', async () => {
+  const meta = async (depends: string) => {
+    const path = join(dir, 'meta.deb');
+    await writeFile(path, await makeDeb([], '.gz', { Package: 'linux-image-amd64', Version: '6.1.140-1', Depends: depends }));
+    return readDeb(path);
+  };
+  assert.equal(kernelImageDependency(await meta('linux-image-6.1.0-56-amd64 (= 6.1.140-1)')), 'linux-image-6.1.0-56-amd64');
+  assert.equal(kernelImageDependency(await meta('linux-base, linux-image-6.12.9+bpo-amd64 | linux-image-6.12.9+bpo-amd64-unsigned')), 'linux-image-6.12.9+bpo-amd64');
+  assert.equal(kernelImageDependency(await meta('linux-image-virtual')), undefined);
 });
 
 // ---- the choice, over fake /boot, /lib/modules and cache trees ---------------------------
@@ -109,29 +117,35 @@ interface Recorder {
   readonly calls: string[];
 }
 
-/** Stands in for apt-cache, apt-get download and dpkg-deb -x; records what was called. */
+/** apt-get's answer for a package it cannot find. */
+const unknownPackage = (name: string) => ({ code: 100, stdout: '', stderr: `E: Unable to locate package ${name}\n` });
+
+/** A kernel image package as Debian builds it: the bzImage in boot/, its modules under lib/modules. */
+function imageDeb(kernel: string): Promise<Buffer> {
+  return makeDeb(
+    [{ name: `./boot/vmlinuz-${kernel}`, content: bzImageHeader(kernel).toString('latin1') }, { name: `./lib/modules/${kernel}/kernel/`, type: 'directory' }],
+    '.gz',
+    { Package: `linux-image-${kernel}`, Version: '6.1.140-1' },
+  );
+}
+
+/** Stands in for apt-get download, writing real .debs: the metapackage and the image it depends on; records what was called. */
 function fakeApt(options: { knowsPackage: boolean; version?: string }): Recorder {
   const calls: string[] = [];
   const kernel = options.version ?? '6.1.0-56-amd64';
   const run: CommandRunner = async (command, args, cwd) => {
     calls.push([command, ...args].join(' '));
-    if (command === 'apt-cache') {
-      return options.knowsPackage
-        ? { code: 0, stdout: `linux-image-amd64\n  Depends: linux-image-${kernel}\n`, stderr: '' }
-        : { code: 100, stdout: '', stderr: 'E: No packages found\n' };
+    if (command !== 'apt-get') return { code: null, stdout: '', stderr: `${command}: not found` };
+    const name = args.at(-1) ?? '';
+    if (!options.knowsPackage) return unknownPackage(name);
+    if (name === 'linux-image-amd64') {
+      await writeFile(join(cwd ?? '.', 'linux-image-amd64_6.1.140-1_amd64.deb'), await makeDeb([], '.gz', { Package: name, Version: '6.1.140-1', Depends: `linux-image-${kernel} (= 6.1.140-1)` }));
+    } else if (name === `linux-image-${kernel}`) {
+      await writeFile(join(cwd ?? '.', `${name}_6.1.140-1_amd64.deb`), await imageDeb(kernel));
+    } else {
+      return unknownPackage(name);
     }
-    if (command === 'apt-get') {
-      await writeFile(join(cwd ?? '.', `linux-image-${kernel}_6.1.140-1_amd64.deb`), 'deb');
-      return { code: 0, stdout: '', stderr: '' };
-    }
-    if (command === 'dpkg-deb') {
-      const target = args[2] ?? '';
-      await mkdir(join(target, 'boot'), { recursive: true });
-      await mkdir(join(target, 'lib', 'modules', kernel, 'kernel'), { recursive: true });
-      await writeFile(join(target, 'boot', `vmlinuz-${kernel}`), bzImageHeader(kernel));
-      return { code: 0, stdout: '', stderr: '' };
-    }
-    return { code: null, stdout: '', stderr: `${command}: not found` };
+    return { code: 0, stdout: '', stderr: "W: Download is performed unsandboxed as root as file '...' couldn't be accessed by user '_apt'.\n" };
   };
   return { run, calls };
 }
@@ -239,7 +253,7 @@ test('download: apt resolves the package, it is unpacked into the cache, and reu
     modulesDir: join(tree, 'lib', 'modules', '6.1.0-56-amd64'),
     source: 'download',
   });
-  assert.deepEqual(apt.calls.map((c) => c.split(' ').slice(0, 2).join(' ')), ['apt-cache depends', 'apt-get download', `dpkg-deb -x`]);
+  assert.deepEqual(apt.calls, ['apt-get -q download linux-image-amd64', 'apt-get -q download linux-image-6.1.0-56-amd64'], 'no apt-cache, no dpkg-deb');
   assert.deepEqual(await readdir(join(roots.cacheDir, 'kernels')), ['linux-image-6.1.0-56-amd64_6.1.140-1'], 'temp dir removed');
 
   const again = fakeApt({ knowsPackage: true });
@@ -254,7 +268,7 @@ test('download: a cached arm64 tree is not used on x86_64', async () => {
   await writeFile(join(foreign, 'boot', 'vmlinuz-6.1.0-56-arm64'), 'x');
   const apt = fakeApt({ knowsPackage: true });
   assert.equal((await locateKernel(options(roots, { run: apt.run }))).version, '6.1.0-56-amd64');
-  assert.equal(apt.calls.length, 3);
+  assert.equal(apt.calls.length, 2);
 });
 
 test('download: apt lists missing → says to run apt-get update', async () => {
@@ -265,57 +279,75 @@ test('download: apt lists missing → says to run apt-get update', async () => {
   );
 });
 
-test('download: no apt at all → points to --kernel', async () => {
+test('download: no apt-get at all → points to --kernel', async () => {
   const roots = await fakeRoot('download-noapt', {});
   const noApt: CommandRunner = async () => ({ code: null, stdout: '', stderr: 'not found' });
   await assert.rejects(
     locateKernel(options(roots, { run: noApt })),
-    (e: unknown) => e instanceof UserError && /no apt-cache/.test(e.message) && /--kernel/.test(e.hint ?? ''),
+    (e: unknown) => e instanceof UserError && /, and no apt-get to download one$/.test(e.message) && /--kernel/.test(e.hint ?? ''),
   );
 });
 
 test('download: a failed download names the package and cleans up', async () => {
   const roots = await fakeRoot('download-fail', {});
-  const failing: CommandRunner = async (command) =>
-    command === 'apt-cache'
-      ? { code: 0, stdout: '  Depends: linux-image-6.1.0-56-amd64\n', stderr: '' }
+  const apt = fakeApt({ knowsPackage: true });
+  const failing: CommandRunner = async (command, args, cwd) =>
+    args.at(-1) === 'linux-image-amd64'
+      ? apt.run(command, args, cwd)
       : { code: 100, stdout: '', stderr: 'E: Failed to fetch http://deb.debian.org/...  Temporary failure resolving\n' };
   await assert.rejects(
     locateKernel(options(roots, { run: failing })),
-    (e: unknown) => e instanceof UserError && /could not download linux-image-6.1.0-56-amd64: E: Failed to fetch/.test(e.message),
+    (e: unknown) => e instanceof UserError && /could not download linux-image-6.1.0-56-amd64: E: Failed to fetch/.test(e.message) && /apt-get update/.test(e.hint ?? ''),
   );
   assert.deepEqual(await readdir(join(roots.cacheDir, 'kernels')), []);
 });
 
-test('download: a full cache while unpacking is one out-of-space error naming the cache, and nothing is left', async () => {
-  const roots = await fakeRoot('download-full', {});
-  // The cache as users know it: $XDG_CACHE_HOME/linux-builder.
-  const cacheDir = join(dirname(roots.cacheDir), 'linux-builder');
-  const fullDisk: CommandRunner = async (command, args, cwd) => {
-    if (command === 'apt-cache') return { code: 0, stdout: '  Depends: linux-image-6.1.0-56-amd64\n', stderr: '' };
-    if (command === 'apt-get') {
-      await writeFile(join(cwd ?? '.', 'linux-image-6.1.0-56-amd64_6.1.140-1_amd64.deb'), 'deb');
-      return { code: 0, stdout: '', stderr: '' };
-    }
-    await mkdir(join(args[2] ?? '', 'boot'), { recursive: true });
-    return {
-      code: 2,
-      stdout: '',
-      stderr: 'tar: ./lib/modules/6.1.0-56-amd64/kernel/fs/xfs/xfs.ko: Cannot write: No space left on device\ndpkg-deb: error: tar subprocess returned error exit status 2\n',
-    };
-  };
+/** Runs body with $XDG_CACHE_HOME set, so the cache is the one users know ($XDG_CACHE_HOME/linux-builder). */
+async function withCacheHome<T>(home: string, body: () => Promise<T>): Promise<T> {
   const saved = process.env.XDG_CACHE_HOME;
-  process.env.XDG_CACHE_HOME = dirname(roots.cacheDir);
+  process.env.XDG_CACHE_HOME = home;
   try {
-    await assert.rejects(locateKernel(options({ ...roots, cacheDir }, { run: fullDisk })), (e: unknown) => {
-      assert.ok(e instanceof OutOfSpace, String(e));
-      assert.match(e.message, new RegExp(`^the cache directory ${cacheDir} is out of space: downloading and unpacking the kernel package into kernels/ \\(.* free of .*\\)$`));
-      assert.match(e.hint ?? '', /XDG_CACHE_HOME/);
-      return true;
-    });
+    return await body();
   } finally {
     if (saved === undefined) delete process.env.XDG_CACHE_HOME;
     else process.env.XDG_CACHE_HOME = saved;
   }
-  assert.deepEqual(await readdir(join(cacheDir, 'kernels')), [], 'the half-unpacked tree is removed');
+}
+
+const outOfSpaceInKernels = (cacheDir: string) => (e: unknown) => {
+  assert.ok(e instanceof OutOfSpace, String(e));
+  assert.match(e.message, new RegExp(`^the cache directory ${cacheDir} is out of space: downloading and unpacking the kernel package into kernels/`));
+  assert.match(e.hint ?? '', /XDG_CACHE_HOME/);
+  return true;
+};
+
+test('download: a full cache while unpacking is one out-of-space error naming the cache, and nothing is left', { skip: process.getuid?.() === 0 ? false : 'mounting a small tmpfs needs root' }, async () => {
+  const roots = await fakeRoot('download-full', {});
+  const home = await mkdtemp(join(tmpdir(), 'lb-full-cache-'));
+  // room for the downloaded package (its module does not compress), not for it unpacked as well
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=640k', 'tmpfs', home]);
+  try {
+    const cacheDir = join(home, 'linux-builder');
+    const apt = fakeApt({ knowsPackage: true });
+    const big: CommandRunner = async (command, args, cwd) => {
+      if (args.at(-1) !== 'linux-image-6.1.0-56-amd64') return apt.run(command, args, cwd);
+      const module = { name: './lib/modules/6.1.0-56-amd64/kernel/fs/xfs/xfs.ko', content: randomBytes(384 * 1024).toString('latin1') };
+      const deb = await makeDeb([{ name: './boot/vmlinuz-6.1.0-56-amd64', content: 'k' }, module], '.gz', { Package: 'linux-image-6.1.0-56-amd64', Version: '6.1.140-1' });
+      await writeFile(join(cwd ?? '.', 'linux-image-6.1.0-56-amd64_6.1.140-1_amd64.deb'), deb);
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    await withCacheHome(home, () => assert.rejects(locateKernel(options({ ...roots, cacheDir }, { run: big })), outOfSpaceInKernels(cacheDir)));
+    assert.deepEqual(await readdir(join(cacheDir, 'kernels')), [], 'the half-unpacked tree and the download are removed');
+  } finally {
+    execFileSync('umount', [home]);
+    await rm(home, { recursive: true });
+  }
+});
+
+test('download: apt\'s own free-space check failing is the same out-of-space error', async () => {
+  const roots = await fakeRoot('download-apt-full', {});
+  const cacheDir = join(dirname(roots.cacheDir), 'linux-builder');
+  const noRoom: CommandRunner = async () => ({ code: 100, stdout: '', stderr: "E: You don't have enough free space in /cache/kernels/.download-x/.\n" });
+  await withCacheHome(dirname(roots.cacheDir), () => assert.rejects(locateKernel(options({ ...roots, cacheDir }, { run: noRoom })), outOfSpaceInKernels(cacheDir)));
+  assert.deepEqual(await readdir(join(cacheDir, 'kernels')), []);
 });

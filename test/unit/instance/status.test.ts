@@ -86,3 +86,19 @@ test('arch: the remembered --arch while stopped, the host\'s without one; a stat
   await writeFile(paths.state, JSON.stringify(run));
   assert.equal((await observe(paths, qemuDriver)).status.arch, hostArch());
 });
+
+test('userland: the one state.json records (the host\'s, or which Debian tree); null from an earlier state.json or with no state', async () => {
+  const paths = await instance('userland');
+  await mkdir(paths.stateDir, { recursive: true });
+  await writeFile(paths.config, JSON.stringify(defaultSettings()));
+  assert.equal((await observe(paths, qemuDriver)).status.userland, null, 'no VM, no userland');
+  const run = {
+    version: 1, phase: 'running', pid: deadPid, driver: 'qemu', arch: 'aarch64', accel: 'tcg', accelReason: '', cores: 1, memoryMiB: 1024,
+    systems: ['aarch64-linux'], sshPort: 40000, startedAt: '2026-01-01T00:00:00.000Z', bootSeconds: 8, kernel: 'k', initrd: 'i',
+  };
+  const debian = { kind: 'debian', description: 'Debian trixie arm64, 213 packages', usr: '/cache/debian/trees/0eb0a530e36b15642f55c80f0eec7dc8/root/usr', tree: '0eb0a530e36b15642f55c80f0eec7dc8' };
+  await writeFile(paths.state, JSON.stringify({ ...run, userland: debian }));
+  assert.deepEqual((await observe(paths, qemuDriver)).status.userland, debian);
+  await writeFile(paths.state, JSON.stringify(run));
+  assert.equal((await observe(paths, qemuDriver)).status.userland, null, 'started by an earlier version');
+});

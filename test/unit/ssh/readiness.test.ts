@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:net';
 import ssh2 from 'ssh2';
 import { NotReady, waitUntilReady } from '../../../src/ssh/readiness.js';
 import { generateKeyPair, publicKeyBlob } from '../../../src/ssh/keys.js';
+import { loopbackPort } from '../../../src/ssh/endpoint.js';
 
 const client = generateKeyPair('client');
 const pinned = generateKeyPair('pinned');
@@ -25,7 +26,7 @@ test('a port that accepts and closes (slirp before sshd is up) fails at the bann
   const rungs: string[] = [];
   await assert.rejects(
     waitUntilReady({
-      target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
       deadline: Date.now() + 800,
       exited: never,
       onRung: (rung) => rungs.push(rung),
@@ -41,7 +42,7 @@ test('a VM process that exits fails at the process rung at once', async () => {
   const started = Date.now();
   await assert.rejects(
     waitUntilReady({
-      target: { host: '127.0.0.1', port: 1, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: { endpoint: loopbackPort(1), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
       deadline: Date.now() + 30_000,
       exited: Promise.resolve({ code: 1, signal: null }),
     }),
@@ -67,7 +68,7 @@ test('an sshd with another host key fails with a host key mismatch, and no comma
   const port = await listen(server);
   await assert.rejects(
     waitUntilReady({
-      target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
       deadline: Date.now() + 10_000,
       exited: never,
     }),
@@ -93,7 +94,7 @@ test('an sshd with the pinned key that runs the command makes the ladder succeed
   const port = await listen(server);
   const rungs: string[] = [];
   await waitUntilReady({
-    target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+    target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
     deadline: Date.now() + 10_000,
     exited: never,
     onRung: (rung) => rungs.push(rung),
@@ -108,7 +109,7 @@ test('a guest that reports it gave up fails the ladder at once, with its reason'
   const started = Date.now();
   await assert.rejects(
     waitUntilReady({
-      target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
       deadline: Date.now() + 30_000,
       exited: never,
       guestFailure: async () => 'sshd did not start, see /run/sshd.log',
@@ -136,7 +137,7 @@ test('no command runs before the guest says its setup is done', async () => {
   });
   const port = await listen(server);
   await waitUntilReady({
-    target: { host: '127.0.0.1', port, user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+    target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
     deadline: Date.now() + 10_000,
     exited: never,
     pollMs: 10,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, lockHolder } from '../../../src/instance/lock.js';
+import { acquireLock, lockHolder } from '../../../src/fs/lock.js';
 
 test('a lock is exclusive while held and free after release', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'lb-lock-'));
@@ -35,4 +35,20 @@ test('waiting past the timeout fails naming the holder', async () => {
   const held = await acquireLock(path, { timeoutMs: 1000 });
   await assert.rejects(acquireLock(path, { timeoutMs: 100, pollMs: 20 }), new RegExp(`pid ${process.pid}`));
   await held.release();
+});
+
+test('many takers in one process take the lock one after another', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-lock-'));
+  const path = join(dir, 'lock');
+  let inside = 0;
+  let most = 0;
+  await Promise.all(Array.from({ length: 20 }, async () => {
+    const lock = await acquireLock(path, { timeoutMs: 10_000, pollMs: 5 });
+    inside++;
+    most = Math.max(most, inside);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    inside--;
+    await lock.release();
+  }));
+  assert.equal(most, 1);
 });

@@ -1,11 +1,13 @@
 /**
- * One starter at a time per instance: an exclusive lock file holding the owner's pid.
- * A lock whose owner is gone is stale and taken over, so a crash never blocks the next start.
+ * One holder at a time (a starter of an instance, the Debian cache's bookkeeping): an exclusive
+ * lock file holding the owner's pid. A lock whose owner is gone is stale and taken over, so a
+ * crash never blocks the next start.
  */
+import { randomBytes } from 'node:crypto';
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
 import { errnoCode, failed } from '../errors.js';
-import { isAlive } from '../drivers/process.js';
-import { writingTo } from '../fs/files.js';
+import { isAlive } from '../platform/process.js';
+import { writingTo } from './files.js';
 
 export interface Lock {
   release(): Promise<void>;
@@ -24,7 +26,8 @@ export async function lockHolder(path: string): Promise<number | undefined> {
 
 /** Writes the pid to a temp file, then hard-links it into place: the lock never exists empty. */
 async function tryAcquire(path: string): Promise<Lock | undefined> {
-  const temp = `${path}.${process.pid}.tmp`;
+  // unique per attempt: two waiters in one process must not remove each other's temp file
+  const temp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writingTo(temp, () => writeFile(temp, `${process.pid}\n`, { mode: 0o600 }));
     await link(temp, path);

@@ -1,0 +1,66 @@
+# The CLI as a Nix package: nixpkgs' buildNpmPackage with importNpmLock, which fetches each
+# package package-lock.json pins and checks it against the lock's integrity hash, so there is no
+# npmDepsHash to keep in step with the lock.
+{
+  lib,
+  stdenv,
+  buildNpmPackage,
+  importNpmLock,
+  makeWrapper,
+  qemu,
+  openssh,
+  iproute2,
+  util-linux,
+}:
+
+let
+  package = lib.importJSON ../package.json;
+
+  # What the CLI runs besides Node.js: QEMU for the VM and ssh to reach the guest, on Linux ss(8)
+  # (who holds a port) and dmesg (the TSC frequency). Not Nix: the CLI must run the Nix that
+  # owns the host's store, which the modules put on the service's PATH.
+  runtimeInputs = [
+    qemu
+    openssh
+  ]
+  ++ lib.optionals stdenv.hostPlatform.isLinux [
+    iproute2
+    util-linux
+  ];
+in
+buildNpmPackage {
+  pname = package.name;
+  inherit (package) version;
+  src = import ./source.nix { inherit lib; };
+
+  npmDeps = importNpmLock {
+    inherit package;
+    packageLock = import ./npm-lock.nix { inherit lib; } ../package-lock.json;
+  };
+  npmConfigHook = importNpmLock.npmConfigHook;
+  # Dependencies' install scripts stay off: ssh2's optional native crypto binding and
+  # cpu-features would need a compiler, and ssh2 works without them.
+  npmRebuildFlags = [ "--ignore-scripts" ];
+  # npm pack, which lists the files to install, would otherwise run prepack: a second build.
+  npmPackFlags = [ "--ignore-scripts" ];
+
+  nativeBuildInputs = [ makeWrapper ];
+
+  postInstall = ''
+    wrapProgram $out/bin/linux-builder --prefix PATH : ${lib.makeBinPath runtimeInputs}
+  '';
+
+  passthru = { inherit runtimeInputs; };
+
+  meta = {
+    inherit (package) description;
+    license = lib.licenses.mit;
+    mainProgram = "linux-builder";
+    platforms = [
+      "x86_64-linux"
+      "aarch64-linux"
+      "aarch64-darwin"
+      "x86_64-darwin"
+    ];
+  };
+}
