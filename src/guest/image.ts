@@ -14,7 +14,7 @@ import { collectorScript, nixDaemonWrapper } from './collector.js';
 import { type InitOptions, type ModuleGroups, type NineCache, dhcpScript, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
 import { type GuestModule, builderModules, diskModules, findGuestModules, kernelHasModule, loadLevels, readModule } from './modules.js';
 import type { ShareTransport } from '../drivers/devices.js';
-import { type FoundSshd, sshdLibraries } from './sshd.js';
+import { type FoundSshd, sshdLibraries, sshdVersionConfig } from './sshd.js';
 import type { GuestUserland } from './userland.js';
 
 /** Bump when the layout of the image changes in a way the inputs do not show. */
@@ -95,15 +95,12 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
     // where the kernel has it: only SSH over vsock (vfkit) needs it
     vsock: await group([], moduleGroups.vsock),
   };
-  const sshdExtraConfig = Object.keys(sshd.helpers).map(
-    (name) => `${name === 'sshd-auth' ? 'SshdAuthPath' : 'SshdSessionPath'} ${guestPaths.sshDir}/${name}`,
-  );
   const init: InitOptions = {
     modules: groups,
     cache: request.cache ?? 'loose',
     tools: request.userland.tools,
     sshdNoReexec: !sshd.split,
-    sshdExtraConfig,
+    sshdExtraConfig: sshdVersionConfig(sshd, guestPaths.sshDir),
   };
   const virtiofs = await kernelHasModule(request.modulesDir, 'virtiofs');
   return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache, shareTransports: virtiofs ? ['virtiofs', '9p'] : ['9p'] };

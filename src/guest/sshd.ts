@@ -38,6 +38,20 @@ export interface FoundSshd {
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
 
+/**
+ * The sshd_config lines that depend on the sshd's version, for the guest's sshd whose helpers
+ * sit in sshDir. OpenSSH 9.8 split off sshd-session and began refusing, for a while, an address
+ * whose connections ended before logging in (PerSourcePenalties): behind QEMU's NAT every client
+ * (the host's Nix, the agent, the readiness probes that read the banner and hang up) is the one
+ * address 10.0.2.2, so the host would lock itself out, mostly when a slow boot made many probes.
+ */
+export function sshdVersionConfig(sshd: FoundSshd, sshDir: string): string[] {
+  return [
+    ...Object.keys(sshd.helpers).map((name) => `${name === 'sshd-auth' ? 'SshdAuthPath' : 'SshdSessionPath'} ${sshDir}/${name}`),
+    ...(sshd.split ? ['PerSourcePenalties no'] : []),
+  ];
+}
+
 /** A complete unpacked tree: only renamed into place once extracted, so existing means whole. */
 export async function fromTree(root: string, source: string): Promise<FoundSshd | undefined> {
   const sshd = join(root, 'usr/sbin/sshd');

@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,13 +45,11 @@ test('--arch aarch64 on an x86_64 host: an emulated aarch64 guest from Debian\'s
   assert.equal(config.arch, 'aarch64', 'remembered');
 
   await t.test('the guest is aarch64, its /usr is the arm64 tree, and binfmt runs x86_64 and i386 through its qemu-user', async () => {
-    const hostNix = execFileSync('nix-store', ['--version'], { encoding: 'utf8' }).trim();
     const guest = await box.run(['--name', name, 'ssh', '--', 'uname -m; /usr/bin/nix-store --version; od -An -tx1 -j18 -N2 /usr/bin/nix-store; cat /proc/sys/fs/binfmt_misc/qemu-x86_64 /proc/sys/fs/binfmt_misc/qemu-i386']);
     assert.equal(guest.code, 0, guest.stderr);
     const [machine, guestNix = '', elfMachine = '', ...binfmt] = guest.stdout.split('\n');
     assert.equal(machine, 'aarch64');
     assert.match(guestNix, /^nix-store \(Nix\) 2\.2\d\./, 'trixie\'s Nix');
-    assert.notEqual(guestNix, hostNix, 'not the host\'s Nix');
     assert.equal(elfMachine.trim(), 'b7 00', '/usr/bin/nix-store is an aarch64 ELF (e_machine 183), not the host\'s x86_64 one');
     assert.match(binfmt.join('\n'), /^interpreter \/usr\/bin\/qemu-x86_64$/m);
     assert.match(binfmt.join('\n'), /^interpreter \/usr\/bin\/qemu-i386$/m);

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { childProcesses, processesMatching, sandbox, type Sandbox } from '../support/cli.js';
 import { arm64BusyboxStorePath } from '../support/busybox-static.js';
 import { buildStarted, nixBuild, nixEnv, startSlowBuild, type RunningNixBuild } from '../support/nix.js';
-import { agentEvents, freePort, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { agentEvents, agentLogTail, freePort, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import type { InstanceStatus } from '../../src/instance/status.js';
 
 /** Generous: a build must end once its VM is gone, not when the guest's hour-long sleep would. */
@@ -114,7 +114,7 @@ test('through the agent: private listeners; QEMU killed mid-build; stop during a
 
   await t.test('every listener of the agent, QEMU and ssh is on loopback or in a 0700 directory', async () => {
     const first = await nixBuild(i.env, ['x86_64'], { busybox, nonce: `-listeners-${Date.now()}` });
-    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.code, 0, `${first.stderr}\n--- agent.log:\n${agentLogTail(box, i.name)}`);
     // The shared ssh connection the product keeps to the guest (ControlMaster): make sure it is up now.
     const ssh = await box.run(['--name', i.name, 'ssh', '--', 'true']);
     assert.equal(ssh.code, 0, ssh.stderr);

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync, copyFileSync, truncateSync, statSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { nixStoreAdd, processesMatching, sandbox, type Sandbox } from '../support/cli.js';
@@ -14,6 +15,29 @@ import { roots } from '../../src/instance/paths.js';
 import { fakeVmlinux } from '../support/fake-kernel.js';
 
 const memory = '1G';
+
+/** The first line sshd sends on a new connection to port, which is then closed before logging in. */
+function sshBanner(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let received = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no line from port ${port} within 30 s (got ${JSON.stringify(received)})`));
+    }, 30_000);
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (!received.includes('\n')) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(received.split(/\r?\n/)[0] ?? '');
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
 
 /** The instance's virtiofsd processes: their command line names a socket in its runtime dir. */
 function virtiofsds(box: Sandbox, name: string): number[] {
@@ -59,6 +83,13 @@ test('start → status → ssh → the guest sees the host store → stop leaves
   const uname = await box.run(['--name', 'e2e', 'ssh', '--', 'uname', '-m']);
   assert.equal(uname.code, 0, uname.stderr);
   assert.equal(uname.stdout.trim(), 'x86_64');
+
+  // Connections that hang up before logging in (a port scan, a probe that reads the banner) never
+  // make sshd turn the host away: behind QEMU's NAT every client is the one address 10.0.2.2,
+  // which OpenSSH 9.8+ would otherwise refuse for a while (PerSourcePenalties).
+  for (let i = 1; i <= 30; i++) assert.match(await sshBanner(s.ssh.port), /^SSH-2\.0-/, `connection ${i} after ${i - 1} that hung up`);
+  const afterHangUps = await box.run(['--name', 'e2e', 'ssh', '--', 'true']);
+  assert.equal(afterHangUps.code, 0, afterHangUps.stderr);
 
   // A store path the host has is visible in the guest through the read-only share.
   const dir = mkdtempSync(join(tmpdir(), 'lb-store-'));

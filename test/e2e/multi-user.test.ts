@@ -15,7 +15,7 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync
 import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { processesMatching, runCli, runProcess, sandbox, type RunAs, type RunResult } from '../support/cli.js';
+import { checkoutUnreadableBy, processesMatching, runCli, runProcess, sandbox, type RunAs, type RunResult } from '../support/cli.js';
 import { arm64BusyboxStorePath } from '../support/busybox-static.js';
 import { sharedKernel } from '../support/kernel.js';
 import { helloNix } from '../support/nix.js';
@@ -126,6 +126,8 @@ test("multi-user Nix: a nix-daemon started before nix-config --install builds an
   const user: TestUser = { name: userName, home, uid: id('-u'), gid: id('-g'), cwd: home };
   made.user = user;
   const userEnv = { PATH: process.env.PATH, HOME: home, USER: userName, LOGNAME: userName, LANG: 'C.UTF-8', NIX_REMOTE: 'daemon' };
+  const unreadable = await checkoutUnreadableBy(user, userEnv);
+  if (unreadable !== undefined) return t.skip(unreadable);
 
   // The builder, as root.
   const busybox = await arm64BusyboxStorePath();

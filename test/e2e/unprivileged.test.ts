@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { nixStoreAdd, processesMatching, runCli, type RunAs, type RunResult } from '../support/cli.js';
+import { checkoutUnreadableBy, nixStoreAdd, processesMatching, runCli, type RunAs, type RunResult } from '../support/cli.js';
 import { sharedKernel } from '../support/kernel.js';
 
 const memory = '1G';
@@ -88,7 +88,7 @@ test(
   "as an unprivileged user on root's single-user store: doctor says what is missing; start, status, ssh and stop work",
   { skip: process.getuid?.() === 0 ? false : 'creating a user needs root' },
   async (t) => {
-    const { base, user, as, runtimeDir, remove } = throwawayUser(300_000);
+    const { base, user, env, as, runtimeDir, remove } = throwawayUser(300_000);
     const qmp = join(runtimeDir, 'default', 'qmp.sock');
     t.after(async () => {
       await as(['stop', '--force']);
@@ -96,8 +96,8 @@ test(
       for (const pid of processesMatching(`${runtimeDir}/`)) process.kill(pid, 'SIGKILL');
       remove();
     });
-    const help = await as(['--help']);
-    if (help.code !== 0) return t.skip(`this checkout cannot be run by another user: ${help.stderr.split('\n')[0]}`);
+    const unreadable = await checkoutUnreadableBy(user, env);
+    if (unreadable !== undefined) return t.skip(unreadable);
     const kernel = await kernelFor(user, base);
     const daemon = existsSync(daemonSocket);
 
@@ -170,12 +170,12 @@ test(
   'as an unprivileged user: a runtime dir another user made in /tmp, or a symbolic link in its place, is refused and nothing is written; a clean /tmp gives 0700',
   { skip: process.getuid?.() === 0 ? false : 'creating a user needs root' },
   async (t) => {
-    const { base, user, as, runtimeDir, remove } = throwawayUser(120_000);
+    const { base, user, env, as, runtimeDir, remove } = throwawayUser(120_000);
     const stateRoot = join(user.home, '.local', 'state', 'linux-builder');
     const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) };
     t.after(remove);
-    const help = await as(['--help']);
-    if (help.code !== 0) return t.skip(`this checkout cannot be run by another user: ${help.stderr.split('\n')[0]}`);
+    const unreadable = await checkoutUnreadableBy(user, env);
+    if (unreadable !== undefined) return t.skip(unreadable);
     const refused = async (args: string[], dir: string, what: RegExp): Promise<void> => {
       const r = await as(args);
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);

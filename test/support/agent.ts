@@ -62,3 +62,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
+
+/** The last lines of the instance's agent.log, for a failure message. */
+export function agentLogTail(box: Sandbox, name: string, lines = 30): string {
+  try {
+    return readFileSync(join(box.stateHome, 'linux-builder', name, 'agent.log'), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no agent.log)';
+  }
+}

@@ -48,6 +48,18 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number
   return runProcess(process.execPath, [cliPath, ...args], env, timeoutMs, as);
 }
 
+/**
+ * Why another user cannot run this checkout's CLI (it sits under /root or a private home), as a
+ * skip reason; undefined when the user can.
+ */
+export async function checkoutUnreadableBy(as: RunAs, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const help = await runCli(['--help'], env, 60_000, as);
+  if (help.code === 0) return undefined;
+  const lines = help.stderr.split('\n');
+  const reason = lines.find((line) => /EACCES|permission denied/i.test(line)) ?? lines.find((line) => line.trim() !== '') ?? `exit ${help.code}`;
+  return `this checkout cannot be run by another user (uid ${as.uid}: ${reason.trim()}); clone it where every user can read it`;
+}
+
 /** Any command, its output collected, killed after timeoutMs; as another user when given. */
 export function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, as?: RunAs): Promise<RunResult> {
   return new Promise((resolve, reject) => {

@@ -4,11 +4,11 @@
  * tarball under /var/cache/linux-builder-ci, named by what went into it (suite, packages,
  * setup.sh), so later runs on the machine skip debootstrap. Each run unpacks a fresh copy.
  *
- * Every command runs in its own mount namespace (unshare), where /proc, /sys and /dev are
- * mounted into the chroot: the mounts never reach the host's table and vanish with the
- * namespace, whatever ends the command. What the command leaves running in the chroot (a VM) is
- * killed afterwards, then the copy is removed — on failure, on Ctrl-C, and at the start of the
- * next run for a copy whose run was killed.
+ * Every command runs in its own mount and PID namespaces (unshare), where /proc, /sys and /dev
+ * are mounted into the chroot: the mounts never reach the host's table, and when the command
+ * ends, or this process dies however it dies (SIGKILL too), the kernel kills everything that ran
+ * in the chroot, VMs included, and the namespace goes with its mounts. Then the copy is removed —
+ * on failure, on Ctrl-C, and at the start of the next run for a copy whose run was killed.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -20,8 +20,8 @@ const checkout = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ciCache = '/var/cache/linux-builder-ci';
 const copies = join(ciCache, 'chroots');
 export const officialDebianMirror = 'http://deb.debian.org/debian';
-/** Where the checkout is copied inside the chroot. */
-export const checkoutInside = '/root/linux-builder';
+/** Where the checkout is copied inside the chroot: where every user can read it, as the tests that run the CLI as another user need. */
+export const checkoutInside = '/srv/linux-builder';
 
 export interface ChrootImage {
   readonly suite: string;
@@ -165,7 +165,11 @@ function runInside(root: string, command: string, timeoutMs = 30 * 60_000): Prom
   ].join('\n');
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', mountsThenChroot], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own PID namespace, whose first process dies with unshare, which dies with this process
+    // (pdeathsig): however this run ends, even by SIGKILL, everything in the chroot (detached VMs
+    // too) is killed by the kernel, and the mount namespace, mounts and all, goes with it.
+    const inNamespaces = ['--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private'];
+    const child = spawn('setpriv', [...inNamespaces, 'sh', '-c', mountsThenChroot], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const show = (chunk: Buffer): void => {
       output += chunk.toString();

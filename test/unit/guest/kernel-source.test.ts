@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { UserError } from '../../../src/errors.js';
+import { compiledCopy } from '../../support/compiled-copy.js';
 import { OutOfSpace } from '../../../src/fs/files.js';
 import { readDeb } from '../../../src/debian/download.js';
 import { makeDeb } from '../debian/fixtures.js';
@@ -170,15 +172,20 @@ test('host: the newest /boot kernel whose modules exist', async () => {
 
 /** locateKernel as an unprivileged user (root reads every file, whatever its mode). */
 function locateAsNobody(roots: { bootDir: string; modulesRoot: string; cacheDir: string }): { version: string; lines: string[] } {
-  const child = fileURLToPath(new URL('../../support/locate-kernel-as.ts', import.meta.url));
-  const repo = fileURLToPath(new URL('../../..', import.meta.url));
-  // Started as root (the checkout may be where nobody cannot read), it becomes nobody itself.
-  const out = execFileSync(process.execPath, ['--import', 'tsx', child, JSON.stringify(roots), '65534:65534'], {
-    cwd: repo, // where tsx is resolved from
-    encoding: 'utf8',
-    env: { ...process.env, HOME: '/nonexistent' },
-  });
-  return JSON.parse(out) as { version: string; lines: string[] };
+  // Compiled where nobody can read it: the checkout may be where nobody cannot (under /root).
+  const compiled = compiledCopy(fileURLToPath(new URL('../../support/locate-kernel-as.ts', import.meta.url)));
+  try {
+    const out = execFileSync(process.execPath, [compiled.script, JSON.stringify(roots)], {
+      uid: 65534,
+      gid: 65534,
+      cwd: compiled.dir,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: '/nonexistent' },
+    });
+    return JSON.parse(out) as { version: string; lines: string[] };
+  } finally {
+    rmSync(compiled.dir, { recursive: true, force: true });
+  }
 }
 
 test('host: an unreadable kernel is skipped with a log line', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseRelations } from '../../../src/debian/packages.js';
-import { findSshd, libraryDepends, sshdLibraries } from '../../../src/guest/sshd.js';
+import { findSshd, libraryDepends, sshdLibraries, sshdVersionConfig } from '../../../src/guest/sshd.js';
 
 const hostHasSshd = await stat('/usr/sbin/sshd').then(() => true, () => false);
 
@@ -59,4 +59,14 @@ test('the library packages a downloaded sshd may need come from its Depends, fir
     ...parseRelations('adduser, libpam-modules, openssh-client (= 1:10.0p1-7), debconf (>= 0.5) | debconf-2.0, libc6 (>= 2.38),\n libwtmpdb0 (>= 0.13.0), libssl3t64 (>= 3.0.0) | libssl-alt, zlib1g (>= 1:1.1.4), libaudit1:any, libc6'),
   ];
   assert.deepEqual(libraryDepends(depends), ['libpam-modules', 'libc6', 'libwtmpdb0', 'libssl3t64', 'libaudit1']);
+});
+
+test('sshd_config by version: a split OpenSSH (9.8+) names its helpers and never penalises the one NAT address; an older one gets neither', () => {
+  const sshd = { sshd: '/t/usr/sbin/sshd', libDirs: [], source: 'test' };
+  const downloaded = { ...sshd, split: true, helpers: { 'sshd-session': '/t/usr/lib/openssh/sshd-session', 'sshd-auth': '/t/usr/lib/openssh/sshd-auth' } };
+  assert.deepEqual(sshdVersionConfig(downloaded, '/opt/ssh'), ['SshdSessionPath /opt/ssh/sshd-session', 'SshdAuthPath /opt/ssh/sshd-auth', 'PerSourcePenalties no']);
+  // the host's split sshd finds its helpers through the /usr share
+  assert.deepEqual(sshdVersionConfig({ ...sshd, split: true, helpers: {} }, '/opt/ssh'), ['PerSourcePenalties no']);
+  // OpenSSH before 9.8 refuses to start on a keyword it does not know
+  assert.deepEqual(sshdVersionConfig({ ...sshd, split: false, helpers: {} }, '/opt/ssh'), []);
 });
