@@ -115,7 +115,29 @@ test(
     const stopped = await box.run(['--name', name, 'stop'], { env });
     assert.equal(stopped.code, 0, stopped.stderr);
     nothingRunning();
-    execFileSync('umount', [mountPoint]); // fails with EBUSY if anything still held the cache
+    // Fails with EBUSY if anything still holds the cache; a process stop ended may take a moment to go.
+    await unmountWithin(mountPoint, 10_000);
     mounted = false;
   },
 );
+
+async function unmountWithin(mountPoint: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      execFileSync('umount', [mountPoint], { stdio: 'pipe' });
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        let holders = '';
+        try {
+          holders = execFileSync('fuser', ['-vm', mountPoint], { encoding: 'utf8', stdio: 'pipe' });
+        } catch (fuser) {
+          holders = String((fuser as { stderr?: unknown }).stderr ?? '');
+        }
+        throw new Error(`${mountPoint} is still in use after stop: ${String((error as Error).message)}\n${holders}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
