@@ -146,15 +146,20 @@ function prepareRun(root: string): void {
   // The checkout's own files; node_modules and dist are made inside, for the chroot's Node.js.
   const skipped = new Set(['node_modules', 'dist', '.git'].map((name) => join(checkout, name)));
   cpSync(checkout, target, { recursive: true, filter: (source) => !skipped.has(source) });
+  // What the Nix module tests evaluate against, beside the checkout as there (they skip without it).
+  if (existsSync(vendorBeside)) cpSync(vendorBeside, join(root, dirname(checkoutInside).slice(1), 'shared', 'vendor'), { recursive: true });
 }
 
 const localAnchors = '/usr/local/share/ca-certificates';
+const vendorBeside = join(checkout, '..', 'shared', 'vendor');
 const insidePath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 function runInside(root: string, command: string, timeoutMs = 30 * 60_000): Promise<CommandResult> {
   const q = shellQuoted(root);
   const mountsThenChroot = [
     'set -e',
+    // The chroot's / a mount point, as a machine's is: pivot_root (virtiofsd's sandbox) needs one.
+    `mount --bind ${q} ${q}`,
     `mount -t proc proc ${q}/proc`,
     `mount -t sysfs sysfs ${q}/sys`,
     `mount --rbind /dev ${q}/dev`,

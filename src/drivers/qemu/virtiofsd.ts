@@ -131,7 +131,7 @@ export async function findVirtiofsds(runtimeDir: string): Promise<number[]> {
   return (await listProcesses()).filter((p) => p.pid !== process.pid && serves(p.commandLine)).map((p) => p.pid);
 }
 
-/** Ends every virtiofsd of the runtime dir (SIGTERM, then SIGKILL) and removes their sockets. */
+/** Ends every virtiofsd of the runtime dir (SIGTERM, then SIGKILL) and removes their sockets and pid files (the Rust one's `<socket>.pid`). */
 export async function stopVirtiofsds(runtimeDir: string): Promise<void> {
   const pids = await findVirtiofsds(runtimeDir).catch(() => []);
   for (const pid of pids) {
@@ -142,6 +142,6 @@ export async function stopVirtiofsds(runtimeDir: string): Promise<void> {
     }
   }
   for (const pid of pids) if (!(await waitForExit(pid, 2000))) killHard(pid);
-  const sockets = (await readdir(runtimeDir).catch(() => [])).filter((name) => /^fs\d+\.sock$/.test(name));
-  await Promise.all(sockets.map((name) => rm(join(runtimeDir, name), { force: true })));
+  const leftovers = (await readdir(runtimeDir).catch(() => [])).filter((name) => /^fs\d+\.sock(\.pid)?$/.test(name));
+  await Promise.all(leftovers.map((name) => rm(join(runtimeDir, name), { force: true })));
 }

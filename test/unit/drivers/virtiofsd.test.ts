@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ShareTransportFailed } from '../../../src/drivers/driver.js';
@@ -70,18 +70,21 @@ test('virtio-fs where a virtiofsd can share read-only for this user; 9p otherwis
   assert.match(none.fix ?? '', /^for virtio-fs: apt-get install virtiofsd$/);
 });
 
-test('leftover virtiofsds of a runtime dir are found by their socket, stopped, their sockets removed; others are left alone', async () => {
+test('leftover virtiofsds of a runtime dir are found by their socket, stopped, their sockets and pid files removed; others are left alone', async () => {
   const runtime = join(dir, 'leftover');
   await mkdir(runtime, { recursive: true });
   const ours = await spawnDetached(['sh', '-c', 'sleep 30', 'sh', `--socket-path=${shareSocket(runtime, 0)}`], join(dir, 'ours.log'));
   const other = await spawnDetached(['sh', '-c', 'sleep 30', 'sh', `--socket-path=${join(runtime, 'fsx.sock')}`], join(dir, 'other.log'));
   await writeFile(shareSocket(runtime, 0), '');
+  // the Rust virtiofsd's pid file beside its socket, which it leaves when its QEMU is killed
+  await writeFile(`${shareSocket(runtime, 0)}.pid`, `${ours.pid}\n`);
+  await writeFile(join(runtime, 'qmp.sock'), '');
   try {
     assert.deepEqual(await findVirtiofsds(runtime), [ours.pid]);
     await stopVirtiofsds(runtime);
     assert.equal(await isAlive(ours.pid), false);
     assert.equal(await isAlive(other.pid), true);
-    assert.equal(existsSync(shareSocket(runtime, 0)), false);
+    assert.deepEqual(await readdir(runtime), ['qmp.sock'], 'only what is not a virtiofsd\'s');
   } finally {
     killHard(ours.pid);
     killHard(other.pid);
@@ -122,5 +125,6 @@ test('the real virtiofsd (as root) listens, serves its directory read-only, and 
   assert.deepEqual(await findVirtiofsds(runtime), []);
   assert.equal(await isAlive(pid), false);
   assert.equal(existsSync(served.socket), false);
+  assert.deepEqual(await readdir(runtime), [], 'nothing of the daemon is left in the runtime dir');
   assert.equal(await readFile(join(source, 'file'), 'utf8'), 'shared\n');
 });

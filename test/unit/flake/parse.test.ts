@@ -1,15 +1,17 @@
 /** Every .nix file of the repository parses (nix-instantiate --parse), whether or not a test evaluates it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { noNix, repoRoot } from '../../support/nix-eval.js';
 
-/** Tracked files and new ones not ignored: what a commit would hold. */
-function nixFiles(): string[] {
-  return execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '--', '*.nix'], { cwd: repoRoot, encoding: 'utf8' })
-    .split('\n')
-    .filter((file) => file !== '');
+/** The repository's .nix files, found by walking it (a copy without .git, or a tarball, has them too). */
+function nixFiles(dir = repoRoot): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    if (entry.isDirectory()) return entry.name.startsWith('.') || ['node_modules', 'dist'].includes(entry.name) ? [] : nixFiles(join(dir, entry.name));
+    return entry.isFile() && entry.name.endsWith('.nix') ? [relative(repoRoot, join(dir, entry.name))] : [];
+  });
 }
 
 test('every .nix file parses', { skip: noNix }, () => {
