@@ -43,8 +43,9 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
     try {
       const target = await sshTarget(paths, ssh);
       // busybox's poweroff (the host /usr's would call systemctl); it may cut the connection
-      // before it reports, so only the process exit counts.
-      await sshExec(target, `${guestPaths.busyboxDir}/poweroff`, 5000).catch(() => undefined);
+      // before it reports, so only the process exit counts. An emulated guest on a busy host
+      // may take several seconds for the key exchange alone: half the budget to send it.
+      await sshExec(target, `${guestPaths.busyboxDir}/poweroff`, gracefulStopMs / 2).catch(() => undefined);
       graceful = await waitForExit(pid, gracefulStopMs);
     } catch (error) {
       reporter.detail(`graceful stop failed: ${(error as Error).message}`);

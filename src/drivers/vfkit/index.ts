@@ -17,8 +17,10 @@ import { vfkitConfig, vfkitControl, vfkitFiles } from './render.js';
 import { rosettaInstalled } from './rosetta.js';
 
 /**
- * Virtualization.framework's NAT: the Mac at 192.168.64.1 (its DNS proxy too) on the default
- * shared network; the guest takes a lease. Builds are kept off the Mac's addresses there.
+ * Virtualization.framework's NAT: the guest takes a lease, and builds are kept off the Mac's
+ * addresses on that network. The Mac at 192.168.64.1 (its DNS proxy too) on 192.168.64.0/24 is
+ * the default shared network; a Mac may use another (vmnet's Shared_Net_Address, or a conflict),
+ * so the guest takes the DNS server and subnet its lease names over these.
  */
 const natNetwork = { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.0/24' } as const;
 

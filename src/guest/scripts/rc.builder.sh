@@ -187,6 +187,14 @@ fi
 # loopback answers (a fixed-output derivation still reaches the outside through the NAT, and
 # DNS), while root's traffic (sshd's replies among it) is untouched. iproute2's ip: busybox's
 # knows no uidrange.
+# A leased address comes with its DNS server and subnet (udhcpc.sh): they replace lb.dns= and
+# lb.hostnet=, which name the NAT's usual ones.
+if [ "$address" = dhcp ]; then
+  wait $network
+  [ -f /run/dhcp-lease ] && . /run/dhcp-lease
+  dns=${lease_dns:-$dns} hostnet=${lease_net:-$hostnet}
+  [ -n "$dns" ] && echo "nameserver $dns" > /etc/resolv.conf
+fi
 [ -n "$hostnet" ] && [ -n "$dns" ] || fail "no lb.hostnet= and lb.dns= on the kernel command line: builds would reach the host's loopback"
 printf '%s\n' "rule add uidrange 1-4294967294 to $dns/32 lookup main pref 100" "rule add uidrange 1-4294967294 to $hostnet prohibit pref 101" \
   | $iproute2 -batch - || fail "could not keep builds off the host's loopback (ip rule)"
