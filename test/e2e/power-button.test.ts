@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { sandbox } from '../support/cli.js';
 import { testDhcpVariable } from '../../src/instance/network.js';
 
-test('aarch64 guest on virt with a DHCP lease: stop presses its power button, it powers off by itself, and its disk is clean', { skip: process.arch !== 'x64' && 'needs an x86_64 host', timeout: 40 * 60_000 }, async (t) => {
+test('aarch64 guest on virt with a DHCP lease: stop presses its power button, it powers off by itself, and its disk is clean though a file on it was open', { skip: process.arch !== 'x64' && 'needs an x86_64 host', timeout: 40 * 60_000 }, async (t) => {
   const base = sandbox();
   const env = { ...base.env, [testDhcpVariable]: '1' };
   const box = { ...base, run: (args: string[], options: { timeoutMs?: number } = {}) => base.run(args, { ...options, env }) };
@@ -36,10 +36,14 @@ test('aarch64 guest on virt with a DHCP lease: stop presses its power button, it
   });
 
   await t.test('the power key is gpio-keys on the device tree, and the listener holds it', async () => {
-    const guest = await box.run(['--name', name, 'ssh', '--', 'cat /sys/class/input/input*/name; /bb/ps w | /bb/grep "[p]ower-button"; echo kept > /tmp/power-button-marker']);
+    // a file on the disk held open for writing when the button is pressed: without the
+    // processes ended first, the disk could be neither unmounted nor made read-only
+    const busy = '/bb/setsid /bb/sh -c "exec 3>>/tmp/held; exec /bb/sleep 1000" </dev/null >/dev/null 2>&1 & /bb/sleep 1; /bb/ls -l /proc/*/fd/3 | /bb/grep -c /tmp/held';
+    const guest = await box.run(['--name', name, 'ssh', '--', `cat /sys/class/input/input*/name; /bb/ps w | /bb/grep "[p]ower-button"; echo kept > /tmp/power-button-marker; ${busy}`]);
     assert.equal(guest.code, 0, guest.stderr);
     assert.match(guest.stdout, /^gpio-keys$/m);
     assert.match(guest.stdout, /\/etc\/power-button/);
+    assert.match(guest.stdout, /^1$/m, 'a process holds /tmp/held');
     assert.match(readFileSync(join(dir, 'console.log'), 'utf8'), /\[power-button [\d.]+\] listening on \/dev\/input\/event\d+ \(gpio-keys\)\r?$/m);
   });
 
