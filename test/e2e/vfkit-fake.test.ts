@@ -69,15 +69,29 @@ test('fake vfkit: start, status, ssh, stop, stop --force, a killed vfkit and the
     assert.equal(ssh.stdout.trim(), 'over-vsock');
   });
 
-  await t.test('stop: the guest powers off over SSH; vfkit exits and removes its sockets', async () => {
+  await t.test('stop: Stop through the REST API presses the guest\'s power button; the guest powers off, vfkit exits and removes its sockets', async () => {
     const pid = (await status()).pid ?? 0;
     const stopped = await box.run(['--name', name, 'stop', '--verbose']);
     assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stderr, /pressed the guest's power button/);
+    assert.doesNotMatch(stopped.stderr, /over SSH|killing/);
     assert.ok(await waitForExit(pid, 5000));
     const s = await status();
     assert.equal(s.state, 'stopped');
     assert.match(s.lastExit?.reason ?? '', /powered off by "linux-builder stop"/);
     assert.deepEqual(processesMatching(`unix://${rest}`), []);
+  });
+
+  await t.test('stop of a guest that ignores its power button: asked over SSH after a while, it powers off', async () => {
+    const ignoring = { ...env, FAKE_VFKIT_IGNORE_STOP: '1' };
+    assert.equal((await box.run(['--name', name, 'start'], { env: ignoring })).code, 0);
+    const pid = (await status()).pid ?? 0;
+    const stopped = await box.run(['--name', name, 'stop', '--verbose']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stderr, /pressed the guest's power button\n.*did not power off within 15 s of its power button\n.*asking the guest to power off over SSH/s);
+    assert.doesNotMatch(stopped.stderr, /killing/);
+    assert.ok(await waitForExit(pid, 5000));
+    assert.match((await status()).lastExit?.reason ?? '', /powered off by "linux-builder stop"/);
   });
 
   await t.test('stop --force: HardStop through the REST API', async () => {

@@ -2,7 +2,8 @@
  * The vfkit driver (macOS, Apple Silicon): Virtualization.framework through vfkit. The guest is
  * the aarch64 one QEMU boots elsewhere; shares are virtio-fs, SSH goes over vsock through a unix
  * socket vfkit relays, the network is Virtualization.framework's NAT, and x86_64-linux runs
- * through Apple's Rosetta. Stopped through vfkit's REST API (HardStop), then SIGKILL.
+ * through Apple's Rosetta. Its REST API presses the guest's power button (Stop) and pulls the plug
+ * (HardStop, then SIGKILL).
  *
  * vfkitPlanner is the same driver for `start --dry-run` off macOS: it renders the command line a
  * Mac would run (with Rosetta installed) and launches nothing.
@@ -12,7 +13,7 @@ import type { Driver, VmControl } from '../driver.js';
 import { badInput, failed } from '../../errors.js';
 import { prepareKernel } from '../qemu/kernel.js';
 import { vfkitArgv } from './argv.js';
-import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess } from './process.js';
+import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess, pressVfkitPowerButton } from './process.js';
 import { vfkitConfig, vfkitControl, vfkitFiles } from './render.js';
 import { rosettaInstalled } from './rosetta.js';
 
@@ -63,6 +64,9 @@ function makeDriver(planner: boolean): Driver {
     },
     findProcesses(control) {
       return findVfkitProcesses(vfkitFiles(control).restSocket);
+    },
+    pressPowerButton(pid, control) {
+      return pressVfkitPowerButton(pid, vfkitFiles(control).restSocket);
     },
     async forceStop(pid, control, timeoutMs) {
       await forceStopVfkit(pid, vfkitFiles(control).restSocket, timeoutMs);

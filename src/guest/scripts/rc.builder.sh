@@ -170,6 +170,13 @@ if [ -n "$disk" ] && [ -n "$gcmax" ]; then
   echo "$gcmin $gcmax" > $gc_thresholds
   $collector loop &
 fi
+# the power button (power-button.sh), where a device tree describes the machine's power key
+if [ -d /sys/firmware/devicetree/base ]; then
+  {
+    @LOAD_POWER@
+    $power_button
+  } &
+fi
 
 t binfmt
 # Rosetta (vfkit's rosetta share; a stand-in directory in tests) is mounted before binfmt

@@ -7,6 +7,7 @@ import { buildUsers, dhcpScript, etcFiles, fstab, guestPaths, initScript, initta
 import { failedMarker, guestLaunchArgs, readyMarker, shareTags } from '../../../src/guest/layout.js';
 import { renderTemplate, scriptTemplate, shellAssignments } from '../../../src/guest/scripts.js';
 import { hostUserland } from '../../../src/guest/userland.js';
+import { powerButtonScript, shutdownScript } from '../../../src/guest/power.js';
 
 /** The host's and Debian's /usr: mkfs.ext4 in /usr/sbin, nix-store in /usr/bin… */
 const tools: GuestTools = hostUserland().tools;
@@ -18,8 +19,9 @@ const modules = {
   late: [['overlay', 'binfmt_misc']],
   disk: [['virtio_blk', 'jbd2', 'mbcache'], ['ext4']],
   vsock: [['vsock'], ['vmw_vsock_virtio_transport_common'], ['vmw_vsock_virtio_transport']],
+  power: [['evdev', 'gpio_keys']],
 };
-const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [], vsock: [] };
+const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [], vsock: [], power: [] };
 const options = (overrides: Partial<InitOptions> = {}): InitOptions => ({ modules, cache: 'loose', tools, sshdNoReexec: true, ...overrides });
 
 /**
@@ -59,6 +61,8 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
     collector: collectorScript(tools),
     'nix-daemon': nixDaemonWrapper(tools),
     udhcpc: dhcpScript(),
+    shutdown: shutdownScript(),
+    'power-button': powerButtonScript(),
   };
   for (const [name, script] of Object.entries(scripts)) {
     parses(name, script);
@@ -69,7 +73,7 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
 
 test('every script file in src/guest/scripts renders and parses', () => {
   const files = readdirSync(new URL('../../../src/guest/scripts/', import.meta.url)).filter((f) => f.endsWith('.sh'));
-  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon.sh', 'rc.builder.sh', 'udhcpc.sh']);
+  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon.sh', 'power-button.sh', 'rc.builder.sh', 'shutdown.sh', 'udhcpc.sh']);
 });
 
 test('templates: a placeholder alone on its line takes indented lines (none: ":"), inline ones take strings; missing and unused values are errors', () => {
@@ -109,6 +113,7 @@ test('modules load level by level, a level in parallel; the share transport\'s b
     'load vmw_vsock_virtio_transport_common',
     'load vmw_vsock_virtio_transport',
     'load overlay binfmt_misc',
+    'load evdev gpio_keys',
   ]);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
   assert.ok(lineOf(/^ {4}load 9pnet_virtio 9p$/) < lineOf(/^share hostusr \/usr /));
