@@ -4,7 +4,8 @@
  * under TCG with virtio-fs shares, the instance disk, a NAT network served by DHCP, a vsock
  * device through vhost-device-vsock, and the console on hvc0. So what the guest does on a Mac
  * runs here for real: SSH over vsock (the guest's socat relay, reached through the unix socket
- * and the ssh_config's ProxyCommand), its address from DHCP, builds by the host's Nix, and stop.
+ * and the ssh_config's ProxyCommand), its address from DHCP, builds by the host's Nix, and stop
+ * (vfkit's REST Stop reaching the guest as its power key).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +28,7 @@ interface Status {
   lastExit: { reason: string } | null;
 }
 
-test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the address from DHCP, builds through nix-config, stop', { timeout: 40 * 60_000 }, async (t) => {
+test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the address from DHCP, builds through nix-config, stop through the power button', { timeout: 40 * 60_000 }, async (t) => {
   const base = sandbox();
   const bin = mkdtempSync('/tmp/lbfq-');
   await installFakeVfkit(bin);
@@ -102,14 +103,21 @@ test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the addre
     }
   });
 
-  await t.test('stop: the guest shuts down and powers off, vfkit exits, nothing of the VM is left', async () => {
+  await t.test('stop: REST Stop presses the power button, the guest shuts down and powers off, vfkit exits, nothing of the VM is left', async () => {
     const pid = (await status()).pid ?? 0;
     const stopped = await box.run(['--name', name, 'stop', '--verbose']);
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.ok(await waitForExit(pid, 10_000));
     const s = await status();
     assert.equal(s.state, 'stopped');
-    assert.match(consoleLog(), /The system is going down NOW!\r?\n[^]*Requesting system poweroff/, 'the guest\'s own shutdown');
+    // vfkit's REST Stop, which the stand-in turns into the power key as Virtualization.framework's requestStop does
+    assert.match(stopped.stderr, /pressed the guest's power button/);
+    assert.doesNotMatch(stopped.stderr, /over SSH|killing/);
+    const text = consoleLog();
+    assert.match(text, /\[power-button [\d.]+\] pressed: powering off\r?$/m);
+    assert.match(text, /\[shutdown [\d.]+\] disk unmounted\r?$/m);
+    assert.match(text, /Requesting system poweroff/);
+    assert.match(s.lastExit?.reason ?? '', /^powered off by "linux-builder stop"/);
     assert.deepEqual(processesMatching(`unix://${rest}`), []);
     assert.deepEqual(processesMatching('/tmp/lbvq-'), [], 'no QEMU, virtiofsd or vhost-device-vsock of the stand-in');
   });
