@@ -4,19 +4,21 @@
  * under TCG with virtio-fs shares, the instance disk, a NAT network served by DHCP, a vsock
  * device through vhost-device-vsock, and the console on hvc0. So what the guest does on a Mac
  * runs here for real: SSH over vsock (the guest's socat relay, reached through the unix socket
- * and the ssh_config's ProxyCommand), its address from DHCP, builds by the host's Nix, and stop
+ * and the ssh_config's ProxyCommand), its address from DHCP, builds by the host's Nix directly and
+ * through the on-demand agent (which boots the VM through vfkit for the first build), and stop
  * (vfkit's REST Stop reaching the guest as its power key).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, sandbox, processesMatching, type Sandbox } from '../support/cli.js';
+import { nixStoreAdd, runCli, sandbox, processesMatching, type Sandbox } from '../support/cli.js';
+import { agentEvents, agentLogTail, freePort, startAgent } from '../support/agent.js';
 import { installFakeVfkit, installNcShim } from '../support/fake-vfkit-bin.js';
 import { vhostDeviceVsock } from '../support/vhost-device-vsock.js';
 import { staticBusyboxStorePath, type BusyboxSystem } from '../support/busybox-static.js';
-import { nixEnv, probeNix, runNixBuild } from '../support/nix.js';
+import { copiedToBuilder, nixBuildInputs, nixEnv, probeNix, runNixBuild } from '../support/nix.js';
 import { waitForExit } from '../../src/drivers/process.js';
 
 interface Status {
@@ -28,7 +30,7 @@ interface Status {
   lastExit: { reason: string } | null;
 }
 
-test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the address from DHCP, builds through nix-config, stop through the power button', { timeout: 40 * 60_000 }, async (t) => {
+test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the address from DHCP, builds through nix-config and through the agent, stop through the power button', { timeout: 40 * 60_000 }, async (t) => {
   const base = sandbox();
   const bin = mkdtempSync('/tmp/lbfq-');
   await installFakeVfkit(bin);
@@ -120,5 +122,34 @@ test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the addre
     assert.match(s.lastExit?.reason ?? '', /^powered off by "linux-builder stop"/);
     assert.deepEqual(processesMatching(`unix://${rest}`), []);
     assert.deepEqual(processesMatching('/tmp/lbvq-'), [], 'no QEMU, virtiofsd or vhost-device-vsock of the stand-in');
+  });
+  await t.test('the agent on vfkit: the first build boots the VM through vfkit and reaches the guest over vsock, an input made just before is registered, not copied; the agent\'s exit stops the VM', async () => {
+    const port = await freePort();
+    const agent = await startAgent(box, name, ['--listen', `127.0.0.1:${port}`, '--idle-timeout', '1h']);
+    try {
+      const scopeDir = mkdtempSync(join(tmpdir(), 'lb-vqa-'));
+      const scope = { nixConf: join(scopeDir, 'nix.conf'), sshConfig: join(scopeDir, 'ssh_config') };
+      const installed = await box.run(['--name', name, 'nix-config', '--install', '--scope', 'user', '--nix-conf', scope.nixConf, '--ssh-config', scope.sshConfig]);
+      assert.equal(installed.code, 0, installed.stderr);
+      assert.match(readFileSync(scope.sshConfig, 'utf8'), new RegExp(`\\n {2}Port ${port}\\n`), 'the alias points at the agent');
+      assert.equal((await status()).state, 'stopped');
+      const file = join(scopeDir, `late-${Date.now()}.txt`);
+      writeFileSync(file, 'made just before the build\n');
+      const late = nixStoreAdd(file);
+      const built = await nixBuildInputs(nixEnv(scope, box.env), { busybox: await staticBusyboxStorePath('aarch64-linux'), inputs: [late], nonce: `-vqa-${Date.now()}` });
+      assert.equal(built.code, 0, `${built.stderr.slice(-3000)}\n${agentLogTail(box, name)}`);
+      assert.deepEqual(copiedToBuilder(built.stderr), [], 'the input is seen through the store share, not copied');
+      const events = agentEvents(box, name).map((e) => e.event);
+      assert.ok(events.includes('boot-start') && events.indexOf('connection-open') < events.indexOf('boot-start'), 'a connection booted the VM');
+      assert.ok(events.includes('boot-ready'));
+      const s = await status();
+      assert.equal(s.state, 'running');
+      assert.equal(s.driver, 'vfkit');
+    } finally {
+      agent.child.kill('SIGTERM');
+      await agent.exited;
+    }
+    assert.deepEqual(processesMatching(`unix://${rest}`), [], 'the agent stops the VM it served when it exits');
+    assert.deepEqual(processesMatching('/tmp/lbvq-'), []);
   });
 });
