@@ -13,39 +13,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nixStoreAdd, runCli, sandbox, processesMatching, type Sandbox } from '../support/cli.js';
+import { nixStoreAdd, processesMatching } from '../support/cli.js';
 import { agentEvents, agentLogTail, freePort, startAgent } from '../support/agent.js';
-import { installFakeVfkit, installNcShim } from '../support/fake-vfkit-bin.js';
+import { fakeVfkitSandbox } from '../support/fake-vfkit-bin.js';
 import { vhostDeviceVsock } from '../support/vhost-device-vsock.js';
 import { staticBusyboxStorePath, type BusyboxSystem } from '../support/busybox-static.js';
 import { copiedToBuilder, nixBuildInputs, nixEnv, probeNix, runNixBuild } from '../support/nix.js';
 import { waitForExit } from '../../src/drivers/process.js';
 
-interface Status {
-  state: string;
-  pid: number | null;
-  driver: string;
-  ssh: { kind: string; path?: string } | null;
-  reasons: string[];
-  lastExit: { reason: string } | null;
-}
-
 test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the address from DHCP, builds through nix-config and through the agent, stop through the power button', { timeout: 40 * 60_000 }, async (t) => {
-  const base = sandbox();
-  const bin = mkdtempSync('/tmp/lbfq-');
-  await installFakeVfkit(bin);
-  await installNcShim(bin);
-  const env = {
-    ...base.env,
-    PATH: `${bin}:${process.env.PATH ?? ''}`,
-    LINUX_BUILDER_TEST_FAKE_VFKIT: '1',
-    FAKE_VFKIT_GUEST: 'qemu',
-    FAKE_VFKIT_VHOST_DEVICE_VSOCK: await vhostDeviceVsock(),
-  };
-  const box: Sandbox = { ...base, env, run: (args, options = {}) => runCli(args, options.env ?? env, options.timeoutMs ?? 300_000) };
   const name = 'qemumac';
-  const rest = join(box.runtimeDir, 'linux-builder', name, 'vfkit.sock');
-  const status = async (): Promise<Status> => JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout) as Status;
+  const { box, rest, status } = await fakeVfkitSandbox(name, { FAKE_VFKIT_GUEST: 'qemu', FAKE_VFKIT_VHOST_DEVICE_VSOCK: await vhostDeviceVsock() });
   const consoleLog = (): string => readFileSync(join(box.stateHome, 'linux-builder', name, 'console.log'), 'utf8');
   t.after(async () => {
     await box.run(['--name', name, 'stop', '--force']);
