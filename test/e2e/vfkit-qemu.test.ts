@@ -46,6 +46,7 @@ test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the addre
     assert.equal(ssh.code, 0, ssh.stderr);
     // socat hands each vsock connection to sshd on the loopback: no network path reaches port 22
     assert.match(ssh.stdout, /^conn=127\.0\.0\.1 \d+ 127\.0\.0\.1 22$/m);
+    assert.doesNotMatch(consoleLog(), /socat\[\d+\] E /, 'connections that end leave the console alone');
     // QEMU's user network: 10.0.2.15 leased, gateway 10.0.2.2, DNS 10.0.2.3; not the Mac's usual
     // 192.168.64.1 the plan names: the lease decides
     assert.match(ssh.stdout, /inet 10\.0\.2\.15\//);

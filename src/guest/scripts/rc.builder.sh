@@ -142,7 +142,9 @@ umount $config_dir
 if [ -n "$sshvsock" ]; then
   @LOAD_VSOCK@
   [ -x $socat ] || fail "SSH over vsock needs $socat in /usr"
-  $socat VSOCK-LISTEN:$sshvsock,reuseaddr,fork TCP4:127.0.0.1:22 > /dev/console 2>&1 &
+  # -lm: what goes wrong before it listens reaches the console; what a connection's child says
+  # afterwards (a readiness probe that hangs up: "Broken pipe") goes to syslog, which is none.
+  $socat -lm VSOCK-LISTEN:$sshvsock,reuseaddr,fork TCP4:127.0.0.1:22 > /dev/console 2>&1 &
 fi
 # the first ssh session runs /bin/sh from /usr: page it in now, not while the host waits
 /bin/sh -c : &

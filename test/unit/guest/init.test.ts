@@ -353,7 +353,7 @@ test('SSH over vsock: with lb.sshvsock the vsock modules load and socat relays t
   assert.match(rc, /^\s+lb\.sshvsock=\*\) sshvsock=\$\{arg#\*=\} ;;$/m);
   const check = lineOf(/^if \[ -n "\$sshvsock" \]; then$/);
   assert.ok(lineOf(/^ {2}load vsock$/) > check);
-  const relay = lineOf(/^ {2}\/usr\/bin\/socat VSOCK-LISTEN:\$sshvsock,reuseaddr,fork TCP4:127\.0\.0\.1:22 /);
+  const relay = lineOf(/^ {2}\/usr\/bin\/socat -lm VSOCK-LISTEN:\$sshvsock,reuseaddr,fork TCP4:127\.0\.0\.1:22 /);
   assert.ok(relay > lineOf(/^wait \$usr \|\| fail/), 'socat comes from /usr');
   assert.ok(relay < lineOf(new RegExp(`^echo ${readyMarker}`)));
   assert.deepEqual(
