@@ -37,6 +37,15 @@ test('Debian 13: npm run demo and the e2e smoke pass in a trixie chroot (Nix 2.2
       assert.match(versions.output, /^Debian 13$/m);
     });
 
+    // First, on the fresh machine's empty store: what the tests need of it, they make themselves.
+    await t.test('npm run check and the unit suite', async () => {
+      const unit = await chroot.run('sh scripts/setup.sh && npm run check && npm run test:unit');
+      t.diagnostic(`setup, check and unit suite: ${unit.seconds} s`);
+      assert.equal(unit.code, 0, unit.output.slice(-4000));
+      assert.match(unit.output, /^ℹ fail 0$/m);
+      assert.match(unit.output, /^ℹ pass [1-9]\d*$/m);
+    });
+
     await t.test('npm run demo', async () => {
       const demo = await chroot.run('npm run demo');
       t.diagnostic(`npm run demo: ${demo.seconds} s`);
