@@ -12,6 +12,7 @@ import { qemuDriver } from '../../../src/drivers/qemu/index.js';
 import { QmpClient } from '../../../src/drivers/qemu/qmp.js';
 import { qemuFiles } from '../../../src/drivers/qemu/files.js';
 import { fakeVmlinux } from '../../support/fake-kernel.js';
+import { standInArgv } from '../../support/stand-in.js';
 
 // Unix socket paths must stay short: a temp dir directly under /tmp.
 let dir: string;
@@ -126,8 +127,8 @@ test('forceStop SIGKILLs a VM whose QMP does not answer', async () => {
 test('findProcesses finds this instance\'s VM by its command line, and no other', async () => {
   const c = await control('lost');
   const qmp = qemuFiles(c).qmpSocket;
-  const vm = await spawnDetached(['sh', '-c', 'sleep 30', `unix:${qmp},server=on,wait=off`], join(dir, 'lost.log'));
-  const other = await spawnDetached(['sh', '-c', 'sleep 30', `unix:${qmp}x,server=on,wait=off`], join(dir, 'lost-other.log'));
+  const vm = await spawnDetached(standInArgv(`unix:${qmp},server=on,wait=off`), join(dir, 'lost.log'));
+  const other = await spawnDetached(standInArgv(`unix:${qmp}x,server=on,wait=off`), join(dir, 'lost-other.log'));
   try {
     assert.deepEqual(await qemuDriver.findProcesses(c), [vm.pid]);
     killHard(vm.pid);

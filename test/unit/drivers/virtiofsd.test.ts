@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ShareTransportFailed } from '../../../src/drivers/driver.js';
 import { isAlive, spawnDetached, killHard } from '../../../src/drivers/process.js';
+import { standInArgv } from '../../support/stand-in.js';
 import {
   findVirtiofsd,
   findVirtiofsds,
@@ -73,8 +74,8 @@ test('virtio-fs where a virtiofsd can share read-only for this user; 9p otherwis
 test('leftover virtiofsds of a runtime dir are found by their socket, stopped, their sockets and pid files removed; others are left alone', async () => {
   const runtime = join(dir, 'leftover');
   await mkdir(runtime, { recursive: true });
-  const ours = await spawnDetached(['sh', '-c', 'sleep 30', 'sh', `--socket-path=${shareSocket(runtime, 0)}`], join(dir, 'ours.log'));
-  const other = await spawnDetached(['sh', '-c', 'sleep 30', 'sh', `--socket-path=${join(runtime, 'fsx.sock')}`], join(dir, 'other.log'));
+  const ours = await spawnDetached(standInArgv(`--socket-path=${shareSocket(runtime, 0)}`), join(dir, 'ours.log'));
+  const other = await spawnDetached(standInArgv(`--socket-path=${join(runtime, 'fsx.sock')}`), join(dir, 'other.log'));
   await writeFile(shareSocket(runtime, 0), '');
   // the Rust virtiofsd's pid file beside its socket, which it leaves when its QEMU is killed
   await writeFile(`${shareSocket(runtime, 0)}.pid`, `${ours.pid}\n`);

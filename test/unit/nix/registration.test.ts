@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { machinesLine } from '../../../src/nix/machines.js';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseRoute, configFiles, install, machinesFileBody, nixConfBody, type Registration } from '../../../src/nix/registration.js';
@@ -89,13 +90,15 @@ test('macOS system scope: the ssh_config block goes into a file of its own in /e
 });
 
 test('a config file linked into the Nix store (nix-darwin, NixOS) is not replaced, and no other file is written', async (t) => {
-  const storeEntry = readdirSync('/nix/store').find((entry) => !entry.startsWith('.'));
-  if (storeEntry === undefined) return t.skip('no /nix/store here');
   const dir = mkdtempSync(join(tmpdir(), 'lb-managed-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A store path of its own (the same one each run): a fresh store holds none yet.
+  mkdirSync(join(dir, 'system'));
+  writeFileSync(join(dir, 'system', 'nix.conf'), 'builders =\n');
+  const storePath = execFileSync('nix-store', ['--add', join(dir, 'system', 'nix.conf')], { encoding: 'utf8' }).trim();
   const paths = instancePaths('default', { state: join(dir, 'state'), cache: join(dir, 'cache'), runtime: join(dir, 'run') });
   const files = { nixConf: join(dir, 'nix.conf'), sshConfig: join(dir, 'ssh_config'), machines: join(dir, 'machines') };
-  symlinkSync(`/nix/store/${storeEntry}`, files.nixConf);
+  symlinkSync(storePath, files.nixConf);
   const reg: Registration = { scope: 'system', files, route: 'nix-conf', machinesLine: 'x', sshBlock: 'Host linux-builder-default\n', nixConf: 'builders = @/x\n' };
   await assert.rejects(install(paths, reg), (error: Error & { hint?: string }) => {
     assert.match(error.message, /nix\.conf is a link into the Nix store .*your system configuration \(nix-darwin, NixOS or home-manager\) writes it/);
