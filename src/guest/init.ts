@@ -25,9 +25,19 @@ export const guestPaths = {
   gcThresholds: '/run/gc.thresholds',
   /** First in the PATH of SSH sessions: the nix-daemon that every remote build starts. */
   sessionBinDir: '/opt/builder/bin',
+  /** Starts spare nix-daemons (scripts/nix-daemon-spares.sh). */
+  spares: '/etc/nix-daemon-spares',
+  /** The spare nix-daemons' FIFOs, and ready/ with one file (pids) per spare a connection may take. */
+  sparesDir: '/run/nix-daemon-spares',
   /** udhcpc's hook (scripts/udhcpc.sh), for a network that hands out leases. */
   dhcpScript: '/etc/udhcpc.script',
 } as const;
+
+/**
+ * Spare nix-daemons kept waiting for build connections (daemon.ts): one per build the host may
+ * start at once, up to two (each holds a loaded Nix in memory).
+ */
+export const spareDaemons = 2;
 
 /** The userland's programs the guest's scripts run, as paths in the guest (its /usr). */
 export interface GuestTools {
@@ -94,7 +104,7 @@ export function inittab(): string {
     '::sysinit:/etc/rc.builder',
     `::askfirst:-${bb}/sh`,
     `::ctrlaltdel:${bb}/reboot`,
-    `::shutdown:${bb}/sh -c 'sync; umount -a -r 2>/dev/null'`,
+    `::shutdown:${bb}/sh -c '${guestPaths.spares} stop; sync; umount -a -r 2>/dev/null'`,
     '',
   ].join('\n');
 }
@@ -130,6 +140,8 @@ export function rcBuilder(options: InitOptions): string {
     config_dir: guestPaths.configMount,
     rw_store: guestPaths.rwStore,
     collector: guestPaths.collector,
+    spares: guestPaths.spares,
+    spare_daemons: String(spareDaemons),
     gc_thresholds: guestPaths.gcThresholds,
     dhcp_script: guestPaths.dhcpScript,
     usr_tag: shareTags.usr,

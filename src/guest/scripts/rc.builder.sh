@@ -170,6 +170,8 @@ if [ -n "$disk" ] && [ -n "$gcmax" ]; then
   echo "$gcmin $gcmax" > $gc_thresholds
   $collector loop &
 fi
+# spare nix-daemons for the first builds, loading while the boot finishes (nix-daemon-spares.sh)
+$spares start $spare_daemons &
 
 t binfmt
 # Rosetta (vfkit's rosetta share; a stand-in directory in tests) is mounted before binfmt

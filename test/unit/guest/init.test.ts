@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { collectorScript, nixDaemonWrapper } from '../../../src/guest/collector.js';
+import { collectorScript } from '../../../src/guest/collector.js';
+import { nixDaemonSpares, nixDaemonWrapper } from '../../../src/guest/daemon.js';
 import { buildUsers, dhcpScript, etcFiles, fstab, guestPaths, initScript, inittab, rcBuilder, sessionPath, sshdConfig, type GuestTools, type InitOptions } from '../../../src/guest/init.js';
 import { failedMarker, guestLaunchArgs, readyMarker, shareTags } from '../../../src/guest/layout.js';
 import { renderTemplate, scriptTemplate, shellAssignments } from '../../../src/guest/scripts.js';
@@ -58,6 +59,7 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
     init: initScript(),
     collector: collectorScript(tools),
     'nix-daemon': nixDaemonWrapper(tools),
+    'nix-daemon-spares': nixDaemonSpares(tools),
     udhcpc: dhcpScript(),
   };
   for (const [name, script] of Object.entries(scripts)) {
@@ -69,7 +71,7 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
 
 test('every script file in src/guest/scripts renders and parses', () => {
   const files = readdirSync(new URL('../../../src/guest/scripts/', import.meta.url)).filter((f) => f.endsWith('.sh'));
-  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon.sh', 'rc.builder.sh', 'udhcpc.sh']);
+  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon-spares.sh', 'nix-daemon.sh', 'rc.builder.sh', 'udhcpc.sh']);
 });
 
 test('templates: a placeholder alone on its line takes indented lines (none: ":"), inline ones take strings; missing and unused values are errors', () => {
@@ -298,7 +300,9 @@ test('every remote build starts the guest\'s nix-daemon, which makes room first 
   assert.match(sshdConfig(), /^SetEnv PATH=\/opt\/builder\/bin:.*:\/usr\/bin:/m);
   assert.ok(sessionPath.startsWith(`${guestPaths.sessionBinDir}:`));
   const wrapper = nixDaemonWrapper(tools).split('\n').filter((line) => line !== '' && !line.startsWith('#'));
-  assert.deepEqual(wrapper, ['/etc/collect-garbage if-short', 'exec /usr/bin/nix-daemon "$@"']);
+  // room first, then a spare daemon for --stdio, and the real daemon when there is none
+  assert.ok(wrapper.indexOf('/etc/collect-garbage if-short') < wrapper.indexOf('if [ "$*" = --stdio ]; then'));
+  assert.equal(wrapper.at(-1), 'exec /usr/bin/nix-daemon "$@"');
   assert.match(collectorScript(tools), /^ {2}if-short\) collect ;;$/m);
 });
 

@@ -1,0 +1,42 @@
+#!@BUSYBOX_DIR@/sh
+# Spare nix-daemons (rendered by src/guest/daemon.ts): `nix-daemon-spares start N` starts N, each
+# `nix-daemon --stdio` with its input and output on FIFOs, loaded and waiting for a connection
+# that the nix-daemon wrapper (nix-daemon.sh) hands it. rc starts the first ones once the store
+# is up; each connection that takes one starts its successor. A keeper (a sleep) holds every FIFO
+# open both ways until then, so neither the daemon's opens nor its first read end early.
+# `stop` ends the spares no connection took, before the shutdown remounts the disk read-only.
+@SETTINGS@
+export PATH=$busybox_dir
+exec < /dev/null > /dev/null 2>&1
+spawn() {
+  id=$$.$1
+  spare=$spares_dir/$id
+  mkdir -p -m 0700 $spares_dir/ready $spare && mkfifo -m 0600 $spare/in $spare/out $spare/err || return 1
+  exec 3<> $spare/in 4<> $spare/out 5<> $spare/err
+  sleep 2147483647 &
+  keeper=$!
+  exec 3>&- 4>&- 5>&-
+  # the environment an SSH session gives it
+  PATH=$session_path HOME=/root USER=root LOGNAME=root $nix_daemon --stdio < $spare/in > $spare/out 2> $spare/err &
+  pid=$!
+  # offered once its FIFOs are open: a connection may take it while Nix still loads
+  until [ -p /proc/$pid/fd/0 ] && [ -p /proc/$pid/fd/1 ] && [ -p /proc/$pid/fd/2 ]; do
+    kill -0 $pid 2>/dev/null || { kill $keeper; rm -rf $spare; return 1; }
+    usleep 10000
+  done
+  echo "$pid $keeper" > $spares_dir/.$id && mv $spares_dir/.$id $spares_dir/ready/$id
+}
+case $1 in
+  start)
+    n=${2:-1}
+    while [ "$n" -gt 0 ]; do spawn $n; n=$((n - 1)); done ;;
+  stop)
+    # idle: no connection, nothing written; they wait in a read no signal but KILL interrupts
+    for ready in $spares_dir/ready/*; do
+      mv "$ready" $spares_dir/stop.$$ 2>/dev/null || continue
+      read -r pid keeper < $spares_dir/stop.$$
+      kill -9 $pid $keeper
+      rm -f $spares_dir/stop.$$
+    done ;;
+esac
+exit 0
