@@ -306,6 +306,19 @@ test('every remote build starts the guest\'s nix-daemon, which makes room first 
   assert.match(collectorScript(tools), /^ {2}if-short\) collect ;;$/m);
 });
 
+test('spare nix-daemons wait on FIFOs only root can open, a connection takes one by an atomic mv, and rc and shutdown start and end them', () => {
+  const spares = nixDaemonSpares(tools);
+  assert.match(spares, /mkdir -p -m 0700 \$spares_dir\/ready \$spare && mkfifo -m 0600 \$spare\/in \$spare\/out \$spare\/err/);
+  assert.match(spares, /^spares_dir=\/run\/nix-daemon-spares$/m);
+  assert.match(spares, /--stdio < \$spare\/in > \$spare\/out 2> \$spare\/err &$/m);
+  const wrapper = nixDaemonWrapper(tools);
+  assert.match(wrapper, /\$busybox_dir\/mv "\$ready" \$spares_dir\/taken\.\$\$ 2>\/dev\/null \|\| continue/);
+  // the successor is started before this end of the FIFOs is opened, so it holds none of them
+  assert.ok(wrapper.indexOf('setsid $spares start 1 &') < wrapper.indexOf('exec 4> $spare/in'));
+  assert.match(rcBuilder(options()), /^\$spares start \$spare_daemons &$/m);
+  assert.match(inittab(), /^::shutdown:\/bb\/sh -c '\/etc\/nix-daemon-spares stop; sync; umount -a -r 2>\/dev\/null'$/m);
+});
+
 test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
   const etc = etcFiles();
   const group = etc.group?.text.split('\n').find((line) => line.startsWith('nixbld:')) ?? '';
