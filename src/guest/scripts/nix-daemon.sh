@@ -12,11 +12,8 @@ if [ "$*" = --stdio ]; then
     read -r pid keeper < $spares_dir/taken.$$
     spare=$spares_dir/${ready##*/}
     $busybox_dir/rm -f $spares_dir/taken.$$
-    # its successor, started before this end of the FIFOs is open: nothing but the relays may
-    # hold them, or the daemon would never read the end of its input
-    $busybox_dir/setsid $spares start 1 &
-    # a spare that died while it waited is replaced too, and the next one tried
-    if ! kill -0 "$pid" 2>/dev/null; then kill "$keeper" 2>/dev/null; $busybox_dir/rm -rf $spare; continue; fi
+    # a spare that died while it waited is replaced, and the next one tried
+    if ! kill -0 "$pid" 2>/dev/null; then kill "$keeper" 2>/dev/null; $busybox_dir/rm -rf $spare; $busybox_dir/setsid $spares start 1 < /dev/null > /dev/null 2>&1 & continue; fi
     # this end of each FIFO is open before the keeper goes, so the daemon never reads an early end
     exec 4> $spare/in 5< $spare/out 6< $spare/err
     kill "$keeper"
@@ -33,6 +30,8 @@ if [ "$*" = --stdio ]; then
     exec 5<&-
     kill $from_host 2>/dev/null
     wait $from_host $from_daemon_err
+    # its successor loads once this build is done, not while it runs: both would share the CPU
+    $busybox_dir/setsid $spares start 1 < /dev/null > /dev/null 2>&1 &
     exit 0
   done
 fi

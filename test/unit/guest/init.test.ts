@@ -313,8 +313,8 @@ test('spare nix-daemons wait on FIFOs only root can open, a connection takes one
   assert.match(spares, /--stdio < \$spare\/in > \$spare\/out 2> \$spare\/err &$/m);
   const wrapper = nixDaemonWrapper(tools);
   assert.match(wrapper, /\$busybox_dir\/mv "\$ready" \$spares_dir\/taken\.\$\$ 2>\/dev\/null \|\| continue/);
-  // the successor is started before this end of the FIFOs is opened, so it holds none of them
-  assert.ok(wrapper.indexOf('setsid $spares start 1 &') < wrapper.indexOf('exec 4> $spare/in'));
+  // the successor starts once the connection's relays are done: it holds none of its FIFOs
+  assert.ok(wrapper.lastIndexOf('setsid $spares start 1 < /dev/null > /dev/null 2>&1 &') > wrapper.indexOf('wait $from_host $from_daemon_err'));
   assert.match(rcBuilder(options()), /^\$spares start \$spare_daemons &$/m);
   assert.match(inittab(), /^::shutdown:\/bb\/sh -c '\/etc\/nix-daemon-spares stop; sync; umount -a -r 2>\/dev\/null'$/m);
 });
