@@ -170,8 +170,6 @@ if [ -n "$disk" ] && [ -n "$gcmax" ]; then
   echo "$gcmin $gcmax" > $gc_thresholds
   $collector loop &
 fi
-# spare nix-daemons for the first builds, loading while the boot finishes (nix-daemon-spares.sh)
-$spares start $spare_daemons &
 
 t binfmt
 # Rosetta (vfkit's rosetta share; a stand-in directory in tests) is mounted before binfmt
@@ -205,3 +203,6 @@ while [ ! -s /run/sshd.pid ]; do
 done
 t $ready_marker
 echo $ready_marker > /dev/console
+# spare nix-daemons for the first builds (nix-daemon-spares.sh), loaded once the boot is done so
+# they never delay it; a build that comes before one has loaded takes it as it is
+$spares start $spare_daemons &
