@@ -209,7 +209,7 @@ test('the ready marker is the last thing printed, after sshd listens; failures p
   assert.ok(lineOf(/while \[ ! -s \/run\/sshd\.pid \]/) < ready);
   assert.ok(lineOf(/^t store$/) < ready && lineOf(/^t binfmt$/) < ready);
   // after it, only the spare nix-daemons start, printing nothing (their script sends its output away)
-  assert.deepEqual(lines.slice(ready + 1).filter((line) => line !== '' && !line.startsWith('#')), ['$spares start $spare_daemons &']);
+  assert.deepEqual(lines.slice(ready + 1).filter((line) => line !== '' && !line.startsWith('#')), ['/etc/nix-daemon-spares start 2 &']);
   assert.match(nixDaemonSpares(tools), /^exec < \/dev\/null > \/dev\/null 2>&1$/m);
   assert.match(rc, new RegExp(`echo "${failedMarker}: \\$\\*" > /dev/console`));
   assert.match(rc, /^t\(\) \{ read -r up _ < \/proc\/uptime; echo "\[rc \$up\] \$\*"/m);
