@@ -224,9 +224,7 @@ export function etcFiles(): Record<string, { text: string; mode: number }> {
   return {
     passwd: file(
       [
-        // busybox's sh, in the initramfs: every SSH command runs through root's shell, and the
-        // userland's /bin/sh starts (dynamically linked, over the share) in a quarter second under TCG
-        `root:x:0:0:root:/root:${guestPaths.busyboxDir}/sh`,
+        'root:x:0:0:root:/root:/bin/sh',
         'sshd:x:100:65534::/run/sshd:/usr/sbin/nologin',
         'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
         ...builders.map((user, i) => `${user}:x:${buildUsers.gid + i + 1}:${buildUsers.gid}:Nix build user ${i + 1}:/var/empty:/usr/sbin/nologin`),
@@ -238,7 +236,7 @@ export function etcFiles(): Record<string, { text: string; mode: number }> {
     'nsswitch.conf': file('passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n'),
     hosts: file('127.0.0.1 localhost\n::1 localhost\n'),
     hostname: file('linux-builder\n'),
-    shells: file(`${guestPaths.busyboxDir}/sh\n/bin/sh\n/bin/bash\n/usr/bin/bash\n/usr/bin/sh\n`),
+    shells: file('/bin/sh\n/bin/bash\n/usr/bin/bash\n/usr/bin/sh\n'),
     inittab: file(inittab()),
     fstab: file(fstab()),
   };

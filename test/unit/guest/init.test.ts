@@ -270,7 +270,7 @@ test('nothing generated holds key material', () => {
 
 test('/etc has root and the sshd privilege-separation user; shadow is 0600; resolv.conf is the network\'s, written at boot', () => {
   const etc = etcFiles();
-  assert.match(etc.passwd?.text ?? '', /^root:x:0:0:root:\/root:\/bb\/sh$/m, 'root\'s shell is busybox\'s, which every SSH command starts');
+  assert.match(etc.passwd?.text ?? '', /^root:x:0:0:root:\/root:\/bin\/sh$/m);
   assert.match(etc.passwd?.text ?? '', /^sshd:x:/m);
   assert.equal(etc.shadow?.mode, 0o600);
   assert.equal(etc['resolv.conf'], undefined);
