@@ -11,13 +11,15 @@
   openssh,
   iproute2,
   util-linux,
+  vfkit,
 }:
 
 let
   package = lib.importJSON ../package.json;
 
   # What the CLI runs besides Node.js: QEMU for the VM and ssh to reach the guest, on Linux ss(8)
-  # (who holds a port) and dmesg (the TSC frequency). Not Nix: the CLI must run the Nix that
+  # (who holds a port) and dmesg (the TSC frequency), on Apple Silicon vfkit (with it on PATH the
+  # vfkit driver is chosen; Intel Macs run QEMU with HVF). Not Nix: the CLI must run the Nix that
   # owns the host's store, which the modules put on the service's PATH.
   runtimeInputs = [
     qemu
@@ -26,7 +28,8 @@ let
   ++ lib.optionals stdenv.hostPlatform.isLinux [
     iproute2
     util-linux
-  ];
+  ]
+  ++ lib.optionals (stdenv.hostPlatform.isDarwin && stdenv.hostPlatform.isAarch64) [ vfkit ];
 in
 buildNpmPackage {
   pname = package.name;

@@ -143,6 +143,12 @@ export interface Driver {
    * say (corrupt or removed). Throws when processes cannot be listed.
    */
   findProcesses(control: VmControl): Promise<number[]>;
+  /**
+   * Presses the guest's power button through the hypervisor (the guest then powers off cleanly);
+   * resolves true when the hypervisor took the press, false when it has no power button for this
+   * VM, did not answer, or pid is not this VM. Does not wait for the guest.
+   */
+  pressPowerButton(pid: number, control: VmControl): Promise<boolean>;
   /** Stops hard: the hypervisor's own quit, then SIGKILL; resolves when the process is gone. */
   forceStop(pid: number, control: VmControl, timeoutMs: number): Promise<void>;
   /** Removes what a VM that is gone left behind (sockets, pid file); never touches a live one's. */

@@ -13,6 +13,7 @@ import { type CpioEntry, cpioChunks } from './cpio.js';
 import { collectorScript } from './collector.js';
 import { nixDaemonSpares, nixDaemonWrapper } from './daemon.js';
 import { type InitOptions, type ModuleGroups, type NineCache, dhcpScript, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
+import { powerButtonScript, shutdownScript } from './power.js';
 import { type GuestModule, builderModules, diskModules, findGuestModules, kernelHasModule, loadLevels, readModule } from './modules.js';
 import type { ShareTransport } from '../drivers/devices.js';
 import { type FoundSshd, sshdLibraries, sshdVersionConfig } from './sshd.js';
@@ -33,6 +34,7 @@ const moduleGroups = {
   net: ['virtio_net'],
   disk: diskModules,
   vsock: ['vmw_vsock_virtio_transport'],
+  power: ['evdev', 'gpio_keys'],
 } as const;
 /** Uncompressed boots faster under TCG (no inflate in the guest) and costs only disk. */
 export type Compression = 'none' | 'gzip';
@@ -95,6 +97,8 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
     disk: await group(moduleGroups.disk),
     // where the kernel has it: only SSH over vsock (vfkit) needs it
     vsock: await group([], moduleGroups.vsock),
+    // the power key of aarch64 machines (a device tree's gpio-keys); x86_64's microvm has none
+    power: request.arch === 'aarch64' ? await group([], moduleGroups.power) : [],
   };
   const init: InitOptions = {
     modules: groups,
@@ -183,6 +187,8 @@ function builderTexts(init: InitOptions): Record<string, { text: string; mode: n
   texts[`${guestPaths.sessionBinDir.slice(1)}/nix-daemon`] = { text: nixDaemonWrapper(init.tools), mode: 0o755 };
   texts[guestPaths.spares.slice(1)] = { text: nixDaemonSpares(init.tools), mode: 0o755 };
   texts[guestPaths.dhcpScript.slice(1)] = { text: dhcpScript(), mode: 0o755 };
+  texts[guestPaths.shutdownScript.slice(1)] = { text: shutdownScript(), mode: 0o755 };
+  texts[guestPaths.powerButton.slice(1)] = { text: powerButtonScript(), mode: 0o755 };
   texts['etc/ssh/sshd_config'] = { text: sshdConfig(init.sshdExtraConfig), mode: 0o644 };
   return texts;
 }

@@ -31,6 +31,10 @@ export const guestPaths = {
   sparesDir: '/run/nix-daemon-spares',
   /** udhcpc's hook (scripts/udhcpc.sh), for a network that hands out leases. */
   dhcpScript: '/etc/udhcpc.script',
+  /** busybox init's shutdown action (scripts/shutdown.sh): every process ended, the disk unmounted. */
+  shutdownScript: '/etc/shutdown',
+  /** The power button's listener (scripts/power-button.sh). */
+  powerButton: '/etc/power-button',
 } as const;
 
 /**
@@ -76,6 +80,8 @@ export interface ModuleGroups {
   readonly disk: LoadLevels;
   /** The virtio vsock transport; loaded only when SSH comes over vsock (lb.sshvsock). */
   readonly vsock: LoadLevels;
+  /** The power key (gpio-keys) and evdev to read it; loaded only where a device tree describes the machine. */
+  readonly power: LoadLevels;
 }
 
 export interface InitOptions {
@@ -104,7 +110,7 @@ export function inittab(): string {
     '::sysinit:/etc/rc.builder',
     `::askfirst:-${bb}/sh`,
     `::ctrlaltdel:${bb}/reboot`,
-    `::shutdown:${bb}/sh -c '${guestPaths.spares} stop; sync; umount -a -r 2>/dev/null'`,
+    `::shutdown:${guestPaths.shutdownScript}`,
     '',
   ].join('\n');
 }
@@ -144,6 +150,7 @@ export function rcBuilder(options: InitOptions): string {
     spare_daemons: String(spareDaemons),
     gc_thresholds: guestPaths.gcThresholds,
     dhcp_script: guestPaths.dhcpScript,
+    power_button: guestPaths.powerButton,
     usr_tag: shareTags.usr,
     store_tag: shareTags.store,
     config_tag: shareTags.config,
@@ -176,6 +183,7 @@ export function rcBuilder(options: InitOptions): string {
     LOAD_DISK: loadLines(modules.disk),
     LOAD_LATE: loadLines(modules.late),
     LOAD_VSOCK: loadLines(modules.vsock),
+    LOAD_POWER: loadLines(modules.power),
   });
 }
 

@@ -26,6 +26,7 @@ import { describePortHolder, isPortFree } from './ports.js';
 import { ensureIdentity, saveSettings } from './identity.js';
 import { guestArchFor, settingsWithFlags } from './settings-flags.js';
 import { decideRosetta } from './rosetta.js';
+import { guestNetwork } from './network.js';
 import { writeRunState, runStateVersion, type RunState } from './state.js';
 import { observe, type InstanceStatus } from './status.js';
 import { recordUnrequestedExit } from './last-exit.js';
@@ -269,7 +270,7 @@ async function prepare(
     kernel: bootKernel,
     initrd: image.path,
     usr: userland.usr,
-    network: driver.capabilities.network,
+    network: guestNetwork(driver.capabilities.network),
     ssh,
     ephemeral: settings.ephemeral,
     rosetta,

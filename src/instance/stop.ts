@@ -1,6 +1,8 @@
 /**
- * Stopping an instance: the guest powers itself off over SSH (at most 30 s), else the driver
- * stops its VM hard; a VM the state files do not name is found by its command line and killed.
+ * Stopping an instance: the guest powers itself off cleanly (at most 30 s), asked through its
+ * power button where the hypervisor has one the guest listens to, else (or when it did not power
+ * off in time) over SSH; then the driver stops its VM hard. A VM the state files do not name is
+ * found by its command line and killed.
  */
 import { failed } from '../errors.js';
 import { instanceDriver } from './driver-of.js';
@@ -14,8 +16,11 @@ import { observe, type Observed } from './status.js';
 import { writeLastExit } from './last-exit.js';
 import { clearRunFiles, recordVanishedVm } from './leftovers.js';
 import { closeSharedConnection, sshTarget } from './ssh-access.js';
+import type { SshEndpoint } from '../ssh/endpoint.js';
 
 const gracefulStopMs = 30_000;
+/** How long a press of the power button may take before the guest is asked over SSH instead. */
+const powerButtonMs = 15_000;
 
 export interface StopResult {
   readonly wasRunning: boolean;
@@ -37,19 +42,7 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
   const { pid, ssh } = seen.run;
   // Marked first, so whoever sees this VM exit (the agent) knows it was asked to.
   await noteRequestedExit(paths, pid, `stop requested by ${requestedBy}`);
-  let graceful = false;
-  if (!options.force) {
-    reporter.detail('asking the guest to power off over SSH');
-    try {
-      const target = await sshTarget(paths, ssh);
-      // busybox's poweroff (the host /usr's would call systemctl); it may cut the connection
-      // before it reports, so only the process exit counts.
-      await sshExec(target, `${guestPaths.busyboxDir}/poweroff`, 5000).catch(() => undefined);
-      graceful = await waitForExit(pid, gracefulStopMs);
-    } catch (error) {
-      reporter.detail(`graceful stop failed: ${(error as Error).message}`);
-    }
-  }
+  const graceful = options.force ? false : await powerOff(paths, driver, pid, ssh, reporter);
   if (!graceful) {
     reporter.detail(options.force ? 'killing the VM' : 'the guest did not power off in time; killing the VM');
     await driver.forceStop(pid, driver.control(paths.runtimeDir), 10_000);
@@ -66,6 +59,28 @@ export async function stop(name: string, options: StopOptions, reporter: Reporte
   await closeSharedConnection(paths);
   await clearRunFiles(paths, driver);
   return { wasRunning: true, graceful };
+}
+
+/** The guest's clean poweroff (shutdown.sh): through its power button, else over SSH; true when the VM exited. */
+async function powerOff(paths: InstancePaths, driver: Driver, pid: number, ssh: SshEndpoint, reporter: Reporter): Promise<boolean> {
+  const deadline = Date.now() + gracefulStopMs;
+  if (await driver.pressPowerButton(pid, driver.control(paths.runtimeDir))) {
+    reporter.detail("pressed the guest's power button");
+    if (await waitForExit(pid, powerButtonMs)) return true;
+    reporter.detail(`the guest did not power off within ${powerButtonMs / 1000} s of its power button`);
+  }
+  reporter.detail('asking the guest to power off over SSH');
+  try {
+    const target = await sshTarget(paths, ssh);
+    // busybox's poweroff (the host /usr's would call systemctl); it may cut the connection
+    // before it reports, so only the process exit counts. An emulated guest on a busy host may
+    // take several seconds for the key exchange alone: what is left of the budget, not 5 s.
+    await sshExec(target, `${guestPaths.busyboxDir}/poweroff`, Math.max(5000, deadline - Date.now())).catch(() => undefined);
+    return await waitForExit(pid, Math.max(1000, deadline - Date.now()));
+  } catch (error) {
+    reporter.detail(`graceful stop failed: ${(error as Error).message}`);
+    return false;
+  }
 }
 
 /**

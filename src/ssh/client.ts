@@ -2,7 +2,7 @@
  * In-process SSH (ssh2) for the readiness probe and short commands: the host key must equal
  * the pinned one, or nothing is sent.
  */
-import ssh2 from 'ssh2';
+import { ssh2 } from './ssh2.js';
 import { connectEndpoint, describeEndpoint, type SshEndpoint } from './endpoint.js';
 
 export interface SshTarget {
@@ -29,7 +29,7 @@ export interface ExecResult {
 /** Connects, runs one command, disconnects. Rejects on connection or key errors. */
 export function sshExec(target: SshTarget, command: string, timeoutMs: number): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const client = new ssh2.Client();
+    const client = new (ssh2().Client)();
     const pinned = Buffer.from(target.hostKeyBlob, 'base64');
     let mismatch = false;
     let settled = false;

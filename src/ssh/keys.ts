@@ -5,10 +5,9 @@
  * node:crypto makes the key and our own encoder writes it: every pair is valid OpenSSH
  * (ssh2's generator drops leading zero bytes of the public key, about one key in 256).
  */
-import { generateKeyPairSync } from 'node:crypto';
-import ssh2 from 'ssh2';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { writeFileAtomic, readTextIfExists } from '../fs/files.js';
-import { ed25519PrivateKeyFile, ed25519PublicLine } from './openssh-format.js';
+import { ed25519PrivateKeyFile, ed25519PublicFromBlob, ed25519PublicLine, readEd25519PrivateKeyFile } from './openssh-format.js';
 
 export interface KeyPair {
   readonly privateKey: string;
@@ -36,13 +35,20 @@ export function generateKeyPair(comment: string): KeyPair {
   return { privateKey: ed25519PrivateKeyFile(seed, publicKey, comment), publicKey: ed25519PublicLine(publicKey, comment) };
 }
 
-/** Both halves parse as OpenSSH and belong together. */
+/**
+ * Both halves are OpenSSH ed25519 and belong together: the private file's seed derives the public
+ * key that the file and the public line both carry.
+ */
 export function isValidKeyPair(pair: KeyPair): boolean {
-  const parsedPrivate = ssh2.utils.parseKey(pair.privateKey);
-  const parsedPublic = ssh2.utils.parseKey(pair.publicKey);
-  if (parsedPrivate instanceof Error || Array.isArray(parsedPrivate)) return false;
-  if (parsedPublic instanceof Error || Array.isArray(parsedPublic)) return false;
-  return parsedPrivate.type === 'ssh-ed25519' && parsedPrivate.getPublicSSH().equals(parsedPublic.getPublicSSH());
+  const parsed = readEd25519PrivateKeyFile(pair.privateKey);
+  const blob = pair.publicKey.trim().split(/\s+/);
+  if (!parsed || blob[0] !== 'ssh-ed25519' || !blob[1]) return false;
+  const lined = ed25519PublicFromBlob(Buffer.from(blob[1], 'base64'));
+  if (!lined?.equals(parsed.publicKey)) return false;
+  const derived = createPublicKey(createPrivateKey({ key: Buffer.concat([pkcs8Ed25519Prefix, parsed.seed]), format: 'der', type: 'pkcs8' }))
+    .export({ format: 'der', type: 'spki' })
+    .subarray(spkiEd25519Prefix.length);
+  return derived.equals(parsed.publicKey);
 }
 
 /**

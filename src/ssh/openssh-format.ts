@@ -67,3 +67,66 @@ export function ed25519PrivateKeyFile(seed: Uint8Array, publicKey: Uint8Array, c
   const lines = body.toString('base64').match(/.{1,70}/g) ?? [];
   return ['-----BEGIN OPENSSH PRIVATE KEY-----', ...lines, '-----END OPENSSH PRIVATE KEY-----', ''].join('\n');
 }
+
+/** Reads SSH wire strings and uint32s off a buffer; every read throws when the bytes run out. */
+class WireReader {
+  private offset = 0;
+  constructor(private readonly bytes: Buffer) {}
+  uint32(): number {
+    if (this.offset + 4 > this.bytes.length) throw new Error('truncated');
+    const value = this.bytes.readUInt32BE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+  string(): Buffer {
+    const length = this.uint32();
+    if (this.offset + length > this.bytes.length) throw new Error('truncated');
+    const value = this.bytes.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return value;
+  }
+  magic(text: string): boolean {
+    const value = this.bytes.subarray(this.offset, this.offset + text.length).toString('latin1');
+    this.offset += text.length;
+    return value === text;
+  }
+}
+
+/** The raw 32-byte key of a public key blob, or undefined when it is not an ed25519 blob. */
+export function ed25519PublicFromBlob(blob: Buffer): Buffer | undefined {
+  try {
+    const reader = new WireReader(blob);
+    if (reader.string().toString('latin1') !== keyType) return undefined;
+    const publicKey = reader.string();
+    return publicKey.length === 32 ? publicKey : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The seed and public key of an unencrypted "openssh-key-v1" ed25519 key file, or undefined when
+ * the text is anything else (another key type, a passphrase, a truncated or inconsistent file).
+ */
+export function readEd25519PrivateKeyFile(text: string): { seed: Buffer; publicKey: Buffer } | undefined {
+  const armored = /-----BEGIN OPENSSH PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END OPENSSH PRIVATE KEY-----/.exec(text);
+  if (!armored?.[1]) return undefined;
+  try {
+    const reader = new WireReader(Buffer.from(armored[1].replace(/\s+/g, ''), 'base64'));
+    if (!reader.magic(magic)) return undefined;
+    if (reader.string().toString('latin1') !== 'none' || reader.string().toString('latin1') !== 'none') return undefined;
+    reader.string(); // kdf options
+    if (reader.uint32() !== 1) return undefined;
+    const outerPublic = ed25519PublicFromBlob(reader.string());
+    const section = new WireReader(reader.string());
+    if (section.uint32() !== section.uint32()) return undefined;
+    if (section.string().toString('latin1') !== keyType) return undefined;
+    const publicKey = section.string();
+    const both = section.string();
+    if (!outerPublic || publicKey.length !== 32 || both.length !== 64) return undefined;
+    if (!outerPublic.equals(publicKey) || !both.subarray(32).equals(publicKey)) return undefined;
+    return { seed: both.subarray(0, 32), publicKey };
+  } catch {
+    return undefined;
+  }
+}

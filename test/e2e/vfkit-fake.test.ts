@@ -8,39 +8,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, sandbox, processesMatching, type Sandbox } from '../support/cli.js';
-import { installFakeVfkit, installNcShim } from '../support/fake-vfkit-bin.js';
+import { processesMatching } from '../support/cli.js';
+import { fakeVfkitSandbox } from '../support/fake-vfkit-bin.js';
 import { agentEvents, startAgent, waitFor } from '../support/agent.js';
 import { waitForExit } from '../../src/drivers/process.js';
 
-interface Status {
-  state: string;
-  pid: number | null;
-  driver: string;
-  ssh: { kind: string; path?: string } | null;
-  reasons: string[];
-  lastExit: { reason: string } | null;
-}
-
 test('fake vfkit: start, status, ssh, stop, stop --force, a killed vfkit and the agent adopting its VM, through the vfkit driver', { timeout: 30 * 60_000 }, async (t) => {
-  const base = sandbox();
-  const bin = mkdtempSync('/tmp/lbfv-');
-  await installFakeVfkit(bin);
-  await installNcShim(bin);
-  const env = {
-    ...base.env,
-    PATH: `${bin}:${process.env.PATH ?? ''}`,
-    LINUX_BUILDER_TEST_FAKE_VFKIT: '1',
+  const name = 'fakemac';
+  const { box, rest, status } = await fakeVfkitSandbox(name, {
     FAKE_VFKIT_GUEST: 'ssh',
     // the host's store registration runs nix-store in the guest: the stand-in has none
     LINUX_BUILDER_SKIP_STORE_SYNC: '1',
-  };
-  const box: Sandbox = { ...base, env, run: (args, options = {}) => runCli(args, options.env ?? env, options.timeoutMs ?? 300_000) };
-  const name = 'fakemac';
-  const rest = join(box.runtimeDir, 'linux-builder', name, 'vfkit.sock');
-  const status = async (): Promise<Status> => JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout) as Status;
+  });
   t.after(async () => {
     await box.run(['--name', name, 'stop', '--force']);
   });
@@ -69,15 +50,29 @@ test('fake vfkit: start, status, ssh, stop, stop --force, a killed vfkit and the
     assert.equal(ssh.stdout.trim(), 'over-vsock');
   });
 
-  await t.test('stop: the guest powers off over SSH; vfkit exits and removes its sockets', async () => {
+  await t.test('stop: Stop through the REST API presses the guest\'s power button; the guest powers off, vfkit exits and removes its sockets', async () => {
     const pid = (await status()).pid ?? 0;
     const stopped = await box.run(['--name', name, 'stop', '--verbose']);
     assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stderr, /pressed the guest's power button/);
+    assert.doesNotMatch(stopped.stderr, /over SSH|killing/);
     assert.ok(await waitForExit(pid, 5000));
     const s = await status();
     assert.equal(s.state, 'stopped');
     assert.match(s.lastExit?.reason ?? '', /powered off by "linux-builder stop"/);
     assert.deepEqual(processesMatching(`unix://${rest}`), []);
+  });
+
+  await t.test('stop of a guest that ignores its power button: asked over SSH after a while, it powers off', async () => {
+    const ignoring = { ...box.env, FAKE_VFKIT_IGNORE_STOP: '1' };
+    assert.equal((await box.run(['--name', name, 'start'], { env: ignoring })).code, 0);
+    const pid = (await status()).pid ?? 0;
+    const stopped = await box.run(['--name', name, 'stop', '--verbose']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.match(stopped.stderr, /pressed the guest's power button\n.*did not power off within 15 s of its power button\n.*asking the guest to power off over SSH/s);
+    assert.doesNotMatch(stopped.stderr, /killing/);
+    assert.ok(await waitForExit(pid, 5000));
+    assert.match((await status()).lastExit?.reason ?? '', /powered off by "linux-builder stop"/);
   });
 
   await t.test('stop --force: HardStop through the REST API', async () => {

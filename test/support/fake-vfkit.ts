@@ -9,7 +9,9 @@
  * FAKE_VFKIT_STOP_MS (how long the guest takes to power off after Stop; default 100),
  * FAKE_VFKIT_VERSION (what --version says; default v0.6.4), FAKE_VFKIT_GUEST=ssh (a stand-in guest:
  * an SSH server on the vsock socket with the host key and authorized key of the config share,
- * running commands on this host, "poweroff" powering the VM off; the console gets the ready line).
+ * running commands on this host, "poweroff" powering the VM off; the console gets the ready line),
+ * FAKE_VFKIT_GUEST=qemu (a real guest: the VM the command line describes, run by QEMU with the
+ * nearest devices and vhost-device-vsock at FAKE_VFKIT_VHOST_DEVICE_VSOCK; see vfkit-qemu-guest.ts).
  */
 import { appendFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -17,6 +19,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { stubGuest } from './stub-guest.js';
+import { startQemuGuest, type QemuGuest } from './vfkit-qemu-guest.js';
 import { deviceOption, parseVfkitArgs, VfkitUsageError, type ParsedVfkit } from './vfkit-grammar.js';
 
 function usage(message: string): never {
@@ -62,7 +65,10 @@ let state = 'VirtualMachineStateRunning';
 const servers: Server[] = [];
 const sockets: string[] = [];
 
+let guest: QemuGuest | undefined;
+
 function exit(code: number): never {
+  guest?.cleanup();
   for (const server of servers) server.close();
   for (const socket of sockets) rmSync(socket, { force: true });
   process.stdout.write('virtual machine stopped\n');
@@ -71,6 +77,11 @@ function exit(code: number): never {
 
 function powerOff(afterMs: number): void {
   state = 'VirtualMachineStateStopping';
+  if (guest !== undefined) {
+    // the real guest decides when it is off: QEMU exits then
+    guest.powerButton();
+    return;
+  }
   setTimeout(() => {
     state = 'VirtualMachineStateStopped';
     say('reboot: Power down');
@@ -108,6 +119,7 @@ function onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (change === 'HardStop') {
       reply(res, 202, {});
       state = 'VirtualMachineStateStopped';
+      guest?.hardStop();
       setTimeout(() => exit(0), 20);
       return;
     }
@@ -127,7 +139,17 @@ if (vm.restSocket !== undefined) listenUnix(createHttpServer(onRequest), vm.rest
 
 const vsock = vm.devices.find((d) => d.kind === 'virtio-vsock');
 const configShare = vm.devices.find((d) => d.kind === 'virtio-fs' && deviceOption(d, 'mountTag') === 'lbconfig');
-if (process.env.FAKE_VFKIT_GUEST === 'ssh' && vsock !== undefined && configShare !== undefined) {
+if (process.env.FAKE_VFKIT_GUEST === 'qemu') {
+  try {
+    guest = await startQemuGuest(vm, process.env.FAKE_VFKIT_VHOST_DEVICE_VSOCK ?? 'vhost-device-vsock', say);
+  } catch (error) {
+    usage(`the QEMU stand-in did not start: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  void guest.exited.then(() => {
+    state = 'VirtualMachineStateStopped';
+    exit(0);
+  });
+} else if (process.env.FAKE_VFKIT_GUEST === 'ssh' && vsock !== undefined && configShare !== undefined) {
   const dir = deviceOption(configShare, 'sharedDir') ?? '';
   listenUnix(stubGuest(readFileSync(join(dir, 'ssh_host_ed25519_key'), 'utf8'), readFileSync(join(dir, 'authorized_keys'), 'utf8'), () => powerOff(50)), deviceOption(vsock, 'socketURL') ?? '');
   // the guest's init prints its ready line once sshd listens
@@ -152,7 +174,13 @@ if (process.env.FAKE_VFKIT_GUEST === 'ssh' && vsock !== undefined && configShare
 }
 
 // vfkit asks the guest to stop on SIGTERM and SIGINT, and stops it hard after 5 s
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => exit(0));
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (guest === undefined) exit(0);
+    powerOff(0);
+    setTimeout(() => exit(0), 5000);
+  });
+}
 
 say(`fake vfkit: ${vm.cpus} cpus, ${vm.memoryMiB} MiB, cmdline ${vm.bootloader.cmdline}`);
 process.stdout.write('virtual machine is running\n');

@@ -56,6 +56,14 @@ function machineProfile(plan: LaunchPlan): MachineProfile {
   };
 }
 
+/**
+ * True when a QEMU command line boots aarch64 virt, whose power key (gpio-keys on its device tree)
+ * system_powerdown presses; microvm's guest has no listener for its ACPI power button.
+ */
+export function bootsPowerKeyMachine(commandLine: string): boolean {
+  return /(^| )-machine virt([, ]|$)/.test(commandLine);
+}
+
 /** The QEMU program for the plan's guest: qemu-system-x86_64 or qemu-system-aarch64. */
 export function qemuBinary(plan: LaunchPlan): string {
   return machineProfile(plan).binary;

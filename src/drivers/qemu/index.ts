@@ -1,6 +1,7 @@
 /**
  * The QEMU driver: KVM/HVF/TCG choice, PVH kernel preparation, detached launch (with a virtiofsd
- * per virtio-fs share), and a hard stop through QMP "quit" then SIGKILL.
+ * per virtio-fs share), the power button through QMP "system_powerdown" (aarch64 virt), and a hard
+ * stop through QMP "quit" then SIGKILL.
  */
 import { access, constants, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -11,7 +12,7 @@ import { hostArch, hostTscKhz } from '../../platform/host.js';
 import { hostPackages, installCommand } from '../../platform/install-command.js';
 import { findOnPath, isAlive, killHard, listProcesses, processCommandLine, spawnDetached, waitForExit } from '../process.js';
 import { decideAccel, probeAccelFacts } from './accel.js';
-import { optionValue, qemuArgv, qemuBinary } from './argv.js';
+import { bootsPowerKeyMachine, optionValue, qemuArgv, qemuBinary } from './argv.js';
 import { qemuControl, qemuFiles } from './files.js';
 import { prepareKernel } from './kernel.js';
 import { QmpClient } from './qmp.js';
@@ -119,6 +120,25 @@ async function quitThroughQmp(qmpSocket: string, timeoutMs: number): Promise<voi
   }
 }
 
+/**
+ * system_powerdown where the guest listens to its power key (aarch64 virt): no SSH handshake, so
+ * an aarch64 guest under TCG is off about 1.5 s sooner than through SSH's poweroff.
+ */
+async function pressPowerButton(pid: number, control: VmControl): Promise<boolean> {
+  const commandLine = await processCommandLine(pid);
+  if (commandLine === undefined || !namesQmpSocket(commandLine, control) || !bootsPowerKeyMachine(commandLine)) return false;
+  let client: QmpClient | undefined;
+  try {
+    client = await QmpClient.connect(qemuFiles(control).qmpSocket, 2000);
+    await client.execute('system_powerdown', undefined, 2000);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client?.close();
+  }
+}
+
 /** QEMU gone, then its virtiofsds. */
 async function forceStop(pid: number, control: VmControl, timeoutMs: number): Promise<void> {
   await stopQemu(pid, control, timeoutMs);
@@ -169,6 +189,7 @@ export const qemuDriver: Driver = {
   },
   ownsProcess,
   findProcesses,
+  pressPowerButton,
   forceStop,
   clearControl,
 };

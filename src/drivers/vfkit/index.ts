@@ -2,7 +2,8 @@
  * The vfkit driver (macOS, Apple Silicon): Virtualization.framework through vfkit. The guest is
  * the aarch64 one QEMU boots elsewhere; shares are virtio-fs, SSH goes over vsock through a unix
  * socket vfkit relays, the network is Virtualization.framework's NAT, and x86_64-linux runs
- * through Apple's Rosetta. Stopped through vfkit's REST API (HardStop), then SIGKILL.
+ * through Apple's Rosetta. Its REST API presses the guest's power button (Stop) and pulls the plug
+ * (HardStop, then SIGKILL).
  *
  * vfkitPlanner is the same driver for `start --dry-run` off macOS: it renders the command line a
  * Mac would run (with Rosetta installed) and launches nothing.
@@ -12,13 +13,15 @@ import type { Driver, VmControl } from '../driver.js';
 import { badInput, failed } from '../../errors.js';
 import { prepareKernel } from '../qemu/kernel.js';
 import { vfkitArgv } from './argv.js';
-import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess } from './process.js';
+import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess, pressVfkitPowerButton } from './process.js';
 import { vfkitConfig, vfkitControl, vfkitFiles } from './render.js';
 import { rosettaInstalled } from './rosetta.js';
 
 /**
- * Virtualization.framework's NAT: the Mac at 192.168.64.1 (its DNS proxy too) on the default
- * shared network; the guest takes a lease. Builds are kept off the Mac's addresses there.
+ * Virtualization.framework's NAT: the guest takes a lease, and builds are kept off the Mac's
+ * addresses on that network. The Mac at 192.168.64.1 (its DNS proxy too) on 192.168.64.0/24 is
+ * the default shared network; a Mac may use another (vmnet's Shared_Net_Address, or a conflict),
+ * so the guest takes the DNS server and subnet its lease names over these.
  */
 const natNetwork = { kind: 'dhcp', dns: '192.168.64.1', hostNet: '192.168.64.0/24' } as const;
 
@@ -61,6 +64,9 @@ function makeDriver(planner: boolean): Driver {
     },
     findProcesses(control) {
       return findVfkitProcesses(vfkitFiles(control).restSocket);
+    },
+    pressPowerButton(pid, control) {
+      return pressVfkitPowerButton(pid, vfkitFiles(control).restSocket);
     },
     async forceStop(pid, control, timeoutMs) {
       await forceStopVfkit(pid, vfkitFiles(control).restSocket, timeoutMs);

@@ -46,6 +46,12 @@ async function waitForStop(pid: number, restSocket: string, timeoutMs: number): 
   }
 }
 
+/** vfkit's Stop: Virtualization.framework presses the guest's power key. */
+export async function pressVfkitPowerButton(pid: number, restSocket: string): Promise<boolean> {
+  if (!(await isAlive(pid)) || !(await ownsVfkitProcess(pid, restSocket))) return false;
+  return requestStateChange(restSocket, 'Stop', 5000).catch(() => false);
+}
+
 export type StopOutcome = 'stopped' | 'hard-stopped' | 'killed' | 'not-running';
 
 /**

@@ -3,8 +3,8 @@
 # `nix-daemon --stdio` with its input and output on FIFOs, loaded and waiting for a connection
 # that the nix-daemon wrapper (nix-daemon.sh) hands it. rc starts the first ones once the store
 # is up; each connection that takes one starts its successor. A keeper (a sleep) holds every FIFO
-# open both ways until then, so neither the daemon's opens nor its first read end early.
-# `stop` ends the spares no connection took, before the shutdown remounts the disk read-only.
+# open both ways until then, so neither the daemon's opens nor its first read end early. The
+# shutdown ends them with every other process (shutdown.sh).
 @SETTINGS@
 export PATH=$busybox_dir
 exec < /dev/null > /dev/null 2>&1
@@ -30,13 +30,5 @@ case $1 in
   start)
     n=${2:-1}
     while [ "$n" -gt 0 ]; do spawn $n; n=$((n - 1)); done ;;
-  stop)
-    # idle: no connection, nothing written; they wait in a read no signal but KILL interrupts
-    for ready in $spares_dir/ready/*; do
-      mv "$ready" $spares_dir/stop.$$ 2>/dev/null || continue
-      read -r pid keeper < $spares_dir/stop.$$
-      kill -9 $pid $keeper
-      rm -f $spares_dir/stop.$$
-    done ;;
 esac
 exit 0

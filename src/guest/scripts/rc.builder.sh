@@ -142,7 +142,9 @@ umount $config_dir
 if [ -n "$sshvsock" ]; then
   @LOAD_VSOCK@
   [ -x $socat ] || fail "SSH over vsock needs $socat in /usr"
-  $socat VSOCK-LISTEN:$sshvsock,reuseaddr,fork TCP4:127.0.0.1:22 > /dev/console 2>&1 &
+  # -lm: what goes wrong before it listens reaches the console; what a connection's child says
+  # afterwards (a readiness probe that hangs up: "Broken pipe") goes to syslog, which is none.
+  $socat -lm VSOCK-LISTEN:$sshvsock,reuseaddr,fork TCP4:127.0.0.1:22 > /dev/console 2>&1 &
 fi
 # the first ssh session runs /bin/sh from /usr: page it in now, not while the host waits
 /bin/sh -c : &
@@ -170,6 +172,13 @@ if [ -n "$disk" ] && [ -n "$gcmax" ]; then
   echo "$gcmin $gcmax" > $gc_thresholds
   $collector loop &
 fi
+# the power button (power-button.sh), where a device tree describes the machine's power key
+if [ -d /sys/firmware/devicetree/base ]; then
+  {
+    @LOAD_POWER@
+    $power_button
+  } &
+fi
 
 t binfmt
 # Rosetta (vfkit's rosetta share; a stand-in directory in tests) is mounted before binfmt
@@ -187,6 +196,14 @@ fi
 # loopback answers (a fixed-output derivation still reaches the outside through the NAT, and
 # DNS), while root's traffic (sshd's replies among it) is untouched. iproute2's ip: busybox's
 # knows no uidrange.
+# A leased address comes with its DNS server and subnet (udhcpc.sh): they replace lb.dns= and
+# lb.hostnet=, which name the NAT's usual ones.
+if [ "$address" = dhcp ]; then
+  wait $network
+  [ -f /run/dhcp-lease ] && . /run/dhcp-lease
+  dns=${lease_dns:-$dns} hostnet=${lease_net:-$hostnet}
+  [ -n "$dns" ] && echo "nameserver $dns" > /etc/resolv.conf
+fi
 [ -n "$hostnet" ] && [ -n "$dns" ] || fail "no lb.hostnet= and lb.dns= on the kernel command line: builds would reach the host's loopback"
 printf '%s\n' "rule add uidrange 1-4294967294 to $dns/32 lookup main pref 100" "rule add uidrange 1-4294967294 to $hostnet prohibit pref 101" \
   | $iproute2 -batch - || fail "could not keep builds off the host's loopback (ip rule)"

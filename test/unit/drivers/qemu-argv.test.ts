@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Device, LaunchPlan } from '../../../src/drivers/driver.js';
-import { optionValue, qemuArgv, type QemuHost } from '../../../src/drivers/qemu/argv.js';
+import { bootsPowerKeyMachine, optionValue, qemuArgv, type QemuHost } from '../../../src/drivers/qemu/argv.js';
 
 /** A plan in the old flat words, turned into devices and QEMU's own facts. */
 interface Row extends Partial<Omit<LaunchPlan, 'devices'>> {
@@ -355,4 +355,12 @@ test('9p shares only: private guest memory, legacy virtio-mmio as before', () =>
   assert.equal(option(argv, '-object'), undefined);
   assert.equal(option(argv, '-global'), undefined);
   assert.equal(option(argv, '-machine'), 'microvm,acpi=on,rtc=on');
+});
+
+test('the power key: aarch64 virt has one its guest listens to (system_powerdown presses it), microvm not', () => {
+  const commandLine = (row: Row): string => argvOf(row).join(' ');
+  assert.equal(bootsPowerKeyMachine(commandLine({ guestArch: 'aarch64', kernel: { path: '/k/Image', format: 'image' } })), true);
+  assert.equal(bootsPowerKeyMachine(commandLine({ guestArch: 'aarch64', hostArch: 'aarch64', accel: 'kvm', kernel: { path: '/k/Image', format: 'image' } })), true, 'virt,gic-version=max');
+  assert.equal(bootsPowerKeyMachine(commandLine({})), false);
+  assert.equal(bootsPowerKeyMachine('qemu-system-aarch64 -machine virtual'), false);
 });

@@ -96,6 +96,8 @@ test('launch boots QEMU detached, answers QMP, owns its pid, and forceStop quits
     assert.equal(await qemuDriver.ownsProcess(vm.pid, c), true);
     assert.equal(await qemuDriver.ownsProcess(vm.pid, await control('other')), false);
     assert.equal(await qemuDriver.ownsProcess(process.pid, c), false);
+    assert.equal(await qemuDriver.pressPowerButton(vm.pid, c), false, 'microvm: no power key its guest listens to');
+    assert.equal(await isAlive(vm.pid), true);
     await qemuDriver.forceStop(vm.pid, c, 5000);
     assert.equal(await isAlive(vm.pid), false);
     assert.deepEqual(await exitOf(vm), { code: 0, signal: null }, 'QMP quit, not SIGKILL');

@@ -9,7 +9,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { VfkitConfig } from '../../../src/drivers/vfkit/argv.js';
-import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess, stopVfkit } from '../../../src/drivers/vfkit/process.js';
+import { findVfkitProcesses, forceStopVfkit, launchVfkit, ownsVfkitProcess, pressVfkitPowerButton, stopVfkit } from '../../../src/drivers/vfkit/process.js';
 import { isStopped, requestStateChange, vmState } from '../../../src/drivers/vfkit/rest.js';
 import { isAlive, killHard, waitForExit } from '../../../src/drivers/process.js';
 import { installFakeVfkit } from '../../support/fake-vfkit-bin.js';
@@ -111,6 +111,16 @@ test('fake vfkit: stop asks Stop, the guest powers off, vfkit exits and removes 
   assert.match(await readFile(join(dir, 'stop-console.log'), 'utf8'), /reboot: Power down/);
   assert.equal((await vmState(c.restSocket)).kind, 'gone');
   assert.equal(await isStopped(c.restSocket), true, 'nothing accepts on the socket: stopped');
+});
+
+test('fake vfkit: the power button is Stop; the guest powers off and vfkit exits; a pid that is not this vfkit gets no press', async () => {
+  const { vm, c } = await launched('button');
+  assert.equal(await pressVfkitPowerButton(vm.pid, join(dir, 'someone-else.sock')), false);
+  assert.equal(await isAlive(vm.pid), true);
+  assert.equal(await pressVfkitPowerButton(vm.pid, c.restSocket), true);
+  assert.ok(await waitForExit(vm.pid, 5000));
+  assert.match(await readFile(join(dir, 'button-console.log'), 'utf8'), /reboot: Power down/);
+  assert.equal(await pressVfkitPowerButton(vm.pid, c.restSocket), false, 'gone: nothing to press');
 });
 
 test('fake vfkit: a guest that ignores Stop is stopped by HardStop after the grace time', async () => {

@@ -62,7 +62,7 @@ test('the flake has a package and an app for each of the four systems; the modul
   assert.match(flake.nixpkgsUrl, /^github:NixOS\/nixpkgs\//);
 });
 
-test('the package: importNpmLock reads package-lock.json with a URL for every package, no install scripts, QEMU and ssh (and ss, dmesg on Linux) on the CLI\'s PATH, not Nix', { skip }, () => {
+test('the package: importNpmLock reads package-lock.json with a URL for every package, no install scripts, QEMU and ssh (and ss, dmesg on Linux; vfkit on Apple Silicon) on the CLI\'s PATH, not Nix', { skip }, () => {
   const flake = evalJson<FlakeSummary>('flake.nix', { arg: paths });
   for (const system of systems) {
     const pkg = flake.packages[system]?.default;
@@ -71,12 +71,24 @@ test('the package: importNpmLock reads package-lock.json with a URL for every pa
     assert.equal(pkg.lockPackageName, packageJson.name);
     assert.deepEqual(pkg.lockPackagesWithoutUrl, []);
     assert.deepEqual([pkg.npmRebuildFlags, pkg.npmPackFlags], [['--ignore-scripts'], ['--ignore-scripts']]);
-    const tools = system.endsWith('-linux') ? ['qemu', 'openssh', 'iproute2', 'util-linux'] : ['qemu', 'openssh'];
+    // vfkit on Apple Silicon only: there the vfkit driver is chosen when vfkit is on PATH
+    const tools = system.endsWith('-linux') ? ['qemu', 'openssh', 'iproute2', 'util-linux'] : system === 'aarch64-darwin' ? ['qemu', 'openssh', 'vfkit'] : ['qemu', 'openssh'];
     assert.deepEqual(pkg.runtimeInputs.map((name) => name.replace(/-[0-9][^-]*$/, '')), tools, system);
     const wrap = /^wrapProgram \$out\/bin\/linux-builder --prefix PATH : (\S+)$/m.exec(pkg.postInstall);
     assert.ok(wrap?.[1], pkg.postInstall);
     const dirs = wrap[1].split(':');
     assert.deepEqual(dirs.map((dir) => /^\/nix\/store\/[0-9a-f]{32}-(.+)\/bin$/.exec(dir)?.[1]), pkg.runtimeInputs);
+  }
+});
+
+test('on Apple Silicon the wrapped PATH has vfkit, so the nix-darwin service runs the vfkit driver; on Linux it has none', { skip }, () => {
+  const flake = evalJson<FlakeSummary>('flake.nix', { arg: paths });
+  const wrappedPath = (system: string): string[] => /--prefix PATH : (\S+)$/m.exec(flake.packages[system]?.default.postInstall ?? '')?.[1]?.split(':') ?? [];
+  assert.ok(wrappedPath('aarch64-darwin').some((dir) => /^\/nix\/store\/[0-9a-f]{32}-vfkit-[^/]+\/bin$/.test(dir)), wrappedPath('aarch64-darwin').join(':'));
+  for (const system of ['x86_64-linux', 'aarch64-linux']) {
+    const dirs = wrappedPath(system);
+    assert.ok(dirs.length > 0, system);
+    assert.ok(!dirs.some((dir) => dir.includes('-vfkit-')), `${system}: ${dirs.join(':')}`);
   }
 });
 

@@ -8,6 +8,7 @@ import { buildUsers, dhcpScript, etcFiles, fstab, guestPaths, initScript, initta
 import { failedMarker, guestLaunchArgs, readyMarker, shareTags } from '../../../src/guest/layout.js';
 import { renderTemplate, scriptTemplate, shellAssignments } from '../../../src/guest/scripts.js';
 import { hostUserland } from '../../../src/guest/userland.js';
+import { powerButtonScript, shutdownScript } from '../../../src/guest/power.js';
 
 /** The host's and Debian's /usr: mkfs.ext4 in /usr/sbin, nix-store in /usr/bin… */
 const tools: GuestTools = hostUserland().tools;
@@ -19,8 +20,9 @@ const modules = {
   late: [['overlay', 'binfmt_misc']],
   disk: [['virtio_blk', 'jbd2', 'mbcache'], ['ext4']],
   vsock: [['vsock'], ['vmw_vsock_virtio_transport_common'], ['vmw_vsock_virtio_transport']],
+  power: [['evdev', 'gpio_keys']],
 };
-const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [], vsock: [] };
+const noModules = { boot: [], shares: { '9p': [], virtiofs: [] }, pci: [], net: [], late: [], disk: [], vsock: [], power: [] };
 const options = (overrides: Partial<InitOptions> = {}): InitOptions => ({ modules, cache: 'loose', tools, sshdNoReexec: true, ...overrides });
 
 /**
@@ -61,6 +63,8 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
     'nix-daemon': nixDaemonWrapper(tools),
     'nix-daemon-spares': nixDaemonSpares(tools),
     udhcpc: dhcpScript(),
+    shutdown: shutdownScript(),
+    'power-button': powerButtonScript(),
   };
   for (const [name, script] of Object.entries(scripts)) {
     parses(name, script);
@@ -71,7 +75,7 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
 
 test('every script file in src/guest/scripts renders and parses', () => {
   const files = readdirSync(new URL('../../../src/guest/scripts/', import.meta.url)).filter((f) => f.endsWith('.sh'));
-  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon-spares.sh', 'nix-daemon.sh', 'rc.builder.sh', 'udhcpc.sh']);
+  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon-spares.sh', 'nix-daemon.sh', 'power-button.sh', 'rc.builder.sh', 'shutdown.sh', 'udhcpc.sh']);
 });
 
 test('templates: a placeholder alone on its line takes indented lines (none: ":"), inline ones take strings; missing and unused values are errors', () => {
@@ -111,6 +115,7 @@ test('modules load level by level, a level in parallel; the share transport\'s b
     'load vmw_vsock_virtio_transport_common',
     'load vmw_vsock_virtio_transport',
     'load overlay binfmt_misc',
+    'load evdev gpio_keys',
   ]);
   const sshd = lineOf(/\/opt\/ssh\/sshd /);
   assert.ok(lineOf(/^ {4}load 9pnet_virtio 9p$/) < lineOf(/^share hostusr \/usr /));
@@ -308,7 +313,7 @@ test('every remote build starts the guest\'s nix-daemon, which makes room first 
   assert.match(collectorScript(tools), /^ {2}if-short\) collect ;;$/m);
 });
 
-test('spare nix-daemons wait on FIFOs only root can open, a connection takes one by an atomic mv, and rc and shutdown start and end them', () => {
+test('spare nix-daemons wait on FIFOs only root can open, a connection takes one by an atomic mv, and rc starts them', () => {
   const spares = nixDaemonSpares(tools);
   assert.match(spares, /mkdir -p -m 0700 \$spares_dir\/ready \$spare && mkfifo -m 0600 \$spare\/in \$spare\/out \$spare\/err/);
   assert.match(spares, /^spares_dir=\/run\/nix-daemon-spares$/m);
@@ -318,7 +323,6 @@ test('spare nix-daemons wait on FIFOs only root can open, a connection takes one
   // the successor starts once the connection's relays are done: it holds none of its FIFOs
   assert.ok(wrapper.lastIndexOf('setsid $spares start 1 < /dev/null > /dev/null 2>&1 &') > wrapper.indexOf('wait $from_host $from_daemon_err'));
   assert.match(rcBuilder(options()), /^\$spares start \$spare_daemons &$/m);
-  assert.match(inittab(), /^::shutdown:\/bb\/sh -c '\/etc\/nix-daemon-spares stop; sync; umount -a -r 2>\/dev\/null'$/m);
 });
 
 test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
@@ -367,7 +371,7 @@ test('SSH over vsock: with lb.sshvsock the vsock modules load and socat relays t
   assert.match(rc, /^\s+lb\.sshvsock=\*\) sshvsock=\$\{arg#\*=\} ;;$/m);
   const check = lineOf(/^if \[ -n "\$sshvsock" \]; then$/);
   assert.ok(lineOf(/^ {2}load vsock$/) > check);
-  const relay = lineOf(/^ {2}\/usr\/bin\/socat VSOCK-LISTEN:\$sshvsock,reuseaddr,fork TCP4:127\.0\.0\.1:22 /);
+  const relay = lineOf(/^ {2}\/usr\/bin\/socat -lm VSOCK-LISTEN:\$sshvsock,reuseaddr,fork TCP4:127\.0\.0\.1:22 /);
   assert.ok(relay > lineOf(/^wait \$usr \|\| fail/), 'socat comes from /usr');
   assert.ok(relay < lineOf(new RegExp(`^echo ${readyMarker}`)));
   assert.deepEqual(

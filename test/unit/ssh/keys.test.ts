@@ -85,3 +85,24 @@ test('a stored pair that is not valid OpenSSH is replaced; a valid one is kept',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the check reads ssh-keygen's own ed25519 files, and refuses a passphrase, another key type, a truncated file and a line of another key", { skip: !haveSshKeygen && 'no ssh-keygen' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lb-keys-'));
+  try {
+    const keygen = (name: string, ...args: string[]): KeyPair => {
+      const run = spawnSync('ssh-keygen', ['-q', '-C', name, '-f', join(dir, name), ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+      assert.equal(run.status, 0, run.stderr);
+      return { privateKey: readFileSync(join(dir, name), 'utf8'), publicKey: readFileSync(join(dir, `${name}.pub`), 'utf8') };
+    };
+    const plain = keygen('plain', '-t', 'ed25519', '-N', '');
+    assert.equal(isValidKeyPair(plain), true);
+    assert.equal(isValidKeyPair(keygen('locked', '-t', 'ed25519', '-N', 'secret')), false);
+    assert.equal(isValidKeyPair(keygen('rsa', '-t', 'rsa', '-b', '2048', '-N', '')), false);
+    const lines = plain.privateKey.trim().split('\n');
+    assert.equal(isValidKeyPair({ ...plain, privateKey: [...lines.slice(0, 3), lines.at(-1)].join('\n') }), false);
+    assert.equal(isValidKeyPair({ ...plain, publicKey: generateKeyPair('stranger').publicKey }), false);
+    assert.equal(isValidKeyPair({ ...plain, publicKey: 'ssh-ed25519 not-base64' }), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -23,6 +23,7 @@ let
         openssh = stub.placeholder "openssh-10.0p2" "10.0p2";
         iproute2 = stub.placeholder "iproute2-6.14.0" "6.14.0";
         util-linux = stub.placeholder "util-linux-2.41" "2.41";
+        vfkit = stub.placeholder "vfkit-0.6.1" "0.6.1";
         importNpmLock = {
           __functor = _: args: { importNpmLockArgs = args; };
           npmConfigHook = "importNpmLock.npmConfigHook";
