@@ -24,6 +24,6 @@ export function nixDaemonWrapper(tools: Pick<GuestTools, 'nixDaemon'>): string {
 export function nixDaemonSpares(tools: Pick<GuestTools, 'nixDaemon'>): string {
   return renderScript('nix-daemon-spares', {
     BUSYBOX_DIR: guestPaths.busyboxDir,
-    SETTINGS: shellAssignments({ busybox_dir: guestPaths.busyboxDir, spares_dir: guestPaths.sparesDir, session_path: sessionPath, nix_daemon: tools.nixDaemon }),
+    SETTINGS: shellAssignments({ busybox_dir: guestPaths.busyboxDir, spares_dir: guestPaths.sparesDir, session_path: sessionPath, nix_daemon: tools.nixDaemon, nix_db: '/nix/var/nix/db' }),
   });
 }

@@ -28,6 +28,11 @@ spawn() {
 }
 case $1 in
   start)
+    # Nix creates a missing database under a shared lock: two Nix processes that both find none
+    # (a fresh disk, a database dropped after an unclean stop) race and one fails. A spare waits
+    # until the first Nix (the host's registration, or a build's own daemon) has made it: Nix
+    # writes the schema file once the tables exist.
+    until [ -s $nix_db/schema ]; do usleep 200000; done
     n=${2:-1}
     while [ "$n" -gt 0 ]; do spawn $n; n=$((n - 1)); done ;;
 esac

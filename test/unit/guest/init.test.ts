@@ -317,6 +317,9 @@ test('spare nix-daemons wait on FIFOs only root can open, a connection takes one
   const spares = nixDaemonSpares(tools);
   assert.match(spares, /mkdir -p -m 0700 \$spares_dir\/ready \$spare && mkfifo -m 0600 \$spare\/in \$spare\/out \$spare\/err/);
   assert.match(spares, /^spares_dir=\/run\/nix-daemon-spares$/m);
+  // never the first Nix to open a missing database: two that create it at once race
+  assert.ok(spares.indexOf('until [ -s $nix_db/schema ]') < spares.indexOf('spawn $n'));
+  assert.match(spares, /^nix_db=\/nix\/var\/nix\/db$/m);
   assert.match(spares, /--stdio < \$spare\/in > \$spare\/out 2> \$spare\/err &$/m);
   const wrapper = nixDaemonWrapper(tools);
   assert.match(wrapper, /\$busybox_dir\/mv "\$ready" \$spares_dir\/taken\.\$\$ 2>\/dev\/null \|\| continue/);
