@@ -1,6 +1,6 @@
 /**
- * The guest's garbage collector, instead of Nix's own min-free, and the nix-daemon every remote
- * build starts, which calls it first (scripts/collect-garbage.sh, scripts/nix-daemon.sh). Nix's
+ * The guest's garbage collector, instead of Nix's own min-free (scripts/collect-garbage.sh); the
+ * nix-daemon every remote build starts calls it first (daemon.ts). Nix's
  * collector would also delete the host's paths the guest sees through the overlay: that frees
  * nothing, hides them behind whiteouts, and on a full disk (no room for a whiteout) fails at the
  * first one, leaving a failed build's output in place. This one deletes only dead paths on the
@@ -30,9 +30,4 @@ export function collectorScript(tools: Pick<GuestTools, 'nixStore' | 'fallocate'
       fallocate: tools.fallocate,
     }),
   });
-}
-
-/** nix-daemon, as the host's Nix starts it for every remote build (`nix-daemon --stdio`). */
-export function nixDaemonWrapper(tools: Pick<GuestTools, 'nixDaemon'>): string {
-  return renderScript('nix-daemon', { BUSYBOX_DIR: guestPaths.busyboxDir, COLLECTOR: guestPaths.collector, NIX_DAEMON: tools.nixDaemon });
 }

@@ -10,7 +10,8 @@ import { gzipSync } from 'node:zlib';
 import type { GuestArch } from '../drivers/driver.js';
 import { busyboxApplets, findBusybox } from './busybox.js';
 import { type CpioEntry, cpioChunks } from './cpio.js';
-import { collectorScript, nixDaemonWrapper } from './collector.js';
+import { collectorScript } from './collector.js';
+import { nixDaemonSpares, nixDaemonWrapper } from './daemon.js';
 import { type InitOptions, type ModuleGroups, type NineCache, dhcpScript, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
 import { powerButtonScript, shutdownScript } from './power.js';
 import { type GuestModule, builderModules, diskModules, findGuestModules, kernelHasModule, loadLevels, readModule } from './modules.js';
@@ -184,6 +185,7 @@ function builderTexts(init: InitOptions): Record<string, { text: string; mode: n
   texts['etc/rc.builder'] = { text: rcBuilder(init), mode: 0o755 };
   texts[guestPaths.collector.slice(1)] = { text: collectorScript(init.tools), mode: 0o755 };
   texts[`${guestPaths.sessionBinDir.slice(1)}/nix-daemon`] = { text: nixDaemonWrapper(init.tools), mode: 0o755 };
+  texts[guestPaths.spares.slice(1)] = { text: nixDaemonSpares(init.tools), mode: 0o755 };
   texts[guestPaths.dhcpScript.slice(1)] = { text: dhcpScript(), mode: 0o755 };
   texts[guestPaths.shutdownScript.slice(1)] = { text: shutdownScript(), mode: 0o755 };
   texts[guestPaths.powerButton.slice(1)] = { text: powerButtonScript(), mode: 0o755 };

@@ -25,6 +25,10 @@ export const guestPaths = {
   gcThresholds: '/run/gc.thresholds',
   /** First in the PATH of SSH sessions: the nix-daemon that every remote build starts. */
   sessionBinDir: '/opt/builder/bin',
+  /** Starts spare nix-daemons (scripts/nix-daemon-spares.sh). */
+  spares: '/etc/nix-daemon-spares',
+  /** The spare nix-daemons' FIFOs, and ready/ with one file (pids) per spare a connection may take. */
+  sparesDir: '/run/nix-daemon-spares',
   /** udhcpc's hook (scripts/udhcpc.sh), for a network that hands out leases. */
   dhcpScript: '/etc/udhcpc.script',
   /** busybox init's shutdown action (scripts/shutdown.sh): every process ended, the disk unmounted. */
@@ -32,6 +36,12 @@ export const guestPaths = {
   /** The power button's listener (scripts/power-button.sh). */
   powerButton: '/etc/power-button',
 } as const;
+
+/**
+ * Spare nix-daemons kept waiting for build connections (daemon.ts): one per build the host may
+ * start at once, up to two (each holds a loaded Nix in memory).
+ */
+export const spareDaemons = 2;
 
 /** The userland's programs the guest's scripts run, as paths in the guest (its /usr). */
 export interface GuestTools {
@@ -136,6 +146,8 @@ export function rcBuilder(options: InitOptions): string {
     config_dir: guestPaths.configMount,
     rw_store: guestPaths.rwStore,
     collector: guestPaths.collector,
+    spares: guestPaths.spares,
+    spare_daemons: String(spareDaemons),
     gc_thresholds: guestPaths.gcThresholds,
     dhcp_script: guestPaths.dhcpScript,
     power_button: guestPaths.powerButton,

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-export type ScriptName = 'rc.builder' | 'collect-garbage' | 'nix-daemon' | 'init' | 'udhcpc' | 'shutdown' | 'power-button';
+export type ScriptName = 'rc.builder' | 'collect-garbage' | 'nix-daemon' | 'nix-daemon-spares' | 'init' | 'udhcpc' | 'shutdown' | 'power-button';
 export type ScriptValue = string | readonly string[];
 
 const placeholder = /@([A-Z][A-Z0-9_]*)@/g;

@@ -179,8 +179,8 @@ export function registrationChunks(paths: readonly string[]): string[][] {
   let chunk: string[] = [];
   let bytes = fixed;
   for (const path of paths) {
-    // Each path appears twice in the command (rooted, and its whiteout checked), quoted.
-    const cost = 2 * (Buffer.byteLength(path) + 3);
+    // Each path appears three times in the command (the guest's own, rooted, its whiteout), quoted.
+    const cost = 3 * (Buffer.byteLength(path) + 3);
     if (chunk.length > 0 && bytes + cost > maxGuestCommandBytes) {
       chunks.push(chunk);
       chunk = [];
@@ -208,16 +208,27 @@ function quote(path: string): string {
  * deleted while they were not registered yet (a path the host added since the last sync), and
  * drops the dentry cache so neither that nor a 9p lookup that missed before a path existed
  * can hide it.
+ *
+ * When every path is already in the guest's own layer (outputs the guest built, copied back to
+ * the host after the build), the guest holds them valid: the dump is read and dropped, and Nix,
+ * which takes seconds to start under emulation, is not started. A path there that the guest does
+ * not hold valid (a copy cut short) is then copied by the next build that needs it, as before
+ * host paths were registered. The tools are busybox's: the userland's start slower.
  */
 export function guestRegisterCommand(paths: readonly string[]): string {
   const names = paths.map((p) => quote(p.slice(`${storeDir}/`.length)));
+  const bb = guestPaths.busyboxDir;
   return [
-    'nix-store --load-db',
-    `mkdir -p ${hostRootsDir}`,
-    `cd ${hostRootsDir}`,
-    `ln -sfn ${paths.map(quote).join(' ')} .`,
     `cd ${guestPaths.rwStore}/upper`,
-    `for p in ${names.join(' ')}; do if [ -c "$p" ]; then rm -f "$p"; fi; done`,
+    'own=1',
+    `for p in ${names.join(' ')}; do if { [ ! -e "$p" ] && [ ! -L "$p" ]; } || [ -c "$p" ]; then own=; fi; done`,
+    `if [ -n "$own" ]; then exec ${bb}/cat > /dev/null; fi`,
+    'nix-store --load-db',
+    `${bb}/mkdir -p ${hostRootsDir}`,
+    `cd ${hostRootsDir}`,
+    `${bb}/ln -sfn ${paths.map(quote).join(' ')} .`,
+    `cd ${guestPaths.rwStore}/upper`,
+    `for p in ${names.join(' ')}; do if [ -c "$p" ]; then ${bb}/rm -f "$p"; fi; done`,
     'echo 2 > /proc/sys/vm/drop_caches',
   ].join(' && ');
 }

@@ -220,3 +220,6 @@ while [ ! -s /run/sshd.pid ]; do
 done
 t $ready_marker
 echo $ready_marker > /dev/console
+# spare nix-daemons for the first builds (nix-daemon-spares.sh), loaded once the boot is done so
+# they never delay it; a build that comes before one has loaded takes it as it is
+$spares start $spare_daemons &

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { collectorScript, nixDaemonWrapper } from '../../../src/guest/collector.js';
+import { collectorScript } from '../../../src/guest/collector.js';
+import { nixDaemonSpares, nixDaemonWrapper } from '../../../src/guest/daemon.js';
 import { buildUsers, dhcpScript, etcFiles, fstab, guestPaths, initScript, inittab, rcBuilder, sessionPath, sshdConfig, type GuestTools, type InitOptions } from '../../../src/guest/init.js';
 import { failedMarker, guestLaunchArgs, readyMarker, shareTags } from '../../../src/guest/layout.js';
 import { renderTemplate, scriptTemplate, shellAssignments } from '../../../src/guest/scripts.js';
@@ -60,6 +61,7 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
     init: initScript(),
     collector: collectorScript(tools),
     'nix-daemon': nixDaemonWrapper(tools),
+    'nix-daemon-spares': nixDaemonSpares(tools),
     udhcpc: dhcpScript(),
     shutdown: shutdownScript(),
     'power-button': powerButtonScript(),
@@ -73,7 +75,7 @@ test('every rendered guest script parses (busybox sh -n): with and without modul
 
 test('every script file in src/guest/scripts renders and parses', () => {
   const files = readdirSync(new URL('../../../src/guest/scripts/', import.meta.url)).filter((f) => f.endsWith('.sh'));
-  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon.sh', 'power-button.sh', 'rc.builder.sh', 'shutdown.sh', 'udhcpc.sh']);
+  assert.deepEqual(files.sort(), ['collect-garbage.sh', 'init.sh', 'nix-daemon-spares.sh', 'nix-daemon.sh', 'power-button.sh', 'rc.builder.sh', 'shutdown.sh', 'udhcpc.sh']);
 });
 
 test('templates: a placeholder alone on its line takes indented lines (none: ":"), inline ones take strings; missing and unused values are errors', () => {
@@ -211,7 +213,9 @@ test('the ready marker is the last thing printed, after sshd listens; failures p
   const ready = lineOf(new RegExp(`^echo ${readyMarker} > /dev/console$`));
   assert.ok(lineOf(/while \[ ! -s \/run\/sshd\.pid \]/) < ready);
   assert.ok(lineOf(/^t store$/) < ready && lineOf(/^t binfmt$/) < ready);
-  assert.equal(lines.slice(ready + 1).join(''), '');
+  // after it, only the spare nix-daemons start, printing nothing (their script sends its output away)
+  assert.deepEqual(lines.slice(ready + 1).filter((line) => line !== '' && !line.startsWith('#')), ['/etc/nix-daemon-spares start 2 &']);
+  assert.match(nixDaemonSpares(tools), /^exec < \/dev\/null > \/dev\/null 2>&1$/m);
   assert.match(rc, new RegExp(`echo "${failedMarker}: \\$\\*" > /dev/console`));
   assert.match(rc, /^t\(\) \{ read -r up _ < \/proc\/uptime; echo "\[rc \$up\] \$\*"/m);
 });
@@ -303,8 +307,25 @@ test('every remote build starts the guest\'s nix-daemon, which makes room first 
   assert.match(sshdConfig(), /^SetEnv PATH=\/opt\/builder\/bin:.*:\/usr\/bin:/m);
   assert.ok(sessionPath.startsWith(`${guestPaths.sessionBinDir}:`));
   const wrapper = nixDaemonWrapper(tools).split('\n').filter((line) => line !== '' && !line.startsWith('#'));
-  assert.deepEqual(wrapper, ['/etc/collect-garbage if-short', 'exec /usr/bin/nix-daemon "$@"']);
+  // room first, then a spare daemon for --stdio, and the real daemon when there is none
+  assert.ok(wrapper.indexOf('/etc/collect-garbage if-short') < wrapper.indexOf('if [ "$*" = --stdio ]; then'));
+  assert.equal(wrapper.at(-1), 'exec /usr/bin/nix-daemon "$@"');
   assert.match(collectorScript(tools), /^ {2}if-short\) collect ;;$/m);
+});
+
+test('spare nix-daemons wait on FIFOs only root can open, a connection takes one by an atomic mv, and rc starts them', () => {
+  const spares = nixDaemonSpares(tools);
+  assert.match(spares, /mkdir -p -m 0700 \$spares_dir\/ready \$spare && mkfifo -m 0600 \$spare\/in \$spare\/out \$spare\/err/);
+  assert.match(spares, /^spares_dir=\/run\/nix-daemon-spares$/m);
+  // never the first Nix to open a missing database: two that create it at once race
+  assert.ok(spares.indexOf('until [ -s $nix_db/schema ]') < spares.indexOf('spawn $n'));
+  assert.match(spares, /^nix_db=\/nix\/var\/nix\/db$/m);
+  assert.match(spares, /--stdio < \$spare\/in > \$spare\/out 2> \$spare\/err &$/m);
+  const wrapper = nixDaemonWrapper(tools);
+  assert.match(wrapper, /\$busybox_dir\/mv "\$ready" \$spares_dir\/taken\.\$\$ 2>\/dev\/null \|\| continue/);
+  // the successor starts once the connection's relays are done: it holds none of its FIFOs
+  assert.ok(wrapper.lastIndexOf('setsid $spares start 1 < /dev/null > /dev/null 2>&1 &') > wrapper.indexOf('wait $from_host $from_daemon_err'));
+  assert.match(rcBuilder(options()), /^\$spares start \$spare_daemons &$/m);
 });
 
 test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
