@@ -7,8 +7,10 @@ case $1 in
     ip addr flush dev $interface
     ip addr add $ip/${mask:-24} dev $interface
     for r in $router; do ip route add default via $r dev $interface; break; done
+    NETWORK= PREFIX=
     eval "$(ipcalc -n -p $ip ${subnet:-255.255.255.0})"
     set -- $dns
-    printf 'lease_dns=%s\nlease_net=%s/%s\n' "$1" "$NETWORK" "$PREFIX" > /run/dhcp-lease ;;
+    # what the lease leaves unsaid (or a busybox without ipcalc) keeps the plan's value
+    { [ -z "$1" ] || echo "lease_dns=$1"; [ -z "$NETWORK" ] || [ -z "$PREFIX" ] || echo "lease_net=$NETWORK/$PREFIX"; } > /run/dhcp-lease ;;
 esac
 exit 0
