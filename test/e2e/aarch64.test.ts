@@ -13,10 +13,7 @@ import { sandbox } from '../support/cli.js';
 import { sharedKernel } from '../support/kernel.js';
 import { roots } from '../../src/instance/paths.js';
 import { type BusyboxSystem, staticBusyboxStorePath } from '../support/busybox-static.js';
-import { nixEnv, probeNix, runNixBuild } from '../support/nix.js';
-
-const probeLines = (text: string): Record<string, string> =>
-  Object.fromEntries([...text.matchAll(/^([a-z-]+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+import { nixEnv, probeNix, runNixBuild, probeLines } from '../support/nix.js';
 
 test('--arch aarch64 on an x86_64 host: an emulated aarch64 guest from Debian\'s arm64 packages builds aarch64-linux natively and x86_64-linux and i686-linux under qemu-user', { skip: process.arch !== 'x64' && 'needs an x86_64 host' }, async (t) => {
   const box = sandbox();

@@ -13,13 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandbox } from '../support/cli.js';
 import { type BusyboxSystem, staticBusyboxStorePath } from '../support/busybox-static.js';
-import { nixEnv, probeNix, runNixBuild } from '../support/nix.js';
+import { nixEnv, probeNix, runNixBuild, probeLines } from '../support/nix.js';
 import { debianGuestUserland } from '../../src/guest/userland.js';
 import { elfInterpreter, elfMachine, elfMachines } from '../../src/guest/elf.js';
 import { roots } from '../../src/instance/paths.js';
-
-const probeLines = (text: string): Record<string, string> =>
-  Object.fromEntries([...text.matchAll(/^([a-z-]+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
 
 /** Debian's arm64 qemu-x86_64 (static in trixie), copied as `rosetta` into a directory of its own. */
 async function rosettaStandIn(): Promise<string> {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sandbox } from '../support/cli.js';
 import { type BusyboxSystem, staticBusyboxStorePath } from '../support/busybox-static.js';
-import { nixEnv, probeNix, runNixBuild } from '../support/nix.js';
+import { nixEnv, probeNix, runNixBuild, probeLines } from '../support/nix.js';
 
 async function loopbackListener(): Promise<{ server: Server; port: number; connections: () => number }> {
   let connections = 0;
@@ -25,9 +25,6 @@ async function loopbackListener(): Promise<{ server: Server; port: number; conne
   assert.ok(address && typeof address === 'object');
   return { server, port: address.port, connections: () => connections };
 }
-
-const probeLines = (text: string): Record<string, string> =>
-  Object.fromEntries([...text.matchAll(/^([a-z-]+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
 
 test('--userland debian: the guest runs Debian\'s Nix from the fetched tree and builds the three default systems in its sandbox', async (t) => {
   const box = sandbox();

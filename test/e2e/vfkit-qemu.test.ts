@@ -18,7 +18,7 @@ import { agentEvents, agentLogTail, freePort, startAgent } from '../support/agen
 import { fakeVfkitSandbox } from '../support/fake-vfkit-bin.js';
 import { vhostDeviceVsock } from '../support/vhost-device-vsock.js';
 import { staticBusyboxStorePath, type BusyboxSystem } from '../support/busybox-static.js';
-import { copiedToBuilder, nixBuildInputs, nixEnv, probeNix, runNixBuild } from '../support/nix.js';
+import { copiedToBuilder, nixBuildInputs, nixEnv, probeLines, probeNix, runNixBuild } from '../support/nix.js';
 import { waitForExit } from '../../src/drivers/process.js';
 
 test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the address from DHCP, builds through nix-config and through the agent, stop through the power button', { timeout: 40 * 60_000 }, async (t) => {
@@ -75,7 +75,7 @@ test('fake vfkit with a real aarch64 guest under QEMU: SSH over vsock, the addre
         '--argstr', 'hidden', '/nix/store/00000000000000000000000000000000-absent', '--argstr', 'nonce', nonce,
       ]);
       assert.equal(built.code, 0, `${system}: ${built.stderr.slice(-3000)}`);
-      const probe = Object.fromEntries([...readFileSync(built.stdout.trim(), 'utf8').matchAll(/^([a-z-]+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+      const probe = probeLines(readFileSync(built.stdout.trim(), 'utf8'));
       assert.equal(probe.arch, machines[system]);
       assert.equal(probe.uid, '1000', 'a build user in the sandbox');
       assert.equal(probe['symlink-applet'], 'ok');

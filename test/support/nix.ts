@@ -9,6 +9,10 @@ export const inputsNix = join(fixtures, 'inputs.nix');
 export const slowNix = join(fixtures, 'slow.nix');
 export const probeNix = join(fixtures, 'probe.nix');
 
+/** The key=value lines probe.nix writes, as a record. */
+export const probeLines = (text: string): Record<string, string> =>
+  Object.fromEntries([...text.matchAll(/^([a-z-]+)=(.*)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+
 export interface NixScope {
   readonly nixConf: string;
   readonly sshConfig: string;
