@@ -107,12 +107,18 @@ const table: ReadonlyArray<{ name: string; plan: Row; check: (argv: string[]) =>
     },
   },
   {
-    name: 'tcg uses -cpu max',
+    name: 'tcg uses -cpu max without ERMS, and the kernel without REP_GOOD: TCG runs rep string instructions slowly',
     plan: { accel: 'tcg' },
     check: (argv) => {
       assert.equal(option(argv, '-accel'), 'tcg');
-      assert.equal(option(argv, '-cpu'), 'max');
+      assert.equal(option(argv, '-cpu'), 'max,-erms');
+      assert.match(option(argv, '-append') ?? '', /(^| )clearcpuid=rep_good( |$)/);
     },
+  },
+  {
+    name: 'kvm keeps the string instructions: no clearcpuid',
+    plan: { accel: 'kvm' },
+    check: (argv) => assert.doesNotMatch(option(argv, '-append') ?? '', /clearcpuid/),
   },
   {
     name: 'aarch64 uses virt, ttyAMA0, PCI devices and a NIC without ROM, no TSC pin',
@@ -121,7 +127,7 @@ const table: ReadonlyArray<{ name: string; plan: Row; check: (argv: string[]) =>
       assert.equal(argv[0], 'qemu-system-aarch64');
       assert.equal(option(argv, '-machine'), 'virt');
       assert.match(option(argv, '-append') ?? '', /^console=ttyAMA0 /);
-      assert.doesNotMatch(option(argv, '-append') ?? '', /tsc_early_khz/);
+      assert.doesNotMatch(option(argv, '-append') ?? '', /tsc_early_khz|clearcpuid/);
       const devices = options(argv, '-device');
       assert.ok(devices.includes('virtio-net-pci,netdev=n0,romfile='), devices.join(' | '));
       assert.ok(devices.includes('virtio-rng-pci'));
@@ -206,12 +212,12 @@ const table: ReadonlyArray<{ name: string; plan: Row; check: (argv: string[]) =>
   {
     name: 'the plan kernel args come after the console; panic=-1 added so -no-reboot ends a panicked VM',
     plan: { kernelArgs: ['quiet', 'lb.debug=1'] },
-    check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 quiet lb.debug=1 panic=-1 tsc_early_khz=2596132'),
+    check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 quiet lb.debug=1 panic=-1 clearcpuid=rep_good tsc_early_khz=2596132'),
   },
   {
-    name: "the plan's own panic= and tsc_early_khz= are kept, not doubled",
-    plan: { kernelArgs: ['panic=5', 'tsc_early_khz=1000000'] },
-    check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 panic=5 tsc_early_khz=1000000'),
+    name: "the plan's own panic=, clearcpuid= and tsc_early_khz= are kept, not doubled",
+    plan: { kernelArgs: ['panic=5', 'clearcpuid=erms', 'tsc_early_khz=1000000'] },
+    check: (argv) => assert.equal(option(argv, '-append'), 'console=ttyS0 panic=5 clearcpuid=erms tsc_early_khz=1000000'),
   },
   {
     name: 'the instance disk on microvm: a raw drive with discard=unmap behind virtio-blk-device',
