@@ -9,12 +9,22 @@ import type { TcpEndpoint } from '../ssh/endpoint.js';
 /** How a host directory reaches the guest: virtio-fs (a vhost-user daemon, or the hypervisor's own) or 9p. */
 export type ShareTransport = 'virtiofs' | '9p';
 
+/**
+ * How a share's files change while the VM runs, which says how long the guest may keep what it
+ * read of them:
+ * - `mutable` (the default): the host rewrites files; the guest rereads a file at each open;
+ * - `append-only`: new entries appear, but a file once there never changes (a Nix store);
+ * - `fixed`: nothing changes at all (a userland).
+ */
+export type ShareContents = 'mutable' | 'append-only' | 'fixed';
+
 /** A host directory the guest mounts read-only by its tag. */
 export interface ShareDevice {
   readonly kind: 'share';
   readonly tag: string;
   readonly hostPath: string;
   readonly transport: ShareTransport;
+  readonly contents?: ShareContents;
 }
 
 /** The instance disk: a raw, sparse file the guest sees as its only block device. */

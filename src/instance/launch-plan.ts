@@ -34,8 +34,8 @@ export function launchPlan(inputs: PlanInputs): LaunchPlan {
   const { paths, transport, ssh } = inputs;
   const devices: Device[] = [
     { kind: 'console', log: paths.consoleLog },
-    { kind: 'share', tag: shareTags.usr, hostPath: inputs.usr, transport },
-    { kind: 'share', tag: shareTags.store, hostPath: '/nix/store', transport },
+    { kind: 'share', tag: shareTags.usr, hostPath: inputs.usr, transport, contents: 'fixed' },
+    { kind: 'share', tag: shareTags.store, hostPath: '/nix/store', transport, contents: 'append-only' },
     { kind: 'share', tag: shareTags.config, hostPath: paths.guestShare, transport },
     { kind: 'disk', path: paths.disk, ephemeral: inputs.ephemeral },
     { kind: 'net', forwards: ssh.kind === 'tcp' ? [{ host: ssh, guestPort: guestSshPort }] : [] },

@@ -76,7 +76,7 @@ async function startShareDaemons(plan: LaunchPlan, control: VmControl): Promise<
   const sockets: string[] = [];
   try {
     for (const [index, share] of shares.entries()) {
-      const served = { source: share.hostPath, socket: shareSocket(control.runtimeDir, index) };
+      const served = { source: share.hostPath, socket: shareSocket(control.runtimeDir, index), contents: share.contents ?? 'mutable' };
       await startVirtiofsd(virtiofsdArgv(daemon, served, { root, unshare }), served, daemonLog(plan, share));
       sockets.push(served.socket);
     }

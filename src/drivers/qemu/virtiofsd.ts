@@ -12,6 +12,7 @@ import { access, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ShareSupport } from '../driver.js';
+import type { ShareContents } from '../devices.js';
 import { ShareTransportFailed } from '../driver.js';
 import { hostPackages, installCommand } from '../../platform/install-command.js';
 import { findOnPath, isAlive, killHard, listProcesses, spawnDetached, waitForExit } from '../process.js';
@@ -74,6 +75,7 @@ export function virtiofsSupport(found: Virtiofsd | undefined, uid: number | unde
 export interface ShareDaemon {
   readonly source: string;
   readonly socket: string;
+  readonly contents?: ShareContents;
 }
 
 /** Runs a program on a read-only bind mount of dir, in a mount namespace of its own (root). */
@@ -82,14 +84,32 @@ function readOnlyBind(unshare: string, dir: string): string[] {
 }
 
 /**
+ * How long the guest keeps what it read, by what the share's files do. cache=auto rereads a file
+ * at every open and keeps names and attributes for a second, so paths the host adds show up at
+ * once. Where files never change once written, the guest keeps their pages across opens
+ * (cache=always): every exec of the userland's programs and libraries, and of qemu-user for every
+ * foreign build, would otherwise read them again from the host, and under TCG those reads cost
+ * a warm build most of a second. The C virtiofsd takes a metadata timeout, so a Nix store keeps
+ * auto's second for names (new paths appear as before); the Rust one keeps them for a day under
+ * cache=always and has no such option, so there only the fixed userland gets it.
+ */
+function cacheMode(daemon: Virtiofsd, contents: ShareContents): { mode: 'auto' | 'always'; timeout?: number } {
+  if (contents === 'fixed') return { mode: 'always' };
+  if (contents === 'append-only' && daemon.flavour === 'c') return { mode: 'always', timeout: 1 };
+  return { mode: 'auto' };
+}
+
+/**
  * The command line of one virtiofsd, as data. The socket path is written `--socket-path=…`, so a
- * leftover is found by it. cache=auto: paths the host adds show up in the guest.
+ * leftover is found by it.
  */
 export function virtiofsdArgv(daemon: Virtiofsd, share: ShareDaemon, host: { root: boolean; unshare: string }): string[] {
+  const cache = cacheMode(daemon, share.contents ?? 'mutable');
   if (daemon.flavour === 'c') {
-    return [...readOnlyBind(host.unshare, share.source), daemon.path, `--socket-path=${share.socket}`, '-o', `source=${share.source}`, '-o', 'cache=auto'];
+    const timeout = cache.timeout === undefined ? [] : ['-o', `timeout=${cache.timeout}`];
+    return [...readOnlyBind(host.unshare, share.source), daemon.path, `--socket-path=${share.socket}`, '-o', `source=${share.source}`, '-o', `cache=${cache.mode}`, ...timeout];
   }
-  const rust = [daemon.path, `--socket-path=${share.socket}`, `--shared-dir=${share.source}`, '--cache=auto', `--sandbox=${host.root ? 'namespace' : 'none'}`];
+  const rust = [daemon.path, `--socket-path=${share.socket}`, `--shared-dir=${share.source}`, `--cache=${cache.mode}`, `--sandbox=${host.root ? 'namespace' : 'none'}`];
   return daemon.readonlyOption ? [...rust, '--readonly'] : [...readOnlyBind(host.unshare, share.source), ...rust];
 }
 

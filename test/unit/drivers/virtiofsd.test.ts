@@ -55,6 +55,19 @@ test('command lines: Rust with --readonly as it is; the C one and an old Rust on
   assert.equal(shareSocket('/r', 0).length - '/r/'.length, 'qmp.sock'.length, 'as long as qmp.sock, whose path length is checked');
 });
 
+test('the cache follows what the share holds: pages kept where files never change, names of an append-only store for a second', () => {
+  const host = { root: true, unshare: '/usr/bin/unshare' };
+  const tail = (argv: string[]) => argv.slice(argv.indexOf('/usr/lib/qemu/virtiofsd'));
+  const cache = (argv: string[]) => argv.filter((arg) => arg.startsWith('--cache='));
+  assert.deepEqual(tail(virtiofsdArgv(c, { ...share, contents: 'mutable' }, host)).slice(-2), ['-o', 'cache=auto']);
+  assert.deepEqual(tail(virtiofsdArgv(c, { ...share, contents: 'append-only' }, host)).slice(-4), ['-o', 'cache=always', '-o', 'timeout=1']);
+  assert.deepEqual(tail(virtiofsdArgv(c, { ...share, source: '/usr', contents: 'fixed' }, host)).slice(-2), ['-o', 'cache=always']);
+  // The Rust virtiofsd has no metadata timeout: a store stays on auto, so new paths show up.
+  assert.deepEqual(cache(virtiofsdArgv(rust, { ...share, contents: 'append-only' }, host)), ['--cache=auto']);
+  assert.deepEqual(cache(virtiofsdArgv(rust, { ...share, source: '/usr', contents: 'fixed' }, host)), ['--cache=always']);
+  assert.deepEqual(cache(virtiofsdArgv(rust, share, host)), ['--cache=auto'], 'mutable unless said otherwise');
+});
+
 test('virtio-fs where a virtiofsd can share read-only for this user; 9p otherwise, saying why and how to get it', () => {
   assert.deepEqual(virtiofsSupport(rust, 1000).transports, ['virtiofs', '9p']);
   assert.match(virtiofsSupport(rust, 1000).reason, /^virtio-fs through \/usr\/libexec\/virtiofsd \(--readonly; 9p if it fails\)$/);

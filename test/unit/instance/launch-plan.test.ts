@@ -25,8 +25,8 @@ test('the plan: console, the /usr, store and config shares over the chosen trans
   const plan = launchPlan(inputs);
   assert.deepEqual(plan.devices.map((d) => d.kind), ['console', 'share', 'share', 'share', 'disk', 'net', 'rng']);
   assert.deepEqual(devicesOf(plan.devices, 'share'), [
-    { kind: 'share', tag: 'hostusr', hostPath: '/usr', transport: '9p' },
-    { kind: 'share', tag: 'nixstore', hostPath: '/nix/store', transport: '9p' },
+    { kind: 'share', tag: 'hostusr', hostPath: '/usr', transport: '9p', contents: 'fixed' },
+    { kind: 'share', tag: 'nixstore', hostPath: '/nix/store', transport: '9p', contents: 'append-only' },
     { kind: 'share', tag: 'lbconfig', hostPath: paths.guestShare, transport: '9p' },
   ]);
   assert.deepEqual(devicesOf(plan.devices, 'console'), [{ kind: 'console', log: paths.consoleLog }]);
