@@ -41,8 +41,8 @@ buildNpmPackage {
     packageLock = import ./npm-lock.nix { inherit lib; } ../package-lock.json;
   };
   npmConfigHook = importNpmLock.npmConfigHook;
-  # Dependencies' install scripts stay off: ssh2's optional native crypto binding and
-  # cpu-features would need a compiler, and ssh2 works without them.
+  # Dependencies' install scripts stay off: none of the runtime ones needs one (ssh2, whose
+  # optional native binding would want a compiler, is a test-only dependency).
   npmRebuildFlags = [ "--ignore-scripts" ];
   # npm pack, which lists the files to install, would otherwise run prepack: a second build.
   npmPackFlags = [ "--ignore-scripts" ];

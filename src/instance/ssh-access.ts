@@ -1,26 +1,19 @@
 /**
- * How the host reaches a running guest over SSH: in-process (readiness, stop) with the pinned
- * key, and through the system's ssh with the instance's own ssh_config (store registration, the
- * shared connection a build leaves behind).
+ * How the host reaches a running guest over SSH: always through the system's ssh with the
+ * instance's own ssh_config (pinned host key, the instance's key): the readiness probe and stop
+ * run one command each, store registration and builds share a connection.
  */
 import { execFile } from 'node:child_process';
-import { readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { publicKeyBlob } from '../ssh/keys.js';
+import { rm, stat } from 'node:fs/promises';
 import { hostAlias } from '../ssh/config.js';
 import type { SshTarget } from '../ssh/client.js';
 import type { SshEndpoint } from '../ssh/endpoint.js';
 import { StoreSync, type SyncResult } from '../nix/store-sync.js';
-import { guestUser } from './identity.js';
 import type { InstancePaths } from './paths.js';
 
-/** The guest's sshd at endpoint, with the instance's key and its pinned host key. */
-export async function sshTarget(paths: InstancePaths, endpoint: SshEndpoint): Promise<SshTarget> {
-  const [privateKey, hostKeyPub] = await Promise.all([
-    readFile(paths.clientKey, 'utf8'),
-    readFile(join(paths.guestShare, 'ssh_host_ed25519_key.pub'), 'utf8'),
-  ]);
-  return { endpoint, user: guestUser, privateKey, hostKeyBlob: publicKeyBlob(hostKeyPub) };
+/** The guest's sshd at endpoint, through the instance's ssh_config. */
+export function sshTarget(paths: InstancePaths, endpoint: SshEndpoint): SshTarget {
+  return { endpoint, configFile: paths.sshConfig, alias: hostAlias(paths.name) };
 }
 
 /** ssh through the instance's own config (pinned key, shared connection). */

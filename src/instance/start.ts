@@ -422,7 +422,7 @@ async function prepareUserland(
 }
 
 async function waitForReady(paths: InstancePaths, vm: RunningVm, ssh: SshEndpoint, deadline: number, reporter: Reporter): Promise<void> {
-  const target = await sshTarget(paths, ssh);
+  const target = sshTarget(paths, ssh);
   await waitUntilReady({
     target,
     deadline,

@@ -71,7 +71,7 @@ async function powerOff(paths: InstancePaths, driver: Driver, pid: number, ssh: 
   }
   reporter.detail('asking the guest to power off over SSH');
   try {
-    const target = await sshTarget(paths, ssh);
+    const target = sshTarget(paths, ssh);
     // busybox's poweroff (the host /usr's would call systemctl); it may cut the connection
     // before it reports, so only the process exit counts. An emulated guest on a busy host may
     // take several seconds for the key exchange alone: what is left of the budget, not 5 s.

@@ -1,13 +1,32 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { NotReady, waitUntilReady } from '../../../src/ssh/readiness.js';
-import { generateKeyPair, publicKeyBlob } from '../../../src/ssh/keys.js';
+import { generateKeyPair } from '../../../src/ssh/keys.js';
+import { knownHostsLine, sshConfigBlock } from '../../../src/ssh/config.js';
 import { loopbackPort } from '../../../src/ssh/endpoint.js';
+import { sshExecArgv, type SshTarget } from '../../../src/ssh/client.js';
 
 const client = generateKeyPair('client');
 const pinned = generateKeyPair('pinned');
+
+// The system's ssh runs the probe's command, with an ssh_config as an instance has: the client's
+// key, and the pinned host key in its known_hosts. ssh2's server stands in for the guest's sshd.
+const dir = mkdtempSync(join(tmpdir(), 'lb-ready-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+writeFileSync(join(dir, 'id_ed25519'), client.privateKey, { mode: 0o600 });
+writeFileSync(join(dir, 'known_hosts'), knownHostsLine('lb-test', pinned.publicKey));
+
+function targetAt(port: number): SshTarget {
+  const endpoint = loopbackPort(port);
+  const configFile = join(dir, `ssh_config-${port}`);
+  writeFileSync(configFile, sshConfigBlock({ alias: 'lb-test', endpoint, user: 'root', identityFile: join(dir, 'id_ed25519'), knownHostsFile: join(dir, 'known_hosts') }));
+  return { endpoint, configFile, alias: 'lb-test' };
+}
 
 function listen(server: Server | ssh2.Server): Promise<number> {
   return new Promise((resolve) => {
@@ -26,7 +45,7 @@ test('a port that accepts and closes (slirp before sshd is up) fails at the bann
   const rungs: string[] = [];
   await assert.rejects(
     waitUntilReady({
-      target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: targetAt(port),
       deadline: Date.now() + 800,
       exited: never,
       onRung: (rung) => rungs.push(rung),
@@ -42,7 +61,7 @@ test('a VM process that exits fails at the process rung at once', async () => {
   const started = Date.now();
   await assert.rejects(
     waitUntilReady({
-      target: { endpoint: loopbackPort(1), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: targetAt(1),
       deadline: Date.now() + 30_000,
       exited: Promise.resolve({ code: 1, signal: null }),
     }),
@@ -68,7 +87,7 @@ test('an sshd with another host key fails with a host key mismatch, and no comma
   const port = await listen(server);
   await assert.rejects(
     waitUntilReady({
-      target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: targetAt(port),
       deadline: Date.now() + 10_000,
       exited: never,
     }),
@@ -94,7 +113,7 @@ test('an sshd with the pinned key that runs the command makes the ladder succeed
   const port = await listen(server);
   const rungs: string[] = [];
   await waitUntilReady({
-    target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+    target: targetAt(port),
     deadline: Date.now() + 10_000,
     exited: never,
     onRung: (rung) => rungs.push(rung),
@@ -109,7 +128,7 @@ test('a guest that reports it gave up fails the ladder at once, with its reason'
   const started = Date.now();
   await assert.rejects(
     waitUntilReady({
-      target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+      target: targetAt(port),
       deadline: Date.now() + 30_000,
       exited: never,
       guestFailure: async () => 'sshd did not start, see /run/sshd.log',
@@ -137,7 +156,7 @@ test('no command runs before the guest says its setup is done', async () => {
   });
   const port = await listen(server);
   await waitUntilReady({
-    target: { endpoint: loopbackPort(port), user: 'root', privateKey: client.privateKey, hostKeyBlob: publicKeyBlob(pinned.publicKey) },
+    target: targetAt(port),
     deadline: Date.now() + 10_000,
     exited: never,
     pollMs: 10,
@@ -150,4 +169,11 @@ test('no command runs before the guest says its setup is done', async () => {
   assert.equal(execs, 1);
   assert.ok(readyAsked > 5);
   server.close();
+});
+
+test("the probe's ssh neither starts nor waits on the config's shared connection, and never prompts", () => {
+  const argv = sshExecArgv({ endpoint: loopbackPort(2222), configFile: '/s/ssh_config', alias: 'lb-x' }, 'true', 4500);
+  assert.deepEqual(argv.slice(0, 2), ['-F', '/s/ssh_config']);
+  for (const option of ['ControlMaster=no', 'ControlPath=none', 'BatchMode=yes', 'ConnectTimeout=5']) assert.ok(argv.includes(option), option);
+  assert.deepEqual(argv.slice(-2), ['lb-x', 'true']);
 });
