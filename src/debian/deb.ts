@@ -9,7 +9,7 @@ import { chmod, link, lstat, mkdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
 import { errnoCode } from '../errors.js';
 import { text } from 'node:stream/consumers';
 import { arMembers, type ArMember } from './ar.js';
@@ -115,9 +115,11 @@ async function tarMember(debPath: string, base: string): Promise<ArMember> {
 
 /** Each entry of a member's tar, in order, until visit has seen them all or throws. */
 async function eachEntry(debPath: string, member: ArMember, visit: (header: tar.Header, content: EntryContent) => Promise<void>): Promise<void> {
-  const extract = tar.extract();
+  // Loaded when a .deb is read: most commands never read one.
+  const { extract: tarExtract } = (await import('tar-stream')).default;
+  const extract = tarExtract();
   const compression = member.name.replace(/^.*\.tar/, '');
-  const feeding = pipeline(decompressed(debPath, compression, { start: member.offset, size: member.size }), extract);
+  const feeding = pipeline(await decompressed(debPath, compression, { start: member.offset, size: member.size }), extract);
   try {
     for await (const entry of extract) await visit(entry.header, entry);
   } catch (error) {

@@ -1,15 +1,26 @@
 /** A byte range of a file, decompressed by its suffix: "" (none), ".gz", ".xz" or ".zst". */
 import { createReadStream } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Readable, Transform } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { createGunzip } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
-import xz from 'xz-decompress';
 
 export const compressions = ['.xz', '.zst', '.gz', ''] as const;
 export type Compression = (typeof compressions)[number];
 
-function zstdStream(): Transform {
+// The xz and zstd decoders are loaded when a stream needs them: the agent and most commands
+// never fetch from Debian, and loading them (xz's WebAssembly among them) costs megabytes.
+type Decoding = (raw: Readable) => Readable;
+
+/**
+ * xz-decompress's stream class, loaded on first use. The package is CommonJS that names itself
+ * an ES module (__esModule) without a default export: require reads it the same under Node and tsx.
+ */
+export function xzReadableStream(): typeof import('xz-decompress').XzReadableStream {
+  return (createRequire(import.meta.url)('xz-decompress') as typeof import('xz-decompress')).XzReadableStream;
+}
+
+function zstdStream(ZstdDecompress: typeof import('fzstd').Decompress): Transform {
   const decoder = new ZstdDecompress((chunk) => transform.push(chunk));
   const transform = new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -37,28 +48,35 @@ function through(raw: Readable, decoder: Transform): Readable {
   return raw.pipe(decoder);
 }
 
-function decoding(raw: Readable, compression: string): Readable {
+async function decoding(compression: string): Promise<Decoding> {
   switch (compression) {
     case '':
-      return raw;
+      return (raw) => raw;
     case '.gz':
-      return through(raw, createGunzip());
-    case '.zst':
-      return through(raw, zstdStream());
+      return (raw) => through(raw, createGunzip());
+    case '.zst': {
+      const { Decompress } = await import('fzstd');
+      return (raw) => through(raw, zstdStream(Decompress));
+    }
     case '.xz': {
-      const web = Readable.toWeb(raw) as unknown as ReadableStream<Uint8Array>;
-      return Readable.fromWeb(new xz.XzReadableStream(web) as unknown as WebReadableStream<Uint8Array>);
+      const XzReadableStream = xzReadableStream();
+      return (raw) => {
+        const web = Readable.toWeb(raw) as unknown as ReadableStream<Uint8Array>;
+        return Readable.fromWeb(new XzReadableStream(web) as unknown as WebReadableStream<Uint8Array>);
+      };
     }
     default:
       throw new Error(`unknown compression ${compression}`);
   }
 }
 
-export function decompressed(path: string, compression: string, range?: { start: number; size: number }): Readable {
+/** The decoder is ready before the file is opened: an error opening it always has a listener. */
+export async function decompressed(path: string, compression: string, range?: { start: number; size: number }): Promise<Readable> {
+  const decode = await decoding(compression);
   const raw = createReadStream(path, range === undefined ? {} : { start: range.start, end: range.start + range.size - 1 });
   let output: Readable;
   try {
-    output = decoding(raw, compression);
+    output = decode(raw);
   } catch (error) {
     raw.destroy();
     throw error;

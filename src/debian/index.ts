@@ -177,7 +177,7 @@ async function packagesIndex(cache: DebianCache, mirror: string, arch: DebianArc
     await removeAbandoned(cache.indexes);
     await downloadVerified(`${mirror}/dists/${debianSuite}/${base}${compression}`, path, signed, `the ${arch} package index (${base}${compression})`);
   }
-  return parsePackages(await text(decompressed(path, compression)), compareVersions);
+  return parsePackages(await text(await decompressed(path, compression)), compareVersions);
 }
 
 /** Downloads what the cache lacks, unpacks every package into a temp tree, and publishes it by rename. */

@@ -43,7 +43,7 @@ export async function vhostDeviceVsock(): Promise<string> {
   const work = mkdtempSync(join(roots().cache, 'fixtures', 'download-'));
   try {
     await downloadVerified(`${mirror}/dists/${suite}/${indexPath}`, join(work, 'Packages.xz'), indexEntry, `the ${suite} ${arch} package index`);
-    const index = parsePackages(await text(decompressed(join(work, 'Packages.xz'), '.xz')), compareVersions);
+    const index = parsePackages(await text(await decompressed(join(work, 'Packages.xz'), '.xz')), compareVersions);
     const entry = index.packages.get(packageName);
     if (!entry) throw new Error(`Debian ${suite} (${arch}) has no ${packageName}`);
     const deb = join(work, `${packageName}.deb`);

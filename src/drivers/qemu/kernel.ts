@@ -8,14 +8,13 @@
  */
 import { spawn } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
-import xz from 'xz-decompress';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { BootKernel, GuestArch } from '../driver.js';
+import { xzReadableStream } from '../../debian/decompress.js';
 import { errnoCode, failed } from '../../errors.js';
 
 export { hostTscKhz } from '../../platform/host.js';
@@ -44,7 +43,9 @@ const codecs: readonly Codec[] = [
     command: ['xz', '-dc'],
     inProcess: (data) =>
       collected(async (push) => {
-        for await (const chunk of new xz.XzReadableStream(new Blob([new Uint8Array(data)]).stream()) as unknown as AsyncIterable<Uint8Array>) push(chunk);
+        // Loaded when used: a kernel is extracted once into the cache, and the agent idles without them.
+        const XzReadableStream = xzReadableStream();
+        for await (const chunk of new XzReadableStream(new Blob([new Uint8Array(data)]).stream()) as unknown as AsyncIterable<Uint8Array>) push(chunk);
       }),
   },
   {
@@ -52,6 +53,7 @@ const codecs: readonly Codec[] = [
     command: ['zstd', '-dcq'],
     inProcess: (data) =>
       collected(async (push) => {
+        const { Decompress: ZstdDecompress } = await import('fzstd');
         const decoder = new ZstdDecompress((chunk) => push(chunk));
         for (let at = 0; at < data.length; at += 1 << 20) decoder.push(data.subarray(at, at + (1 << 20)));
       }),
