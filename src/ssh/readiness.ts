@@ -72,7 +72,7 @@ function probeBanner(endpoint: SshEndpoint, timeoutMs: number): Promise<Probe> {
 
 export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
   const now = options.now ?? Date.now;
-  const pollMs = options.pollMs ?? 100;
+  const pollMs = options.pollMs ?? 50;
   const { target } = options;
   let exitedWith: string | undefined;
   options.exited.then(
@@ -80,9 +80,11 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
     (error: unknown) => (exitedWith = `the VM process failed: ${String(error)}`),
   );
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-  let reached: Rung = 'process';
+  let reached = 'process' as Rung;
+  const order: readonly Rung[] = ['process', 'port', 'ssh-banner', 'ssh-exec'];
+  // Only up: a later probe that finds less (a forwarder that accepts before sshd answers) is not news.
   const climb = (rung: Rung): void => {
-    if (reached !== rung) {
+    if (order.indexOf(rung) > order.indexOf(reached)) {
       reached = rung;
       options.onRung?.(rung);
     }
@@ -97,7 +99,8 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
     // A forwarder (slirp, a vsock relay) accepts at once and keeps a connection silent until the
     // guest listens: short probes until the guest says it is ready, so the banner is seen within
     // one poll of sshd listening.
-    const probe = await probeBanner(target.endpoint, Math.min(guestSaidReady ? 2000 : 300, Math.max(100, left)));
+    // sshd answered already and the guest now says it is ready: straight to the command.
+    const probe = reached === 'ssh-banner' && guestSaidReady ? 'banner' : await probeBanner(target.endpoint, Math.min(guestSaidReady ? 2000 : 300, Math.max(100, left)));
     if (exitedWith) throw new NotReady('process', exitedWith);
     if (probe !== 'banner') {
       const failure = await options.guestFailure?.();

@@ -62,8 +62,9 @@ async function launch(plan: LaunchPlan, control: VmControl): Promise<RunningVm> 
 }
 
 /**
- * One virtiofsd per virtio-fs share, each listening before QEMU starts; their sockets in plan
- * order. All or none: when one fails, those started are stopped and ShareTransportFailed says why.
+ * One virtiofsd per virtio-fs share, started together, each listening before QEMU starts; their
+ * sockets in plan order. All or none: when one fails, the others are stopped and
+ * ShareTransportFailed says why.
  * (fsN.sock is as long as qmp.sock, whose length the control's check covers.)
  */
 async function startShareDaemons(plan: LaunchPlan, control: VmControl): Promise<string[]> {
@@ -73,18 +74,18 @@ async function startShareDaemons(plan: LaunchPlan, control: VmControl): Promise<
   if (daemon === undefined) throw new ShareTransportFailed(virtiofsSupport(undefined, process.getuid?.()).reason);
   const unshare = (await findOnPath('unshare')) ?? '/usr/bin/unshare';
   const root = process.getuid?.() === 0;
-  const sockets: string[] = [];
-  try {
-    for (const [index, share] of shares.entries()) {
-      const served = { source: share.hostPath, socket: shareSocket(control.runtimeDir, index), contents: share.contents ?? 'mutable' };
-      await startVirtiofsd(virtiofsdArgv(daemon, served, { root, unshare }), served, daemonLog(plan, share));
-      sockets.push(served.socket);
-    }
-  } catch (error) {
+  // All at once: each waits for its own socket, and a boot should not wait for them in turn.
+  const started = await Promise.allSettled(shares.map(async (share, index) => {
+    const served = { source: share.hostPath, socket: shareSocket(control.runtimeDir, index), contents: share.contents ?? 'mutable' };
+    await startVirtiofsd(virtiofsdArgv(daemon, served, { root, unshare }), served, daemonLog(plan, share));
+    return served.socket;
+  }));
+  const failure = started.find((result) => result.status === 'rejected');
+  if (failure !== undefined) {
     await stopVirtiofsds(control.runtimeDir);
-    throw error;
+    throw failure.reason;
   }
-  return sockets;
+  return started.map((result) => (result.status === 'fulfilled' ? result.value : ''));
 }
 
 /** Beside the hypervisor's own log: virtiofsd-<tag>.log. */
