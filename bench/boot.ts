@@ -5,10 +5,12 @@
  * The guest's own share, from its init's first timing line to the ready marker (guest uptime,
  * read from the console), is shown beside them.
  *
- *   npm run bench:boot [-- --runs 5] [--arch aarch64]
+ *   npm run bench:boot [-- --runs 5] [--arch aarch64] [--userland debian]
  *
  * With --arch aarch64 on an x86_64 host the guest is emulated (debian userland); the floor boots
- * the same arm64 kernel with the tree's busybox.
+ * the same arm64 kernel with the tree's busybox. --userland debian boots the host's architecture
+ * with Debian's userland instead of the host's /usr (its kernel too, when the tree has one): the
+ * floor boots that kernel.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
@@ -28,6 +30,8 @@ const runs = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 5;
 const archFlag = process.argv.indexOf('--arch');
 const arch = archFlag > 0 ? parseArch(process.argv[archFlag + 1] ?? '') : hostArch();
 const memory = '1G';
+const userlandFlag = process.argv.indexOf('--userland');
+const userland = userlandFlag > 0 ? ['--userland', process.argv[userlandFlag + 1] ?? ''] : [];
 const work = mkdtempSync('/tmp/lbb-');
 // Boot alone: registering the host store after ready is measured by bench/cold-build.
 const env = { ...process.env, XDG_STATE_HOME: join(work, 'state'), XDG_RUNTIME_DIR: join(work, 'run'), LINUX_BUILDER_SKIP_STORE_SYNC: '1' };
@@ -84,7 +88,7 @@ async function floorBoot(kernelPath: string, initrd: string, cores: number): Pro
 }
 
 // Warm-up: the kernel download, vmlinux extraction and image build are not what is measured.
-lb(['start', '--memory', memory, '--arch', arch, '--boot-timeout', '10m']);
+lb(['start', '--memory', memory, '--arch', arch, ...userland, '--boot-timeout', '10m']);
 const state = runState(env, name);
 lb(['stop', '--force']);
 // A Debian kernel boots from <tree>/root/boot: that tree's busybox runs in a guest of its architecture.
@@ -106,7 +110,7 @@ function guestRow(values: number[]): string[] {
   const label = `of start: guest rc → ready marker (uptime; ${values.length} of ${runs} consoles read)`;
   return values.length === 0 ? [label, '—', '—', '—'] : [label, seconds(median(values)), seconds(Math.min(...values)), seconds(Math.max(...values))];
 }
-console.log(`\nboot benchmark: ${runs} runs, ${arch} guest on ${hostArch()}, TCG, ${state.cores} cores, ${memory} (${new Date().toISOString().slice(0, 10)})\n`);
+console.log(`\nboot benchmark: ${runs} runs, ${arch} guest on ${hostArch()}${userland.length > 0 ? ` (${userland.join(" ")})` : ""}, TCG, ${state.cores} cores, ${memory} (${new Date().toISOString().slice(0, 10)})\n`);
 console.log(
   table(
     ['measure', 'median (s)', 'min (s)', 'max (s)'],
