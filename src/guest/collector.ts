@@ -6,10 +6,8 @@
  * first one, leaving a failed build's output in place. This one deletes only dead paths on the
  * guest's own disk, in batches, until max-free bytes are free. It runs every few seconds while
  * less than min-free is free (resting longer each time nothing could be freed, so a disk full of
- * live paths does not keep the guest collecting), and as each build connection ends, so a build
- * that comes right after one that filled the disk finds room: its connection starts a collection
- * itself only while the disk is marked short (a file, checked without starting a process), and
- * otherwise waits on Nix's GC lock for the one under way. A reserve file held on the
+ * live paths does not keep the guest collecting), and at the start of every build connection, so
+ * a build that comes right after one that filled the disk finds room. A reserve file held on the
  * disk is dropped before each collection, so Nix can always open its database to collect.
  */
 import { guestPaths, type GuestTools } from './init.js';
@@ -26,7 +24,6 @@ export function collectorScript(tools: Pick<GuestTools, 'nixStore' | 'fallocate'
       rw_store: guestPaths.rwStore,
       gc_thresholds: guestPaths.gcThresholds,
       collector_log: guestPaths.collectorLog,
-      short_flag: guestPaths.diskShort,
       reserve_file: `${guestPaths.rwStore}/.reserve`,
       reserve_bytes: String(reserveBytes),
       nix_store: tools.nixStore,

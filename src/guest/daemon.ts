@@ -14,7 +14,7 @@ import { renderScript, shellAssignments } from './scripts.js';
 export function nixDaemonWrapper(tools: Pick<GuestTools, 'nixDaemon'>): string {
   return renderScript('nix-daemon', {
     BUSYBOX_DIR: guestPaths.busyboxDir,
-    SETTINGS: shellAssignments({ busybox_dir: guestPaths.busyboxDir, spares_dir: guestPaths.sparesDir, spares: guestPaths.spares, disk_short: guestPaths.diskShort }),
+    SETTINGS: shellAssignments({ busybox_dir: guestPaths.busyboxDir, spares_dir: guestPaths.sparesDir, spares: guestPaths.spares }),
     COLLECTOR: guestPaths.collector,
     NIX_DAEMON: tools.nixDaemon,
   });

@@ -19,8 +19,6 @@ export const guestPaths = {
   rwStore: '/nix/.rw-store',
   sshdLog: '/run/sshd.log',
   collectorLog: '/run/gc.log',
-  /** Present while the collector finds the disk under min-free: a build connection collects first. */
-  diskShort: '/run/gc.short',
   /** The guest's garbage collector (scripts/collect-garbage.sh). */
   collector: '/etc/collect-garbage',
   /** min-free and max-free in bytes, one line, written at boot when there is a disk. */

@@ -14,12 +14,7 @@ reserve() { [ -e $reserve_file ] || $fallocate -l $reserve_bytes $reserve_file 2
 # Nix's GC lock serializes a collection of the loop and one of a build connection; the second
 # finds what the first left, and may have nothing to do.
 collect() {
-  if [ "$(freebytes)" -ge "$gcmin" ]; then
-    [ -e $short_flag ] && rm -f $short_flag
-    return 0
-  fi
-  # what a build connection checks before its build, without starting a process (nix-daemon.sh)
-  : > $short_flag
+  [ "$(freebytes)" -lt "$gcmin" ] || return 0
   t "$(freebytes) bytes free: collecting garbage"
   # room for Nix's database, its journal and the GC itself, however full the disk got
   rm -f $reserve_file
@@ -37,7 +32,6 @@ collect() {
   done
   reserve
   rm -f /run/gc.dead.$$ /run/gc.mine.$$
-  [ "$(freebytes)" -ge "$gcmin" ] && rm -f $short_flag
   t "collected: $(freebytes) bytes free"
 }
 case "$1" in

@@ -2,25 +2,22 @@
 # nix-daemon, as the host's Nix starts it for every remote build (nix-daemon --stdio): room
 # first, when a failed build left the disk short of it; then a spare daemon (nix-daemon-spares.sh),
 # started before the connection came, is handed the connection: starting Nix costs seconds under
-# emulation. Without a spare, the real daemon starts here, as it always did. Every process
-# started before the build is time the host waits for, under emulation: busybox's builtins
-# where they do, and what can wait for the build's end waits.
+# emulation. Without a spare, the real daemon starts here, as it always did.
 @SETTINGS@
-# The collector marks the disk short while it is (collect-garbage.sh): only then a collection
-# before the build. Each connection also checks as it ends, so a failed build that filled the
-# disk is collected before the next build comes.
-[ -e $disk_short ] && @COLLECTOR@ if-short
+@COLLECTOR@ if-short
 if [ "$*" = --stdio ]; then
   for ready in $spares_dir/ready/*; do
     # mv is atomic: of connections that race for a spare, one gets it
     $busybox_dir/mv "$ready" $spares_dir/taken.$$ 2>/dev/null || continue
     read -r pid keeper < $spares_dir/taken.$$
     spare=$spares_dir/${ready##*/}
+    $busybox_dir/rm -f $spares_dir/taken.$$
     # a spare that died while it waited is replaced, and the next one tried
-    if ! kill -0 "$pid" 2>/dev/null; then kill "$keeper" 2>/dev/null; $busybox_dir/rm -rf $spare $spares_dir/taken.$$; $busybox_dir/setsid $spares start 1 < /dev/null > /dev/null 2>&1 & continue; fi
+    if ! kill -0 "$pid" 2>/dev/null; then kill "$keeper" 2>/dev/null; $busybox_dir/rm -rf $spare; $busybox_dir/setsid $spares start 1 < /dev/null > /dev/null 2>&1 & continue; fi
     # this end of each FIFO is open before the keeper goes, so the daemon never reads an early end
     exec 4> $spare/in 5< $spare/out 6< $spare/err
     kill "$keeper"
+    $busybox_dir/rm -rf $spare
     $busybox_dir/cat <&6 >&2 4>&- 5<&- &
     from_daemon_err=$!
     exec 3<&0 6<&-
@@ -33,14 +30,9 @@ if [ "$*" = --stdio ]; then
     exec 5<&-
     kill $from_host 2>/dev/null
     wait $from_host $from_daemon_err
-    # what waited for the build's end: the spare's files, its successor (which loads once this
-    # build is done, not while it runs: both would share the CPU), and the collector's check
-    $busybox_dir/rm -rf $spare $spares_dir/taken.$$
+    # its successor loads once this build is done, not while it runs: both would share the CPU
     $busybox_dir/setsid $spares start 1 < /dev/null > /dev/null 2>&1 &
-    $busybox_dir/setsid @COLLECTOR@ if-short < /dev/null > /dev/null 2>&1 &
     exit 0
   done
 fi
-# no spare: Nix's own start dominates here, and nothing runs after it to check the disk
-[ -e $disk_short ] || @COLLECTOR@ if-short
 exec @NIX_DAEMON@ "$@"
