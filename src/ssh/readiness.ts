@@ -8,6 +8,9 @@ import { connectEndpoint, type SshEndpoint } from './endpoint.js';
 
 export type Rung = 'process' | 'port' | 'ssh-banner' | 'ssh-exec';
 
+/** The ladder, bottom to top. */
+const rungOrder: readonly Rung[] = ['process', 'port', 'ssh-banner', 'ssh-exec'];
+
 /** What each rung expects, as a user would check it. */
 export const rungDescriptions: Record<Rung, string> = {
   process: 'the VM process stays alive',
@@ -81,10 +84,9 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
   );
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   let reached = 'process' as Rung;
-  const order: readonly Rung[] = ['process', 'port', 'ssh-banner', 'ssh-exec'];
   // Only up: a later probe that finds less (a forwarder that accepts before sshd answers) is not news.
   const climb = (rung: Rung): void => {
-    if (order.indexOf(rung) > order.indexOf(reached)) {
+    if (rungOrder.indexOf(rung) > rungOrder.indexOf(reached)) {
       reached = rung;
       options.onRung?.(rung);
     }
@@ -133,7 +135,7 @@ export async function waitUntilReady(options: ReadinessOptions): Promise<void> {
     }
     await sleep(pollMs);
   }
-  const next: Rung = reached === 'process' ? 'port' : reached === 'port' ? 'ssh-banner' : 'ssh-exec';
+  const next = rungOrder[Math.min(rungOrder.indexOf(reached) + 1, rungOrder.length - 1)] ?? 'ssh-exec';
   throw new NotReady(next, `not within the deadline${lastError ? ` (${lastError})` : ''}`);
 }
 
