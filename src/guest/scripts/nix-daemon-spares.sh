@@ -8,6 +8,11 @@
 @SETTINGS@
 export PATH=$busybox_dir
 exec < /dev/null > /dev/null 2>&1
+# Loading Nix takes seconds of CPU under emulation: spares load at the lowest priority, so sshd's
+# handshakes, the host's registration and a running build come first; the wrapper that takes a
+# spare puts it back to the usual one before the build reaches it. Absolute values: busybox's
+# renice -n adds to the current one.
+renice 19 -p $$ > /dev/null 2>&1
 spawn() {
   id=$$.$1
   spare=$spares_dir/$id

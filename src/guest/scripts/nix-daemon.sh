@@ -14,6 +14,8 @@ if [ "$*" = --stdio ]; then
     $busybox_dir/rm -f $spares_dir/taken.$$
     # a spare that died while it waited is replaced, and the next one tried
     if ! kill -0 "$pid" 2>/dev/null; then kill "$keeper" 2>/dev/null; $busybox_dir/rm -rf $spare; $busybox_dir/setsid $spares start 1 < /dev/null > /dev/null 2>&1 & continue; fi
+    # it loaded at the lowest priority (nix-daemon-spares.sh); the build runs at the usual one
+    $busybox_dir/renice 0 -p "$pid" > /dev/null 2>&1
     # this end of each FIFO is open before the keeper goes, so the daemon never reads an early end
     exec 4> $spare/in 5< $spare/out 6< $spare/err
     kill "$keeper"

@@ -326,6 +326,11 @@ test('spare nix-daemons wait on FIFOs only root can open, a connection takes one
   // the successor starts once the connection's relays are done: it holds none of its FIFOs
   assert.ok(wrapper.lastIndexOf('setsid $spares start 1 < /dev/null > /dev/null 2>&1 &') > wrapper.indexOf('wait $from_host $from_daemon_err'));
   assert.match(rcBuilder(options()), /^\$spares start \$spare_daemons &$/m);
+  // spares load at the lowest priority (every daemon it starts inherits it); the one a connection
+  // takes is back at the usual priority before the host's side reaches it
+  assert.ok(spares.indexOf('renice 19 -p $$') < spares.indexOf('spawn() {'));
+  const renice = wrapper.indexOf('$busybox_dir/renice 0 -p "$pid"');
+  assert.ok(renice > wrapper.indexOf('read -r pid keeper') && renice < wrapper.indexOf('exec 4> $spare/in'));
 });
 
 test('build users: a nixbld group of 32 users from uid 30001, none with a password or a shell', () => {
