@@ -7,7 +7,11 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { isAlive } from '../drivers/process.js';
-import { start, status, stop, consoleTail, settleExitedVm, silentReporter, storeSyncFor, type Reporter } from '../instance/lifecycle.js';
+import { status } from '../instance/status.js';
+import { consoleTail } from '../instance/console.js';
+import { settleExitedVm } from '../instance/leftovers.js';
+import { storeSyncFor } from '../instance/ssh-access.js';
+import { silentReporter, type Reporter } from '../instance/reporter.js';
 import type { ExitInfo } from '../drivers/driver.js';
 import { describeExit } from '../instance/last-exit.js';
 import type { StoreSync } from '../nix/store-sync.js';
@@ -164,6 +168,8 @@ export class Agent {
       }
       this.options.events.emit({ event: 'boot-start', reason });
       const t0 = Date.now();
+      // Loaded at the first boot: an agent that never boots a VM stays small.
+      const { start } = await import('../instance/start.js');
       const result = await start(this.options.paths.name, {}, this.options.reporter ?? silentReporter, { storeSync: this.storeSync });
       const { pid, ssh } = result.status;
       if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
@@ -260,6 +266,7 @@ export class Agent {
     // A registration under way finishes first: powered off under it, it would fail, and the
     // guest's database would be cut mid-write.
     await Promise.race([this.storeSync.settled(), new Promise((resolve) => setTimeout(resolve, syncDrainMs).unref())]);
+    const { stop } = await import('../instance/stop.js');
     await stop(this.options.paths.name, { force: false, requestedBy });
   }
 

@@ -14,7 +14,7 @@ import { writeNixFiles } from '../nix/registration.js';
 import { acquireLock, lockHolder } from '../fs/lock.js';
 import { instancePaths } from '../instance/paths.js';
 import { pickFreePort } from '../instance/ports.js';
-import { silentReporter, type Reporter } from '../instance/lifecycle.js';
+import { silentReporter, type Reporter } from '../instance/reporter.js';
 import { selectDriver } from '../drivers/index.js';
 import { Agent } from './agent.js';
 import { loopbackPort, type TcpEndpoint } from '../ssh/endpoint.js';
