@@ -1,7 +1,8 @@
 /**
- * The one orchestration path for every driver, as the CLI and the agent call it: start
- * (start.ts), stop (stop.ts), status (status.ts), and settling a VM that exited on its own
- * (leftovers.ts). Drivers only launch, inspect and stop their hypervisor.
+ * The one orchestration path for every driver, as the CLI calls it: start (start.ts), stop
+ * (stop.ts), status (status.ts), and settling a VM that exited on its own (leftovers.ts).
+ * Drivers only launch, inspect and stop their hypervisor. The agent calls the same functions from
+ * their own modules, so it loads start and stop only when it first boots or stops a VM.
  */
 export { start, dryRun, BootFailure, type DryRun, type StartOptions, type StartResult } from './start.js';
 export { stop, type StopOptions, type StopResult } from './stop.js';
