@@ -61,7 +61,7 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.state = agentStateWriter(options.paths.agentState);
     // One event per registration run, however many connections waited for it.
-    this.storeSync = storeSyncFor(options.paths, (result) => options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds }));
+    this.storeSync = storeSyncFor(options.paths, (result) => options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds, inGuest: result.inGuest }));
   }
 
   get listenAddress(): string {
@@ -266,6 +266,7 @@ export class Agent {
     // A registration under way finishes first: powered off under it, it would fail, and the
     // guest's database would be cut mid-write.
     await Promise.race([this.storeSync.settled(), new Promise((resolve) => setTimeout(resolve, syncDrainMs).unref())]);
+    this.storeSync.close();
     const { stop } = await import('../instance/stop.js');
     await stop(this.options.paths.name, { force: false, requestedBy });
   }

@@ -9,7 +9,7 @@ export type AgentEvent =
   | { event: 'boot-ready'; seconds: number; pid: number }
   | { event: 'vm-adopted'; pid: number }
   | { event: 'idle-stop'; idleSeconds: number }
-  | { event: 'store-sync'; registered: number; seconds: number }
+  | { event: 'store-sync'; registered: number; seconds: number; inGuest: number }
   | { event: 'vm-exited'; pid: number; reason: string }
   | { event: 'error'; message: string }
   | { event: 'shutdown'; signal: string; connections: number };

@@ -5,7 +5,9 @@
  * and again for paths the host gained since. Only paths valid on the host are registered: a path
  * still being written is not valid yet and waits for the next sync.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { readdir } from 'node:fs/promises';
 import { guestPaths } from '../guest/init.js';
 
@@ -65,6 +67,99 @@ async function validOnHost(paths: readonly string[]): Promise<string[]> {
 export interface SyncResult {
   readonly registered: number;
   readonly seconds: number;
+  /** Of those, how many the guest already held in its own layer (outputs it built, copied back). */
+  readonly inGuest: number;
+}
+
+/**
+ * Paths at most this many are first asked about through the guest's long-lived shell: a sync
+ * between builds (the last build's outputs) is a handful, the boot's first is thousands.
+ */
+export const askGuestMaxPaths = 64;
+
+/**
+ * Runs in the guest for the agent's life with the VM, reading one line of store names at a time
+ * and answering `1` when every one is in the guest's own layer (the same test as
+ * guestRegisterCommand's), `0` when not. Asking costs a few milliseconds of the guest's shell,
+ * where a command of its own costs an SSH session and a shell started under emulation (0.2 s).
+ * Globbing is off: a name may hold `?`.
+ */
+export function guestOwnLayerLoop(): string {
+  return [
+    'set -f',
+    `cd ${guestPaths.rwStore}/upper || exit 1`,
+    'while read -r names; do own=1; for p in $names; do if { [ ! -e "$p" ] && [ ! -L "$p" ]; } || [ -c "$p" ]; then own=0; break; fi; done; echo "$own"; done',
+  ].join('; ');
+}
+
+/** How long one answer may take before the shell is given up for this guest's sync. */
+const askTimeoutMs = 3_000;
+
+/**
+ * The agent's side of guestOwnLayerLoop: one ssh command (over the shared connection), asked
+ * in turn. Any failure (the session ends, an answer is late or garbled) answers `undefined`:
+ * the caller then registers the usual way, which is always right.
+ */
+class GuestOwnLayer {
+  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
+  private readonly waiting: Array<(own: boolean | undefined) => void> = [];
+  private received = '';
+  private ended = false;
+
+  constructor(sshArgv: readonly string[]) {
+    const [command, ...args] = sshArgv;
+    this.child = spawn(command ?? 'ssh', [...args, guestOwnLayerLoop()], { stdio: ['pipe', 'pipe', 'ignore'] });
+    // Between questions it must not keep a process alive that is otherwise done.
+    this.hold(false);
+    this.child.on('error', () => this.end());
+    this.child.on('close', () => this.end());
+    this.child.stdin.on('error', () => this.end());
+    this.child.stdout.on('data', (chunk: Buffer) => {
+      this.received += chunk.toString();
+      let newline: number;
+      while ((newline = this.received.indexOf('\n')) >= 0) {
+        const line = this.received.slice(0, newline);
+        this.received = this.received.slice(newline + 1);
+        const answer = line === '1' ? true : line === '0' ? false : undefined;
+        this.waiting.shift()?.(answer);
+        if (answer === undefined) this.end();
+        else if (this.waiting.length === 0) this.hold(false);
+      }
+    });
+  }
+
+  get alive(): boolean {
+    return !this.ended;
+  }
+
+  /** Whether every path is in the guest's own layer; undefined when the shell could not say. */
+  ask(paths: readonly string[]): Promise<boolean | undefined> {
+    if (this.ended) return Promise.resolve(undefined);
+    this.hold(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.end(), askTimeoutMs);
+      this.waiting.push((own) => {
+        clearTimeout(timer);
+        resolve(own);
+      });
+      this.child.stdin.write(`${paths.map((p) => p.slice(`${storeDir}/`.length)).join(' ')}\n`);
+    });
+  }
+
+  /** Whether the shell keeps the event loop alive: only while an answer is awaited. */
+  private hold(waiting: boolean): void {
+    for (const handle of [this.child, this.child.stdout as unknown as Socket]) {
+      if (waiting) handle.ref();
+      else handle.unref();
+    }
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.child.kill();
+    for (const answer of this.waiting.splice(0)) answer(undefined);
+  }
 }
 
 /** Keeps one guest's database in step with the host store. */
@@ -76,6 +171,10 @@ export class StoreSync {
   private next: Promise<SyncResult> | undefined;
   /** Bumped by forget(): a run begun before it must not mark its paths as known to a new guest. */
   private generation = 0;
+  /** The guest's long-lived shell, started at the first small sync after the boot's. */
+  private ownLayer: GuestOwnLayer | undefined;
+  /** Shells that failed this generation: after a few, every sync registers the usual way. */
+  private ownLayerFailures = 0;
 
   constructor(
     /** argv of a command that runs its last argument in the guest over SSH, e.g. ['ssh', '-F', cfg, alias]. */
@@ -114,6 +213,14 @@ export class StoreSync {
   forget(): void {
     this.generation++;
     this.registered.clear();
+    this.close();
+    this.ownLayerFailures = 0;
+  }
+
+  /** Ends the guest shell this sync keeps, if any (the VM stops, the agent exits). */
+  close(): void {
+    this.ownLayer?.end();
+    this.ownLayer = undefined;
   }
 
   private begin(): Promise<SyncResult> {
@@ -125,7 +232,7 @@ export class StoreSync {
   }
 
   private async syncOnce(): Promise<SyncResult> {
-    if (this.unreadable) return { registered: 0, seconds: 0 };
+    if (this.unreadable) return { registered: 0, seconds: 0, inGuest: 0 };
     try {
       return await this.registerNew();
     } catch (error) {
@@ -139,10 +246,32 @@ export class StoreSync {
     const t0 = Date.now();
     const generation = this.generation;
     const fresh = await validOnHost(await this.pending());
-    for (const chunk of registrationChunks(fresh)) await this.register(chunk, generation);
-    const result = { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000 };
+    let inGuest = 0;
+    if (await this.guestHolds(fresh)) {
+      if (generation === this.generation) for (const path of fresh) this.registered.add(path);
+      inGuest = fresh.length;
+    } else {
+      for (const chunk of registrationChunks(fresh)) await this.register(chunk, generation);
+    }
+    const result = { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000, inGuest };
     if (result.registered > 0) this.onRegistered(result);
     return result;
+  }
+
+  /**
+   * Whether the guest holds every path in its own layer already, asked through its long-lived
+   * shell; false when it does not, or cannot say (the caller registers them the usual way).
+   * Only after the boot's first registration, and only for a few paths.
+   */
+  private async guestHolds(paths: readonly string[]): Promise<boolean> {
+    if (paths.length === 0 || paths.length > askGuestMaxPaths || this.registered.size === 0 || this.ownLayerFailures >= 3) return false;
+    if (!this.ownLayer?.alive) this.ownLayer = new GuestOwnLayer(this.sshArgv);
+    const own = await this.ownLayer.ask(paths);
+    if (own === undefined) {
+      this.ownLayerFailures++;
+      this.close();
+    }
+    return own === true;
   }
 
   private async register(paths: readonly string[], generation: number): Promise<void> {

@@ -76,6 +76,21 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
     assert.equal(readFileSync(result.stdout.trim(), 'utf8'), `${256 << 10}\n`);
   });
 
+  await t.test('a build\'s output, copied back, is known to the guest without registering it: the build that needs it next copies nothing', async () => {
+    const syncs = () => agentEvents(box, name).filter((e) => e.event === 'store-sync');
+    const before = syncs().length;
+    const first = await nixBuild(env, ['aarch64'], { busybox, nonce: `-chain-${Date.now()}` });
+    assert.equal(first.code, 0, first.stderr);
+    const output = first.stdout.trim();
+    // Registered when its connection closed; the guest's shell answered that it holds the path.
+    const sync = await waitFor('the sync after the build', () => syncs().slice(before).find((e) => (e.inGuest as number) > 0), 30_000);
+    assert.equal(sync.inGuest, sync.registered, JSON.stringify(sync));
+    const second = await nixBuildInputs(env, { busybox, inputs: [output], nonce: `-chain-${Date.now()}` });
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(copiedToBuilder(second.stderr), [], second.stderr);
+    assert.equal(readFileSync(second.stdout.trim(), 'utf8'), `${'built on aarch64\n'.length}\n`);
+  });
+
   await t.test('kill -9 of QEMU while idle: the agent notices, the next build boots a new VM', async () => {
     const [pid] = vms();
     assert.ok(pid);

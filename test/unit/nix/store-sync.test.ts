@@ -1,10 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { candidatePaths, guestRegisterCommand, HostStoreUnreadable, hostRootsDir, maxGuestCommandBytes, nixStoreFailure, registrationChunks, StoreSync } from '../../../src/nix/store-sync.js';
+import { askGuestMaxPaths, candidatePaths, guestOwnLayerLoop, guestRegisterCommand, HostStoreUnreadable, hostRootsDir, maxGuestCommandBytes, nixStoreFailure, registrationChunks, StoreSync } from '../../../src/nix/store-sync.js';
 import { addRandomFiles } from '../../support/store.js';
 
 test('only store paths are candidates: no locks, no .links, no .drv', () => {
@@ -63,9 +64,9 @@ test('a store this user cannot read fails the first sync once; later syncs (the 
   try {
     const sync = new StoreSync(['false']);
     await assert.rejects(sync.sync(), HostStoreUnreadable);
-    assert.deepEqual(await sync.sync(), { registered: 0, seconds: 0 });
+    assert.deepEqual(await sync.sync(), { registered: 0, seconds: 0, inGuest: 0 });
     sync.forget(); // a reboot of the guest does not make the host store readable
-    assert.deepEqual(await sync.sync(), { registered: 0, seconds: 0 });
+    assert.deepEqual(await sync.sync(), { registered: 0, seconds: 0, inGuest: 0 });
     assert.equal((await readFile(calls, 'utf8')).trim().split('\n').length, 1, 'nix-store ran once');
   } finally {
     process.env.PATH = path;
@@ -80,7 +81,8 @@ test('a store this user cannot read fails the first sync once; later syncs (the 
 function fakeGuest(): { argv: string[]; started: () => boolean; open: () => void; registered: () => string } {
   const dir = mkdtempSync(join(tmpdir(), 'lb-sync-'));
   const [started, gate, log] = [join(dir, 'started'), join(dir, 'gate'), join(dir, 'registered')];
-  const script = `touch ${started}; while [ ! -e ${gate} ]; do sleep 0.05; done; cat > /dev/null; echo "$1" >> ${log}`;
+  // Asked through its long-lived shell, it holds nothing in its own layer.
+  const script = `case "$1" in *'while read'*) while read -r names; do echo 0; done; exit;; esac; touch ${started}; while [ ! -e ${gate} ]; do sleep 0.05; done; cat > /dev/null; echo "$1" >> ${log}`;
   return {
     argv: ['sh', '-c', script, 'fake-ssh'],
     started: () => existsSync(started),
@@ -179,3 +181,96 @@ for (const [why, argv, said] of [
     assert.deepEqual(dumpsOfThisProcess(), []);
   });
 }
+
+/**
+ * A fake guest whose own layer is a directory here: its shell loop (the real command, run by sh
+ * with the layer's path swapped in) answers from that directory; any other command records the
+ * paths it was asked to register. Each start of the loop is counted.
+ */
+function guestWithLayer(loop = ''): { argv: string[]; layer: string; registered: () => string; loops: () => number } {
+  const dir = mkdtempSync(join(tmpdir(), 'lb-layer-'));
+  const layer = join(dir, 'upper');
+  mkdirSync(layer);
+  const [log, starts] = [join(dir, 'registered'), join(dir, 'loops')];
+  const script = [
+    `case "$1" in *'while read'*) echo >> ${starts}; ${loop || `eval "$(printf '%s' "$1" | sed 's#/nix/.rw-store/upper#${layer}#')"`};;`,
+    `*) cat > /dev/null; echo "$1" >> ${log};; esac`,
+  ].join(' ');
+  return {
+    argv: ['sh', '-c', script, 'fake-ssh'],
+    layer,
+    registered: () => (existsSync(log) ? readFileSync(log, 'utf8') : ''),
+    loops: () => (existsSync(starts) ? readFileSync(starts, 'utf8').split('\n').length - 1 : 0),
+  };
+}
+
+test('the guest shell loop answers 1 only when every name is in its own layer, reads names unglobbed', () => {
+  const loop = guestOwnLayerLoop();
+  assert.match(loop, /^set -f; cd \/nix\/\.rw-store\/upper \|\| exit 1; while read -r names;/);
+  const guest = guestWithLayer();
+  mkdirSync(join(guest.layer, 'a-x'));
+  writeFileSync(join(guest.layer, 'b?y'), '');
+  const answers = execFileSync(guest.argv[0]!, [...guest.argv.slice(1), loop], { input: 'a-x\na-x b?y\na-x c-z\nb*\n', encoding: 'utf8' });
+  assert.deepEqual(answers.split('\n'), ['1', '1', '0', '0', '']);
+});
+
+test('a few new paths the guest holds in its own layer (its outputs, copied back) are not registered again', async (t) => {
+  addRandomFiles(1, 64, 'present'); // the boot's registration: the usual way
+  const guest = guestWithLayer();
+  const sync = new StoreSync(guest.argv);
+  t.after(() => sync.close());
+  const first = await sync.sync();
+  assert.ok(first.registered > 0);
+  assert.equal(first.inGuest, 0, 'the first registration never asks');
+  assert.equal(guest.loops(), 0);
+
+  const [built] = addRandomFiles(1, 64, 'built');
+  assert.ok(built);
+  mkdirSync(join(guest.layer, built.slice('/nix/store/'.length)));
+  const before = guest.registered();
+  const second = await sync.sync();
+  assert.deepEqual([second.registered, second.inGuest], [1, 1]);
+  assert.equal(guest.registered(), before, 'no registration command ran');
+  assert.equal((await sync.pending()).includes(built), false);
+
+  const [hostOnly] = addRandomFiles(1, 64, 'host-only');
+  assert.ok(hostOnly);
+  const third = await sync.sync();
+  assert.deepEqual([third.registered, third.inGuest], [1, 0]);
+  assert.ok(guest.registered().includes(hostOnly), 'a path the guest lacks is registered');
+  assert.equal(guest.loops(), 1, 'one shell answered both');
+});
+
+test('a guest shell that cannot answer costs nothing but the usual registration, and is given up after three', async (t) => {
+  addRandomFiles(1, 64, 'present');
+  const guest = guestWithLayer('exit 1');
+  const sync = new StoreSync(guest.argv);
+  t.after(() => sync.close());
+  await sync.sync();
+  for (let i = 0; i < 5; i++) {
+    const [path] = addRandomFiles(1, 64, `unanswered-${i}`);
+    assert.ok(path);
+    const result = await sync.sync();
+    assert.equal(result.inGuest, 0);
+    assert.ok(guest.registered().includes(path));
+  }
+  assert.equal(guest.loops(), 3);
+  sync.forget(); // a new guest gets its chances again
+  await sync.sync();
+  const [path] = addRandomFiles(1, 64, 'after-reboot');
+  assert.ok(path);
+  await sync.sync();
+  assert.equal(guest.loops(), 4);
+});
+
+test(`more than ${askGuestMaxPaths} new paths are registered without asking`, async (t) => {
+  addRandomFiles(1, 64, 'present');
+  const guest = guestWithLayer();
+  const sync = new StoreSync(guest.argv);
+  t.after(() => sync.close());
+  await sync.sync();
+  addRandomFiles(askGuestMaxPaths + 1, 16, 'many');
+  const result = await sync.sync();
+  assert.equal(result.inGuest, 0);
+  assert.equal(guest.loops(), 0);
+});
