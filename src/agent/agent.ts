@@ -14,7 +14,7 @@ import { storeSyncFor } from '../instance/ssh-access.js';
 import { silentReporter, type Reporter } from '../instance/reporter.js';
 import type { ExitInfo } from '../drivers/driver.js';
 import { describeExit } from '../instance/last-exit.js';
-import type { StoreSync } from '../nix/store-sync.js';
+import type { StoreSync, SyncResult } from '../nix/store-sync.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { agentStateWriter } from './agent-state.js';
 import type { EventSink } from './events.js';
@@ -61,7 +61,8 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.state = agentStateWriter(options.paths.agentState);
     // One event per registration run, however many connections waited for it.
-    this.storeSync = storeSyncFor(options.paths, (result) => options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds, inGuest: result.inGuest }));
+    const onRegistered = (result: SyncResult) => options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds, inGuest: result.inGuest });
+    this.storeSync = storeSyncFor(options.paths, onRegistered, true);
   }
 
   get listenAddress(): string {

@@ -16,9 +16,9 @@ export function sshTarget(paths: InstancePaths, endpoint: SshEndpoint): SshTarge
   return { endpoint, configFile: paths.sshConfig, alias: hostAlias(paths.name) };
 }
 
-/** ssh through the instance's own config (pinned key, shared connection). */
-export function storeSyncFor(paths: InstancePaths, onRegistered?: (result: SyncResult) => void): StoreSync {
-  return new StoreSync(['ssh', '-F', paths.sshConfig, hostAlias(paths.name)], onRegistered);
+/** ssh through the instance's own config (pinned key, shared connection); keepGuestShell: see StoreSync. */
+export function storeSyncFor(paths: InstancePaths, onRegistered?: (result: SyncResult) => void, keepGuestShell = false): StoreSync {
+  return new StoreSync(['ssh', '-F', paths.sshConfig, hostAlias(paths.name)], onRegistered, keepGuestShell);
 }
 
 /** Ends ssh's shared connection (ControlMaster) to the VM, so no ssh process outlives it. */

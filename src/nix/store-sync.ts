@@ -106,7 +106,11 @@ class GuestOwnLayer {
   private received = '';
   private ended = false;
 
-  constructor(sshArgv: readonly string[]) {
+  constructor(
+    sshArgv: readonly string[],
+    /** Called once when the shell ends on its own (it could not start, died, was late or garbled). */
+    private readonly onFailure: () => void,
+  ) {
     const [command, ...args] = sshArgv;
     this.child = spawn(command ?? 'ssh', [...args, guestOwnLayerLoop()], { stdio: ['pipe', 'pipe', 'ignore'] });
     // Between questions it must not keep a process alive that is otherwise done.
@@ -154,10 +158,13 @@ class GuestOwnLayer {
     }
   }
 
-  end(): void {
+  /** Ends the shell; failure says it was not asked to end. */
+  end(failure = true): void {
     if (this.ended) return;
     this.ended = true;
+    this.child.stdin.destroy();
     this.child.kill();
+    if (failure) this.onFailure();
     for (const answer of this.waiting.splice(0)) answer(undefined);
   }
 }
@@ -171,7 +178,7 @@ export class StoreSync {
   private next: Promise<SyncResult> | undefined;
   /** Bumped by forget(): a run begun before it must not mark its paths as known to a new guest. */
   private generation = 0;
-  /** The guest's long-lived shell, started at the first small sync after the boot's. */
+  /** The guest's long-lived shell (keepGuestShell), started again by a run when it ended. */
   private ownLayer: GuestOwnLayer | undefined;
   /** Shells that failed this generation: after a few, every sync registers the usual way. */
   private ownLayerFailures = 0;
@@ -181,6 +188,11 @@ export class StoreSync {
     private readonly sshArgv: readonly string[],
     /** Called once per run that registered paths, however many callers share it. */
     private readonly onRegistered: (result: SyncResult) => void = () => {},
+    /**
+     * Keep a long-lived guest shell to ask before registering a few paths (the agent, which
+     * syncs between builds); it starts with the first run, while the boot's registration loads.
+     */
+    private readonly keepGuestShell = false,
   ) {}
 
   /** Host paths that exist and are not registered yet (cheap: one readdir). */
@@ -219,7 +231,7 @@ export class StoreSync {
 
   /** Ends the guest shell this sync keeps, if any (the VM stops, the agent exits). */
   close(): void {
-    this.ownLayer?.end();
+    this.ownLayer?.end(false);
     this.ownLayer = undefined;
   }
 
@@ -245,6 +257,12 @@ export class StoreSync {
   private async registerNew(): Promise<SyncResult> {
     const t0 = Date.now();
     const generation = this.generation;
+    if (this.keepGuestShell && !this.ownLayer?.alive && this.ownLayerFailures < 3) {
+      const generation = this.generation;
+      this.ownLayer = new GuestOwnLayer(this.sshArgv, () => {
+        if (generation === this.generation) this.ownLayerFailures++;
+      });
+    }
     const fresh = await validOnHost(await this.pending());
     let inGuest = 0;
     if (await this.guestHolds(fresh)) {
@@ -260,18 +278,12 @@ export class StoreSync {
 
   /**
    * Whether the guest holds every path in its own layer already, asked through its long-lived
-   * shell; false when it does not, or cannot say (the caller registers them the usual way).
-   * Only after the boot's first registration, and only for a few paths.
+   * shell; false when it does not, or cannot say, or there is no shell (the caller registers
+   * them the usual way). Only after the boot's first registration, and only for a few paths.
    */
   private async guestHolds(paths: readonly string[]): Promise<boolean> {
-    if (paths.length === 0 || paths.length > askGuestMaxPaths || this.registered.size === 0 || this.ownLayerFailures >= 3) return false;
-    if (!this.ownLayer?.alive) this.ownLayer = new GuestOwnLayer(this.sshArgv);
-    const own = await this.ownLayer.ask(paths);
-    if (own === undefined) {
-      this.ownLayerFailures++;
-      this.close();
-    }
-    return own === true;
+    if (!this.ownLayer || paths.length === 0 || paths.length > askGuestMaxPaths || this.registered.size === 0) return false;
+    return (await this.ownLayer.ask(paths)) === true;
   }
 
   private async register(paths: readonly string[], generation: number): Promise<void> {
