@@ -258,20 +258,24 @@ export class StoreSync {
     const t0 = Date.now();
     const generation = this.generation;
     if (this.keepGuestShell && !this.ownLayer?.alive && this.ownLayerFailures < 3) {
-      const generation = this.generation;
       this.ownLayer = new GuestOwnLayer(this.sshArgv, () => {
         if (generation === this.generation) this.ownLayerFailures++;
       });
     }
-    const fresh = await validOnHost(await this.pending());
+    const pending = await this.pending();
+    let known: readonly string[];
     let inGuest = 0;
-    if (await this.guestHolds(fresh)) {
-      if (generation === this.generation) for (const path of fresh) this.registered.add(path);
-      inGuest = fresh.length;
+    // Paths the guest holds need no check on the host either: nothing is registered, so one
+    // the host is still writing (an output being copied back) cannot be registered half-written.
+    if (await this.guestHolds(pending)) {
+      known = pending;
+      inGuest = pending.length;
+      if (generation === this.generation) for (const path of known) this.registered.add(path);
     } else {
-      for (const chunk of registrationChunks(fresh)) await this.register(chunk, generation);
+      known = await validOnHost(pending);
+      for (const chunk of registrationChunks(known)) await this.register(chunk, generation);
     }
-    const result = { registered: fresh.length, seconds: fresh.length === 0 ? 0 : (Date.now() - t0) / 1000, inGuest };
+    const result = { registered: known.length, seconds: known.length === 0 ? 0 : (Date.now() - t0) / 1000, inGuest };
     if (result.registered > 0) this.onRegistered(result);
     return result;
   }
