@@ -17,6 +17,8 @@ export const guestPaths = {
   configMount: '/run/lbconfig',
   /** The overlay's upper layer: the instance disk's file system, or a tmpfs without one. */
   rwStore: '/nix/.rw-store',
+  /** A GC root for every host path registered in the guest's database (see nix/store-sync.ts). */
+  hostRoots: '/nix/var/nix/gcroots/linux-builder-host',
   sshdLog: '/run/sshd.log',
   collectorLog: '/run/gc.log',
   /** The guest's garbage collector (scripts/collect-garbage.sh). */
@@ -145,6 +147,7 @@ export function rcBuilder(options: InitOptions): string {
     sshd_log: guestPaths.sshdLog,
     config_dir: guestPaths.configMount,
     rw_store: guestPaths.rwStore,
+    host_roots: guestPaths.hostRoots,
     collector: guestPaths.collector,
     spares: guestPaths.spares,
     spare_daemons: String(spareDaemons),

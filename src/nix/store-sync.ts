@@ -178,6 +178,8 @@ export class StoreSync {
   private next: Promise<SyncResult> | undefined;
   /** Bumped by forget(): a run begun before it must not mark its paths as known to a new guest. */
   private generation = 0;
+  /** Whether this generation's first run has read what the guest's disk already holds. */
+  private seeded = false;
   /** The guest's long-lived shell (keepGuestShell), started again by a run when it ended. */
   private ownLayer: GuestOwnLayer | undefined;
   /** Shells that failed this generation: after a few, every sync registers the usual way. */
@@ -225,6 +227,7 @@ export class StoreSync {
   forget(): void {
     this.generation++;
     this.registered.clear();
+    this.seeded = false;
     this.close();
     this.ownLayerFailures = 0;
   }
@@ -262,6 +265,10 @@ export class StoreSync {
         if (generation === this.generation) this.ownLayerFailures++;
       });
     }
+    if (!this.seeded) {
+      this.seeded = true;
+      await this.seedFromGuest(generation);
+    }
     const pending = await this.pending();
     let known: readonly string[];
     let inGuest = 0;
@@ -278,6 +285,19 @@ export class StoreSync {
     const result = { registered: known.length, seconds: known.length === 0 ? 0 : (Date.now() - t0) / 1000, inGuest };
     if (result.registered > 0) this.onRegistered(result);
     return result;
+  }
+
+  /**
+   * Takes the paths the guest's database holds from an earlier boot as registered: a boot then
+   * registers only what the host gained since, not the whole store again (thousands of paths, 3 ms
+   * each under TCG). A guest that cannot say (no disk, an old database, ssh failed) is told
+   * everything, as before.
+   */
+  private async seedFromGuest(generation: number): Promise<void> {
+    const [command, ...args] = this.sshArgv;
+    const listed = await run(command ?? 'ssh', [...args, guestKnownCommand()]).catch(() => undefined);
+    if (!listed || listed.code !== 0 || generation !== this.generation) return;
+    for (const path of candidatePaths(listed.stdout.split('\n'))) this.registered.add(path);
   }
 
   /**
@@ -339,7 +359,17 @@ export function registrationChunks(paths: readonly string[]): string[][] {
 }
 
 /** Where the guest keeps a GC root for every host path it was told about. */
-export const hostRootsDir = '/nix/var/nix/gcroots/linux-builder-host';
+export const hostRootsDir = guestPaths.hostRoots;
+
+/**
+ * Lists the host paths the guest's database already holds from an earlier boot: the disk keeps
+ * the database, and a root is made only once the path is registered (guestRegisterCommand).
+ * Nothing when the database is missing or empty (rc starts it over, and drops the roots, after
+ * an unclean stop).
+ */
+export function guestKnownCommand(): string {
+  return `[ -s /nix/var/nix/db/db.sqlite ] && cd ${hostRootsDir} && ${guestPaths.busyboxDir}/ls -A`;
+}
 
 /** Store path names are [0-9a-z]{32}-[A-Za-z0-9+._?=-]+: `?` would glob in a shell. */
 function quote(path: string): string {

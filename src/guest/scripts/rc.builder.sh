@@ -119,9 +119,10 @@ if [ -e $config_dir/$disk_file ]; then
     mkdir -p $rw_store/upper $rw_store/work $rw_store/var/nix $rw_store/tmp && chmod 1777 $rw_store/tmp || fail "directories on $rw_store"
     find $rw_store/upper -maxdepth 1 -type c -exec rm -f {} +
     # Nix writes its schema file without fsync: after an unclean stop (a killed VM) it can be
-    # empty and every build then fails; the database starts over, the host paths are registered again.
+    # empty and every build then fails; the database starts over, the host paths are registered
+    # again (their roots go with it: the host takes each root for a path the database holds).
     s=$rw_store/var/nix/db/schema
-    if [ -e $s ] && [ ! -s $s ]; then t "empty Nix database schema after an unclean stop: a fresh database"; rm -rf ${s%/schema}; fi
+    if [ -e $s ] && [ ! -s $s ]; then t "empty Nix database schema after an unclean stop: a fresh database"; rm -rf ${s%/schema} $rw_store${host_roots#/nix}; fi
     t disk-ready
   } &
   disk=$!

@@ -281,8 +281,9 @@ test('/etc has root and the sshd privilege-separation user; shadow is 0600; reso
   assert.equal(etc['resolv.conf'], undefined);
 });
 
-test('after an unclean stop, an empty Nix schema file on the disk means a fresh database', () => {
-  assert.match(rc, /s=\/nix\/\.rw-store\/var\/nix\/db\/schema\n\s+if \[ -e \$s \] && \[ ! -s \$s \]; then .*rm -rf \$\{s%\/schema\}; fi/);
+test('after an unclean stop, an empty Nix schema file on the disk means a fresh database, and no roots of host paths it held', () => {
+  assert.match(rc, /s=\/nix\/\.rw-store\/var\/nix\/db\/schema\n\s+if \[ -e \$s \] && \[ ! -s \$s \]; then .*rm -rf \$\{s%\/schema\} \/nix\/\.rw-store\$\{host_roots#\/nix\}; fi/);
+  assert.match(rc, /^host_roots=\/nix\/var\/nix\/gcroots\/linux-builder-host$/m);
 });
 
 test('the guest collects garbage itself, only paths on its own disk, from the thresholds in the disk file', () => {

@@ -5,7 +5,7 @@ import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { askGuestMaxPaths, candidatePaths, guestOwnLayerLoop, guestRegisterCommand, HostStoreUnreadable, hostRootsDir, maxGuestCommandBytes, nixStoreFailure, registrationChunks, StoreSync } from '../../../src/nix/store-sync.js';
+import { askGuestMaxPaths, candidatePaths, guestKnownCommand, guestOwnLayerLoop, guestRegisterCommand, HostStoreUnreadable, hostRootsDir, maxGuestCommandBytes, nixStoreFailure, registrationChunks, StoreSync } from '../../../src/nix/store-sync.js';
 import { addRandomFiles } from '../../support/store.js';
 
 test('only store paths are candidates: no locks, no .links, no .drv', () => {
@@ -82,7 +82,8 @@ function fakeGuest(): { argv: string[]; started: () => boolean; open: () => void
   const dir = mkdtempSync(join(tmpdir(), 'lb-sync-'));
   const [started, gate, log] = [join(dir, 'started'), join(dir, 'gate'), join(dir, 'registered')];
   // Asked through its long-lived shell, it holds nothing in its own layer.
-  const script = `case "$1" in *'while read'*) while read -r names; do echo 0; done; exit;; esac; touch ${started}; while [ ! -e ${gate} ]; do sleep 0.05; done; cat > /dev/null; echo "$1" >> ${log}`;
+  // It holds no database from an earlier boot.
+  const script = `case "$1" in *'while read'*) while read -r names; do echo 0; done; exit;; '[ -s '*) exit 1;; esac; touch ${started}; while [ ! -e ${gate} ]; do sleep 0.05; done; cat > /dev/null; echo "$1" >> ${log}`;
   return {
     argv: ['sh', '-c', script, 'fake-ssh'],
     started: () => existsSync(started),
@@ -184,21 +185,24 @@ for (const [why, argv, said] of [
 
 /**
  * A fake guest whose own layer is a directory here: its shell loop (the real command, run by sh
- * with the layer's path swapped in) answers from that directory; any other command records the
- * paths it was asked to register. Each start of the loop is counted.
+ * with the layer's path swapped in) answers from that directory; asked for the host paths its
+ * database holds, it lists the file `roots` (none when there is no such file); any other command
+ * records the paths it was asked to register. Each start of the loop is counted.
  */
-function guestWithLayer(loop = ''): { argv: string[]; layer: string; registered: () => string; loops: () => number } {
+function guestWithLayer(loop = ''): { argv: string[]; layer: string; roots: string; registered: () => string; loops: () => number } {
   const dir = mkdtempSync(join(tmpdir(), 'lb-layer-'));
   const layer = join(dir, 'upper');
   mkdirSync(layer);
-  const [log, starts] = [join(dir, 'registered'), join(dir, 'loops')];
+  const [log, starts, roots] = [join(dir, 'registered'), join(dir, 'loops'), join(dir, 'roots')];
   const script = [
     `case "$1" in *'while read'*) echo >> ${starts}; ${loop || `eval "$(printf '%s' "$1" | sed 's#/nix/.rw-store/upper#${layer}#')"`};;`,
+    `'[ -s '*) cat ${roots} 2>/dev/null || exit 1;;`,
     `*) cat > /dev/null; echo "$1" >> ${log};; esac`,
   ].join(' ');
   return {
     argv: ['sh', '-c', script, 'fake-ssh'],
     layer,
+    roots,
     registered: () => (existsSync(log) ? readFileSync(log, 'utf8') : ''),
     loops: () => (existsSync(starts) ? readFileSync(starts, 'utf8').split('\n').length - 1 : 0),
   };
@@ -296,4 +300,25 @@ test('without keepGuestShell (a one-shot start) no guest shell is started', asyn
   addRandomFiles(1, 64, 'one-shot');
   assert.equal((await sync.sync()).inGuest, 0);
   assert.equal(guest.loops(), 0);
+});
+
+test('a boot registers only the host paths the guest\'s database does not hold from an earlier boot', async (t) => {
+  const [old, gained] = [addRandomFiles(1, 64, 'registered-before')[0], addRandomFiles(1, 64, 'gained-since')[0]];
+  assert.ok(old && gained);
+  const guest = guestWithLayer();
+  const held = candidatePaths(readdirSync('/nix/store')).filter((p) => p !== gained);
+  writeFileSync(guest.roots, `${held.map((p) => p.slice('/nix/store/'.length)).join('\n')}\nnot-a-store-path\n`);
+  const sync = new StoreSync(guest.argv, undefined, true);
+  t.after(() => sync.close());
+  const result = await sync.sync();
+  assert.equal(result.registered, 1, guest.registered());
+  assert.ok(guest.registered().includes(gained));
+  assert.ok(!guest.registered().includes(old));
+  sync.forget(); // rebooted: what the disk holds is read again
+  addRandomFiles(1, 64, 'after-reboot');
+  assert.equal((await sync.sync()).registered, 2, 'the path gained since, and the one registered before the reboot (no root for it in the fake)');
+});
+
+test('the guest lists the host paths its database holds only when there is a database', () => {
+  assert.equal(guestKnownCommand(), `[ -s /nix/var/nix/db/db.sqlite ] && cd ${hostRootsDir} && /bb/ls -A`);
 });
