@@ -28,12 +28,28 @@ async function guestDiskKiB(box: Sandbox, name: string): Promise<number> {
   return Number(fields[1]);
 }
 
-test('a restart keeps what the guest built; --ephemeral wipes it at every start', async (t) => {
+/** How many host paths a `start --verbose` registered in the guest. */
+async function startRegistering(box: Sandbox, args: string[]): Promise<number> {
+  const result = await box.run(['--name', 'keep', 'start', '--verbose', ...args]);
+  assert.equal(result.code, 0, result.stderr);
+  const count = /registered (\d+) host store paths/.exec(result.stderr)?.[1];
+  assert.ok(count !== undefined, result.stderr);
+  return Number(count);
+}
+
+test('a restart keeps what the guest built and registers only the host paths gained since; --ephemeral wipes it at every start', async (t) => {
   const box = sandbox();
   t.after(async () => {
     await box.run(['--name', 'keep', 'stop', '--force']);
   });
-  await ok(box, ['--name', 'keep', 'start', '--memory', memory, '--disk-size', '4G']);
+  const dir = mkdtempSync(join(tmpdir(), 'lb-keep-'));
+  const hostPath = (label: string): string => {
+    writeFileSync(join(dir, label), `${label} ${process.pid} ${Date.now()}\n`);
+    return nixStoreAdd(join(dir, label));
+  };
+  const before = hostPath('before');
+  const all = await startRegistering(box, ['--memory', memory, '--disk-size', '4G']);
+  assert.ok(all > 0);
   const status = JSON.parse(await ok(box, ['--name', 'keep', 'status', '--json']));
   assert.equal(status.disk.path, join(box.stateHome, 'linux-builder', 'keep', 'disk.img'));
   assert.equal(status.disk.sizeMiB, 4096);
@@ -46,12 +62,14 @@ test('a restart keeps what the guest built; --ephemeral wipes it at every start'
   assert.match(path, /^\/nix\/store\/[0-9a-z]{32}-kept$/);
 
   await ok(box, ['--name', 'keep', 'stop']);
-  await ok(box, ['--name', 'keep', 'start']);
-  await ok(box, ['--name', 'keep', 'ssh', '--', `nix-store --check-validity ${path}`]);
+  const gained = hostPath('gained-while-stopped');
+  const again = await startRegistering(box, []);
+  assert.ok(again >= 1 && again < all, `the restart registered ${again} of ${all}`);
+  await ok(box, ['--name', 'keep', 'ssh', '--', `nix-store --check-validity ${path} ${before} ${gained}`]);
   assert.equal(await ok(box, ['--name', 'keep', 'ssh', '--', `cat ${path}`]), `${nonce}\n`);
 
   await ok(box, ['--name', 'keep', 'stop']);
-  await ok(box, ['--name', 'keep', 'start', '--ephemeral']);
+  assert.ok((await startRegistering(box, ['--ephemeral'])) >= all, 'an empty disk is told everything again');
   const gone = await box.run(['--name', 'keep', 'ssh', '--', `nix-store --check-validity ${path}`]);
   assert.notEqual(gone.code, 0, 'the ephemeral disk starts empty');
   assert.match(gone.stderr, /is not valid/);
