@@ -310,13 +310,19 @@ test('a boot registers only the host paths the guest\'s database does not hold f
   writeFileSync(guest.roots, `${held.map((p) => p.slice('/nix/store/'.length)).join('\n')}\nnot-a-store-path\n`);
   const sync = new StoreSync(guest.argv, undefined, true);
   t.after(() => sync.close());
+  // Other test files may add host paths meanwhile: what matters is what was registered.
   const result = await sync.sync();
-  assert.equal(result.registered, 1, guest.registered());
+  assert.ok(result.registered >= 1);
   assert.ok(guest.registered().includes(gained));
-  assert.ok(!guest.registered().includes(old));
+  assert.deepEqual(held.filter((p) => guest.registered().includes(p)), [], 'none of the paths the guest holds');
   sync.forget(); // rebooted: what the disk holds is read again
-  addRandomFiles(1, 64, 'after-reboot');
-  assert.equal((await sync.sync()).registered, 2, 'the path gained since, and the one registered before the reboot (no root for it in the fake)');
+  const [later] = addRandomFiles(1, 64, 'after-reboot');
+  assert.ok(later);
+  const before = guest.registered();
+  await sync.sync();
+  const registered = guest.registered().slice(before.length);
+  assert.ok(registered.includes(later) && registered.includes(gained), 'the path gained since, and the one registered before the reboot (no root for it in the fake)');
+  assert.ok(!registered.includes(old));
 });
 
 test('the guest lists the host paths its database holds only when there is a database', () => {
