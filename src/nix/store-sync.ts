@@ -79,8 +79,8 @@ export const askGuestMaxPaths = 64;
 
 /**
  * Runs in the guest for the agent's life with the VM, reading one line of store names at a time
- * and answering `1` when every one is in the guest's own layer (the same test as
- * guestRegisterCommand's), `0` when not. Asking costs a few milliseconds of the guest's shell,
+ * and answering one line: `.` and the names that are not in the guest's own layer (the same test
+ * as guestRegisterCommand's), each after a space. Asking costs a few milliseconds of the guest's shell,
  * where a command of its own costs an SSH session and a shell started under emulation (0.2 s).
  * Globbing is off: a name may hold `?`.
  */
@@ -88,7 +88,7 @@ export function guestOwnLayerLoop(): string {
   return [
     'set -f',
     `cd ${guestPaths.rwStore}/upper || exit 1`,
-    'while read -r names; do own=1; for p in $names; do if { [ ! -e "$p" ] && [ ! -L "$p" ]; } || [ -c "$p" ]; then own=0; break; fi; done; echo "$own"; done',
+    'while read -r names; do out=.; for p in $names; do if { [ ! -e "$p" ] && [ ! -L "$p" ]; } || [ -c "$p" ]; then out="$out $p"; fi; done; echo "$out"; done',
   ].join('; ');
 }
 
@@ -102,7 +102,7 @@ const askTimeoutMs = 3_000;
  */
 class GuestOwnLayer {
   private readonly child: ChildProcessByStdio<Writable, Readable, null>;
-  private readonly waiting: Array<(own: boolean | undefined) => void> = [];
+  private readonly waiting: Array<(lacking: Set<string> | undefined) => void> = [];
   private received = '';
   private ended = false;
 
@@ -124,7 +124,7 @@ class GuestOwnLayer {
       while ((newline = this.received.indexOf('\n')) >= 0) {
         const line = this.received.slice(0, newline);
         this.received = this.received.slice(newline + 1);
-        const answer = line === '1' ? true : line === '0' ? false : undefined;
+        const answer = line.startsWith('.') ? new Set(line.split(' ').slice(1)) : undefined;
         this.waiting.shift()?.(answer);
         if (answer === undefined) this.end();
         else if (this.waiting.length === 0) this.hold(false);
@@ -136,15 +136,15 @@ class GuestOwnLayer {
     return !this.ended;
   }
 
-  /** Whether every path is in the guest's own layer; undefined when the shell could not say. */
-  ask(paths: readonly string[]): Promise<boolean | undefined> {
+  /** The names of the paths not in the guest's own layer; undefined when the shell could not say. */
+  ask(paths: readonly string[]): Promise<Set<string> | undefined> {
     if (this.ended) return Promise.resolve(undefined);
     this.hold(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.end(), askTimeoutMs);
-      this.waiting.push((own) => {
+      this.waiting.push((lacking) => {
         clearTimeout(timer);
-        resolve(own);
+        resolve(lacking);
       });
       this.child.stdin.write(`${paths.map((p) => p.slice(`${storeDir}/`.length)).join(' ')}\n`);
     });
@@ -270,19 +270,17 @@ export class StoreSync {
       await this.seedFromGuest(generation);
     }
     const pending = await this.pending();
-    let known: readonly string[];
-    let inGuest = 0;
     // Paths the guest holds need no check on the host either: nothing is registered, so one
     // the host is still writing (an output being copied back) cannot be registered half-written.
-    if (await this.guestHolds(pending)) {
-      known = pending;
-      inGuest = pending.length;
-      if (generation === this.generation) for (const path of known) this.registered.add(path);
-    } else {
-      known = await validOnHost(pending);
-      for (const chunk of registrationChunks(known)) await this.register(chunk, generation);
-    }
-    const result = { registered: known.length, seconds: known.length === 0 ? 0 : (Date.now() - t0) / 1000, inGuest };
+    const lacking = await this.guestLacks(pending);
+    const held = lacking ? pending.filter((p) => !lacking.has(p.slice(`${storeDir}/`.length))) : [];
+    if (generation === this.generation) for (const path of held) this.registered.add(path);
+    const rest = lacking ? pending.filter((p) => lacking.has(p.slice(`${storeDir}/`.length))) : pending;
+    const fresh = rest.length === 0 ? [] : await validOnHost(rest);
+    for (const chunk of registrationChunks(fresh)) await this.register(chunk, generation);
+    const known = held.length + fresh.length;
+    const inGuest = held.length;
+    const result = { registered: known, seconds: known === 0 ? 0 : (Date.now() - t0) / 1000, inGuest };
     if (result.registered > 0) this.onRegistered(result);
     return result;
   }
@@ -301,13 +299,13 @@ export class StoreSync {
   }
 
   /**
-   * Whether the guest holds every path in its own layer already, asked through its long-lived
-   * shell; false when it does not, or cannot say, or there is no shell (the caller registers
-   * them the usual way). Only after the boot's first registration, and only for a few paths.
+   * Which of the paths (by name) are not in the guest's own layer, asked through its long-lived
+   * shell; undefined when there is no shell or it cannot say (the caller then registers them all
+   * the usual way). Only after the boot's first registration, and only for a few paths.
    */
-  private async guestHolds(paths: readonly string[]): Promise<boolean> {
-    if (!this.ownLayer || paths.length === 0 || paths.length > askGuestMaxPaths || this.registered.size === 0) return false;
-    return (await this.ownLayer.ask(paths)) === true;
+  private async guestLacks(paths: readonly string[]): Promise<Set<string> | undefined> {
+    if (!this.ownLayer || paths.length === 0 || paths.length > askGuestMaxPaths || this.registered.size === 0) return undefined;
+    return this.ownLayer.ask(paths);
   }
 
   private async register(paths: readonly string[], generation: number): Promise<void> {

@@ -83,7 +83,7 @@ function fakeGuest(): { argv: string[]; started: () => boolean; open: () => void
   const [started, gate, log] = [join(dir, 'started'), join(dir, 'gate'), join(dir, 'registered')];
   // Asked through its long-lived shell, it holds nothing in its own layer.
   // It holds no database from an earlier boot.
-  const script = `case "$1" in *'while read'*) while read -r names; do echo 0; done; exit;; '[ -s '*) exit 1;; esac; touch ${started}; while [ ! -e ${gate} ]; do sleep 0.05; done; cat > /dev/null; echo "$1" >> ${log}`;
+  const script = `case "$1" in *'while read'*) while read -r names; do echo ". $names"; done; exit;; '[ -s '*) exit 1;; esac; touch ${started}; while [ ! -e ${gate} ]; do sleep 0.05; done; cat > /dev/null; echo "$1" >> ${log}`;
   return {
     argv: ['sh', '-c', script, 'fake-ssh'],
     started: () => existsSync(started),
@@ -208,14 +208,14 @@ function guestWithLayer(loop = ''): { argv: string[]; layer: string; roots: stri
   };
 }
 
-test('the guest shell loop answers 1 only when every name is in its own layer, reads names unglobbed', () => {
+test('the guest shell loop answers with the names not in its own layer, read unglobbed', () => {
   const loop = guestOwnLayerLoop();
   assert.match(loop, /^set -f; cd \/nix\/\.rw-store\/upper \|\| exit 1; while read -r names;/);
   const guest = guestWithLayer();
   mkdirSync(join(guest.layer, 'a-x'));
   writeFileSync(join(guest.layer, 'b?y'), '');
   const answers = execFileSync(guest.argv[0]!, [...guest.argv.slice(1), loop], { input: 'a-x\na-x b?y\na-x c-z\nb*\n', encoding: 'utf8' });
-  assert.deepEqual(answers.split('\n'), ['1', '1', '0', '0', '']);
+  assert.deepEqual(answers.split('\n'), ['.', '.', '. c-z', '. b*', '']);
 });
 
 test('a few new paths the guest holds in its own layer (its outputs, copied back) are not registered again', async (t) => {
@@ -327,4 +327,25 @@ test('a boot registers only the host paths the guest\'s database does not hold f
 
 test('the guest lists the host paths its database holds only when there is a database', () => {
   assert.equal(guestKnownCommand(), `[ -s /nix/var/nix/db/db.sqlite ] && cd ${hostRootsDir} && /bb/ls -A`);
+});
+
+test('a path the guest holds is known at once even next to one it lacks; a path the host never finished is not registered', async (t) => {
+  addRandomFiles(1, 64, 'present');
+  const guest = guestWithLayer();
+  const sync = new StoreSync(guest.argv, undefined, true);
+  t.after(() => sync.close());
+  await sync.sync();
+  // An output whose copy back was cut short: in the store, not valid on the host (nor in the guest).
+  const junk = `/nix/store/${'0'.repeat(32)}-cut-short-${process.pid}-${Date.now()}`;
+  writeFileSync(junk, 'partial');
+  t.after(() => rm(junk, { force: true }));
+  const [built] = addRandomFiles(1, 64, 'built-beside');
+  assert.ok(built);
+  mkdirSync(join(guest.layer, built.slice('/nix/store/'.length)));
+  const before = guest.registered();
+  const result = await sync.sync();
+  assert.equal(result.inGuest, 1);
+  assert.equal(guest.registered(), before, 'nothing registered: the one the guest lacks is not valid on the host');
+  const pending = await sync.pending();
+  assert.ok(pending.includes(junk) && !pending.includes(built));
 });
