@@ -2,8 +2,10 @@
  * Zero-copy inputs: the guest already sees the host's store through the read-only share, but its
  * Nix database does not know those paths, so Nix would copy them over SSH. This registers the
  * host's valid paths in the guest's database (nix-store --dump-db | nix-store --load-db), at boot
- * and again for paths the host gained since. Only paths valid on the host are registered: a path
- * still being written is not valid yet and waits for the next sync.
+ * (those its database, kept on the disk, does not hold from an earlier boot) and again for paths
+ * the host gained since. Only paths valid on the host are registered: a path still being written
+ * is not valid yet and waits for the next sync. Paths the guest holds in its own layer (outputs it
+ * built, copied back) are not registered at all.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Socket } from 'node:net';
