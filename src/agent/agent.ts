@@ -286,7 +286,9 @@ export class Agent {
     clearInterval(this.syncTimer);
     if (this.vm) {
       this.vm = undefined;
-      await this.serialize(() => this.stopVm(`the agent on ${signal}`)).catch(() => undefined);
+      await this.serialize(() => this.stopVm(`the agent on ${signal}`)).catch((error: unknown) => {
+        this.options.events.emit({ event: 'error', message: `stop on ${signal}: ${(error as Error).message}` });
+      });
     }
     await this.state.flush();
     await rm(this.options.paths.agentState, { force: true });

@@ -73,17 +73,19 @@ export async function serve(name: string, options: ServeOptions): Promise<void> 
       events: eventLog(paths.agentLog),
       reporter: options.reporter ?? silentReporter,
     });
+    // Heard from before listen(), which may adopt a running VM: a signal in between then ends in a
+    // shutdown that stops it, not in the default action that would leave it running unserved.
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
     try {
       await agent.listen();
     } catch (error) {
       throw failed(`cannot listen on ${agent.listenAddress}: ${(error as Error).message}`, 'another program holds the port: pick another with --listen');
     }
     options.onListening?.(agent.listenAddress);
-    const signal = await new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
-    await agent.shutdown(signal);
+    await agent.shutdown(await signalled);
   } finally {
     await lock.release();
   }
