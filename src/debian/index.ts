@@ -26,10 +26,11 @@ import { parsePackages, type PackageEntry, type PackageIndex } from './packages.
 import { debianArchiveKeys, parseRelease, verifiedText, BadSignature, type ArchiveKeys, type Release } from './release.js';
 import { resolvePackages, type PackageRequest } from './resolve.js';
 import {
-  debianCache, fileSha256, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, requestRecordFile, tempName, treeKey, treeManifestFile,
+  debianCache, fileSize, manifestPath, readManifest, readRequest, removeAbandoned, requestKey, requestRecordFile, tempName, treeKey, treeManifestFile,
   type DebianCache, type TreeManifest, type TreePackage,
 } from './tree.js';
 import { holdTree, holdTreeToo } from './users.js';
+import { fileSha256 } from '../fs/files.js';
 import { compareVersions } from './version.js';
 
 export { debianArch, guestPackageRequest, guestPackages, emulatorPackages, kernelPackage, notForTheGuest, type DebianArch } from './package-set.js';

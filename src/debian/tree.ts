@@ -9,10 +9,8 @@
  * carry the pid that writes them, so a later fetch can remove what a dead one left.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
 import { isAlive } from '../platform/process.js';
 import { z } from 'zod';
@@ -83,12 +81,6 @@ export function readManifest(treeDir: string): Promise<TreeManifest | undefined>
 
 export function readRequest(path: string): Promise<RequestRecord | undefined> {
   return readVersionedJsonOrUndefined(path, requestRecordFile);
-}
-
-export async function fileSha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
 }
 
 export async function fileSize(path: string): Promise<number | undefined> {

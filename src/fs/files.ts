@@ -1,7 +1,9 @@
 /** File primitives for state and cache: atomic writes, a full disk explained (private directories: private-dir.ts). */
-import { open, readFile, rename, rm, statfs } from 'node:fs/promises';
+import { open, readFile, rename, rm, statfs, type FileHandle } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { errnoCode, UserError } from '../errors.js';
 import { roots } from './roots.js';
 
@@ -27,6 +29,23 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
       throw error;
     }
   }, { neededBytes: Buffer.byteLength(data) });
+}
+
+/**
+ * A file's sha256, read in small chunks: a whole large file read into one buffer (a kernel, at
+ * every boot) is a mapping glibc frees, after which it keeps far larger blocks in its heap.
+ */
+export async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/** Up to length bytes of an open file from position (fewer at its end). */
+export async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length);
+  const { bytesRead } = await file.read(buffer, 0, length, position);
+  return buffer.subarray(0, bytesRead);
 }
 
 export async function readTextIfExists(path: string): Promise<string | undefined> {

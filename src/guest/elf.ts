@@ -3,6 +3,9 @@
  * libraries does it need (DT_NEEDED, for a binary of another architecture that no loader here
  * can list), and what does a kernel module's .modinfo say. 32- and 64-bit, either byte order.
  */
+import { open } from 'node:fs/promises';
+import { readAt } from '../fs/files.js';
+
 interface ElfHeader {
   readonly is64: boolean;
   readonly little: boolean;
@@ -52,36 +55,79 @@ export function elfInterpreter(elf: Buffer): string | undefined {
   return elf.subarray(interp.offset, interp.offset + interp.fileSize).toString('latin1').replace(/\0+$/, '');
 }
 
+/** Where the section header table is (e_shoff and the rest) in an ELF header. */
+function sectionTable(head: Buffer) {
+  const h = header(head);
+  if (!h) throw new Error('not an ELF file');
+  const r = reader(head, h);
+  return {
+    h,
+    offset: r.word(h.is64 ? 0x28 : 0x20),
+    entrySize: r.u16(h.is64 ? 0x3a : 0x2e),
+    count: r.u16(h.is64 ? 0x3c : 0x30),
+    namesIndex: r.u16(h.is64 ? 0x3e : 0x32),
+  };
+}
+
+interface SectionHeader {
+  readonly name: number;
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** Section i of a table whose entries start at `at` in `bytes`. */
+function sectionHeader(bytes: Buffer, at: number, table: ReturnType<typeof sectionTable>, i: number): SectionHeader {
+  const r = reader(bytes, table.h);
+  const sh = at + i * table.entrySize;
+  return { name: r.u32(sh), offset: r.word(sh + (table.h.is64 ? 0x18 : 0x10)), size: r.word(sh + (table.h.is64 ? 0x20 : 0x14)) };
+}
+
+/** The header of the section named `name`, given the section names' bytes (.shstrtab). */
+function findSection(headers: readonly SectionHeader[], names: Buffer, name: string): SectionHeader | undefined {
+  return headers.find((s) => names.toString('latin1', s.name, names.indexOf(0, s.name)) === name);
+}
+
 /** The bytes of a named section, or undefined when the file has none. */
 export function elfSection(elf: Buffer, name: string): Buffer | undefined {
-  const h = header(elf);
-  if (!h) throw new Error('not an ELF file');
-  const r = reader(elf, h);
-  const shoff = r.word(h.is64 ? 0x28 : 0x20);
-  const shentsize = r.u16(h.is64 ? 0x3a : 0x2e);
-  const shnum = r.u16(h.is64 ? 0x3c : 0x30);
-  const shstrndx = r.u16(h.is64 ? 0x3e : 0x32);
-  const section = (i: number) => {
-    const sh = shoff + i * shentsize;
-    return {
-      name: r.u32(sh),
-      offset: r.word(sh + (h.is64 ? 0x18 : 0x10)),
-      size: r.word(sh + (h.is64 ? 0x20 : 0x14)),
-    };
-  };
-  const names = section(shstrndx);
-  for (let i = 0; i < shnum; i++) {
-    const s = section(i);
-    const start = names.offset + s.name;
-    const end = elf.indexOf(0, start);
-    if (elf.toString('latin1', start, end) === name) return elf.subarray(s.offset, s.offset + s.size);
+  const table = sectionTable(elf);
+  const headers = Array.from({ length: table.count }, (_, i) => sectionHeader(elf, table.offset, table, i));
+  const names = headers[table.namesIndex];
+  if (names === undefined) return undefined;
+  const s = findSection(headers, elf.subarray(names.offset, names.offset + names.size), name);
+  return s && elf.subarray(s.offset, s.offset + s.size);
+}
+
+/**
+ * The same read from the file, a few small reads instead of the whole file: a kernel module is
+ * megabytes, its .modinfo a few hundred bytes.
+ */
+export async function elfSectionOfFile(path: string, name: string): Promise<Buffer | undefined> {
+  const file = await open(path, 'r');
+  try {
+    const table = sectionTable(await readAt(file, 0, 64));
+    const bytes = await readAt(file, table.offset, table.count * table.entrySize);
+    if (bytes.length < table.count * table.entrySize) throw new Error('ELF section table past the end of the file');
+    const headers = Array.from({ length: table.count }, (_, i) => sectionHeader(bytes, 0, table, i));
+    const names = headers[table.namesIndex];
+    if (names === undefined) return undefined;
+    const s = findSection(headers, await readAt(file, names.offset, names.size), name);
+    return s && (await readAt(file, s.offset, s.size));
+  } finally {
+    await file.close();
   }
-  return undefined;
 }
 
 /** key=value pairs of a kernel module's .modinfo section (keys may repeat, e.g. alias). */
 export function moduleInfo(ko: Buffer): Array<[string, string]> {
-  const section = elfSection(ko, '.modinfo');
+  return modinfoFields(elfSection(ko, '.modinfo'));
+}
+
+/** The same, read from an uncompressed .ko file. */
+export async function moduleInfoOfFile(path: string): Promise<Array<[string, string]>> {
+  return modinfoFields(await elfSectionOfFile(path, '.modinfo'));
+}
+
+function modinfoFields(section: Buffer | undefined): Array<[string, string]> {
   if (!section) return [];
   return section
     .toString('latin1')

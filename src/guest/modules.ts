@@ -8,7 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { errnoCode, failed } from '../errors.js';
-import { moduleInfo } from './elf.js';
+import { moduleInfo, moduleInfoOfFile } from './elf.js';
 
 /** Needed to boot: virtio transports (mmio for microvm, pci for q35/virt), net, rng, 9p, overlay, binfmt. */
 export const builderModules = [
@@ -131,8 +131,10 @@ async function tableFromModinfo(
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
     const path = paths.get(name);
     if (path === undefined || table.has(name) || builtin.has(name)) continue;
-    const data = await readModule(await existingModuleFile(modulesDir, path));
-    const depends = moduleInfo(data).find(([key]) => key === 'depends')?.[1] ?? '';
+    const file = await existingModuleFile(modulesDir, path);
+    // an uncompressed module is not read whole: only its .modinfo (it runs at every boot)
+    const info = file.endsWith('.ko') ? await moduleInfoOfFile(file) : moduleInfo(await readModule(file));
+    const depends = info.find(([key]) => key === 'depends')?.[1] ?? '';
     const deps = depends.split(',').filter(Boolean).map(normalizeModuleName);
     table.set(name, { path, deps });
     queue.push(...deps);

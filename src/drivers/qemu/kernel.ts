@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { BootKernel, GuestArch } from '../driver.js';
 import { xzReadableStream } from '../../debian/decompress.js';
 import { errnoCode, failed } from '../../errors.js';
+import { fileSha256, readAt } from '../../fs/files.js';
 
 export { hostTscKhz } from '../../platform/host.js';
 
@@ -130,11 +131,15 @@ export function notesInclude(notes: Buffer, name: string, type: number): boolean
   return false;
 }
 
-async function readAt(file: Awaited<ReturnType<typeof open>>, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
-  const { bytesRead } = await file.read(buffer, 0, length, position);
-  return buffer.subarray(0, bytesRead);
+async function readHead(path: string, length: number): Promise<Buffer> {
+  const file = await open(path, 'r');
+  try {
+    return await readAt(file, 0, length);
+  } finally {
+    await file.close();
+  }
 }
+
 
 /** The arm64 boot header's magic, "ARM\x64" at offset 0x38 (Documentation/arch/arm64/booting.rst). */
 const arm64ImageMagic = 0x644d5241;
@@ -145,17 +150,17 @@ export function isArm64Image(data: Buffer): boolean {
 
 /** The uncompressed arm64 Image: the file itself, or its gzip decompressed once into the cache. */
 export async function prepareArm64Image(image: string, cacheDir: string): Promise<BootKernel> {
-  const data = await readFile(image);
-  if (isArm64Image(data)) return { path: image, format: 'image' };
+  const head = await readHead(image, 64);
+  if (isArm64Image(head)) return { path: image, format: 'image' };
   const gzip = codecs.find((c) => c.command[0] === 'gzip');
-  if (gzip === undefined || !data.subarray(0, gzip.magic.length).equals(gzip.magic)) {
+  if (gzip === undefined || !head.subarray(0, gzip.magic.length).equals(gzip.magic)) {
     throw failed(`${image} is neither an arm64 Image nor a gzip-compressed one`, 'pass --kernel with an arm64 kernel (vmlinuz, Image or Image.gz)');
   }
-  const key = createHash('sha256').update(data).digest('hex').slice(0, 32);
+  const key = (await fileSha256(image)).slice(0, 32);
   const dir = join(cacheDir, 'kernels');
   const uncompressed = join(dir, `Image-${key}`);
   if (await exists(uncompressed)) return { path: uncompressed, format: 'image' };
-  const decoded = await gzip.inProcess(data);
+  const decoded = await gzip.inProcess(await readFile(image));
   if (!isArm64Image(decoded)) throw failed(`${image} decompresses to something that is not an arm64 Image`, 'pass --kernel with an arm64 kernel (vmlinuz, Image or Image.gz)');
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = `${uncompressed}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -173,14 +178,15 @@ export async function prepareKernel(image: string, cacheDir: string, arch: Guest
   if (arch === 'aarch64') return prepareArm64Image(image, cacheDir);
   // Already an uncompressed vmlinux with a PVH entry (e.g. --kernel vmlinux): boot it as it is.
   if (await hasPvhNote(image).catch(() => false)) return { path: image, format: 'vmlinux-pvh' };
-  const bzImage = await readFile(image);
-  const key = createHash('sha256').update(bzImage).digest('hex').slice(0, 32);
+  // Hashed in chunks and read whole only when not cached: a boot reads no more of it than that.
+  const key = (await fileSha256(image)).slice(0, 32);
   const dir = join(cacheDir, 'kernels');
   const vmlinux = join(dir, `vmlinux-${key}`);
   const noPvhMarker = `${vmlinux}.no-pvh`;
   if (await exists(vmlinux)) return { path: vmlinux, format: 'vmlinux-pvh' };
   if (await exists(noPvhMarker)) return { path: image, format: 'bzImage' };
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  const bzImage = await readFile(image);
   const payload = findPayload(bzImage);
   const temp = `${vmlinux}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { elfInterpreter, elfMachine, elfMachines, elfNeeded, isElf, moduleInfo } from '../../../src/guest/elf.js';
-import { readFileSync } from 'node:fs';
+import { elfInterpreter, elfMachine, elfMachines, elfNeeded, isElf, moduleInfo, moduleInfoOfFile } from '../../../src/guest/elf.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { findBusybox } from '../../../src/guest/busybox.js';
 import { hostArch } from '../../../src/platform/host.js';
@@ -19,6 +21,23 @@ test('.modinfo fields come back as key/value pairs', () => {
     ['depends', '9pnet,netfs'],
     ['alias', '9p'],
   ]);
+});
+
+test('.modinfo read from the file itself (a few small reads) gives the same fields; a cut file is an error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lb-elf-'));
+  try {
+    const ko = syntheticElf({ modinfo: ['alias=fs-9p', 'depends=9pnet,netfs', 'alias=9p'] });
+    writeFileSync(join(dir, '9p.ko'), ko);
+    assert.deepEqual(await moduleInfoOfFile(join(dir, '9p.ko')), moduleInfo(ko));
+    writeFileSync(join(dir, 'plain.ko'), syntheticElf({}));
+    assert.deepEqual(await moduleInfoOfFile(join(dir, 'plain.ko')), []);
+    writeFileSync(join(dir, 'cut.ko'), ko.subarray(0, 80));
+    await assert.rejects(moduleInfoOfFile(join(dir, 'cut.ko')), /section table/);
+    writeFileSync(join(dir, 'text.ko'), '#!/bin/sh\necho not elf\n'.padEnd(64));
+    await assert.rejects(moduleInfoOfFile(join(dir, 'text.ko')), /not an ELF/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a file that is not ELF is recognised as such', () => {
