@@ -75,11 +75,13 @@ interface SectionHeader {
   readonly size: number;
 }
 
-/** Section i of a table whose entries start at `at` in `bytes`. */
-function sectionHeader(bytes: Buffer, at: number, table: ReturnType<typeof sectionTable>, i: number): SectionHeader {
+/** The section headers of a table whose entries start at `at` in `bytes`. */
+function sectionHeaders(bytes: Buffer, at: number, table: ReturnType<typeof sectionTable>): SectionHeader[] {
   const r = reader(bytes, table.h);
-  const sh = at + i * table.entrySize;
-  return { name: r.u32(sh), offset: r.word(sh + (table.h.is64 ? 0x18 : 0x10)), size: r.word(sh + (table.h.is64 ? 0x20 : 0x14)) };
+  return Array.from({ length: table.count }, (_, i) => {
+    const sh = at + i * table.entrySize;
+    return { name: r.u32(sh), offset: r.word(sh + (table.h.is64 ? 0x18 : 0x10)), size: r.word(sh + (table.h.is64 ? 0x20 : 0x14)) };
+  });
 }
 
 /** The header of the section named `name`, given the section names' bytes (.shstrtab). */
@@ -90,7 +92,7 @@ function findSection(headers: readonly SectionHeader[], names: Buffer, name: str
 /** The bytes of a named section, or undefined when the file has none. */
 export function elfSection(elf: Buffer, name: string): Buffer | undefined {
   const table = sectionTable(elf);
-  const headers = Array.from({ length: table.count }, (_, i) => sectionHeader(elf, table.offset, table, i));
+  const headers = sectionHeaders(elf, table.offset, table);
   const names = headers[table.namesIndex];
   if (names === undefined) return undefined;
   const s = findSection(headers, elf.subarray(names.offset, names.offset + names.size), name);
@@ -107,7 +109,7 @@ export async function elfSectionOfFile(path: string, name: string): Promise<Buff
     const table = sectionTable(await readAt(file, 0, 64));
     const bytes = await readAt(file, table.offset, table.count * table.entrySize);
     if (bytes.length < table.count * table.entrySize) throw new Error('ELF section table past the end of the file');
-    const headers = Array.from({ length: table.count }, (_, i) => sectionHeader(bytes, 0, table, i));
+    const headers = sectionHeaders(bytes, 0, table);
     const names = headers[table.namesIndex];
     if (names === undefined) return undefined;
     const s = findSection(headers, await readAt(file, names.offset, names.size), name);

@@ -14,7 +14,7 @@ import { collectorScript } from './collector.js';
 import { nixDaemonSpares, nixDaemonWrapper } from './daemon.js';
 import { type InitOptions, type ModuleGroups, type NineCache, dhcpScript, etcFiles, guestPaths, initScript, rcBuilder, sshdConfig } from './init.js';
 import { powerButtonScript, shutdownScript } from './power.js';
-import { type GuestModule, builderModules, diskModules, findGuestModules, kernelHasModule, loadLevels, readModule } from './modules.js';
+import { type GuestModule, ModuleIndex, builderModules, diskModules, loadLevels, readModule } from './modules.js';
 import type { ShareTransport } from '../drivers/devices.js';
 import { type FoundSshd, sshdLibraries, sshdVersionConfig } from './sshd.js';
 import type { GuestUserland } from './userland.js';
@@ -81,9 +81,10 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
   const sshd = await request.userland.sshd({ cacheDir: request.cacheDir, log: request.log });
   const libraries = await sshdLibraries(sshd);
   const modules: GuestModule[] = [];
+  const index = await ModuleIndex.open(request.modulesDir);
   const group = async (wanted: readonly string[], optional: readonly string[] = []): Promise<string[][]> => {
     const loaded = new Set(modules.map((m) => m.name));
-    const found = (await findGuestModules(request.modulesDir, wanted, optional)).filter((m) => !loaded.has(m.name));
+    const found = (await index.find(wanted, optional)).filter((m) => !loaded.has(m.name));
     modules.push(...found);
     return loadLevels(found);
   };
@@ -107,7 +108,7 @@ async function gatherInputs(request: GuestImageRequest): Promise<Inputs> {
     sshdNoReexec: !sshd.split,
     sshdExtraConfig: sshdVersionConfig(sshd, guestPaths.sshDir),
   };
-  const virtiofs = await kernelHasModule(request.modulesDir, 'virtiofs');
+  const virtiofs = index.has('virtiofs');
   return { busybox, sshd, sshdLibraries: libraries, modules, init, ldCache: request.userland.ldCache, shareTransports: virtiofs ? ['virtiofs', '9p'] : ['9p'] };
 }
 

@@ -113,33 +113,69 @@ async function readOptional(path: string): Promise<string | undefined> {
 const onDiskSuffixes = ['', '.xz', '.zst', '.gz'];
 
 /**
- * Without modules.dep (a kernel package extracted, never installed, so depmod never ran) the
- * table is built from modules.order and each needed module's own "depends=" field.
+ * A kernel's modules dir, read once however many groups of modules are looked up in it: a boot
+ * resolves eight groups, and each used to read and index modules.order (thousands of lines)
+ * again. Its built-ins and dependency table come from modules.dep; without it (a kernel package
+ * extracted, never installed, so depmod never ran) from modules.order and each needed module's
+ * own "depends=" field, read once per module.
  */
-async function tableFromModinfo(
-  modulesDir: string,
-  wanted: readonly string[],
-  builtin: ReadonlySet<string>,
-): Promise<Map<string, ModuleEntry>> {
-  const orderText = await readOptional(join(modulesDir, 'modules.order'));
-  if (orderText === undefined) {
-    throw failed(`${modulesDir} has neither modules.dep nor modules.order`, 'is this a kernel modules directory?');
+export class ModuleIndex {
+  /** Modules read so far (all of them when modules.dep was there). */
+  private readonly table: Map<string, ModuleEntry>;
+
+  private constructor(
+    readonly modulesDir: string,
+    private readonly builtin: ReadonlySet<string>,
+    dep: Map<string, ModuleEntry> | undefined,
+    /** name → path from modules.order, when there is no modules.dep. */
+    private readonly paths: ReadonlyMap<string, string> | undefined,
+  ) {
+    this.table = dep ?? new Map();
   }
-  const paths = new Map(parseModuleList(orderText).map((path) => [moduleNameOf(path), path]));
-  const table = new Map<string, ModuleEntry>();
-  const queue = wanted.map(normalizeModuleName);
-  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-    const path = paths.get(name);
-    if (path === undefined || table.has(name) || builtin.has(name)) continue;
-    const file = await existingModuleFile(modulesDir, path);
-    // an uncompressed module is not read whole: only its .modinfo (it runs at every boot)
-    const info = file.endsWith('.ko') ? await moduleInfoOfFile(file) : moduleInfo(await readModule(file));
-    const depends = info.find(([key]) => key === 'depends')?.[1] ?? '';
-    const deps = depends.split(',').filter(Boolean).map(normalizeModuleName);
-    table.set(name, { path, deps });
-    queue.push(...deps);
+
+  static async open(modulesDir: string): Promise<ModuleIndex> {
+    const builtin = new Set(parseModuleList((await readOptional(join(modulesDir, 'modules.builtin'))) ?? '').map(moduleNameOf));
+    const depText = await readOptional(join(modulesDir, 'modules.dep'));
+    if (depText !== undefined) return new ModuleIndex(modulesDir, builtin, parseModulesDep(depText), undefined);
+    const orderText = await readOptional(join(modulesDir, 'modules.order'));
+    if (orderText === undefined) {
+      throw failed(`${modulesDir} has neither modules.dep nor modules.order`, 'is this a kernel modules directory?');
+    }
+    return new ModuleIndex(modulesDir, builtin, undefined, new Map(parseModuleList(orderText).map((path) => [moduleNameOf(path), path])));
   }
-  return table;
+
+  /** The kernel has the module, built in or as a file. */
+  has(name: string): boolean {
+    const wanted = normalizeModuleName(name);
+    return this.builtin.has(wanted) || (this.paths ?? this.table).has(wanted);
+  }
+
+  /** Resolves wanted (+ optional where present) into load order, with each module's file. */
+  async find(wanted: readonly string[], optional: readonly string[] = []): Promise<GuestModule[]> {
+    if (this.paths !== undefined) await this.readModinfo([...wanted, ...optional], this.paths);
+    const order = resolveModuleOrder(wanted, optional, this.table, this.builtin, this.modulesDir);
+    const found: GuestModule[] = [];
+    for (const { name, path, deps } of order) {
+      found.push({ name, file: await existingModuleFile(this.modulesDir, path), deps });
+    }
+    return found;
+  }
+
+  /** Adds the dependency closure of names to the table, from each module's .modinfo. */
+  private async readModinfo(names: readonly string[], paths: ReadonlyMap<string, string>): Promise<void> {
+    const queue = names.map(normalizeModuleName);
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+      const path = paths.get(name);
+      if (path === undefined || this.table.has(name) || this.builtin.has(name)) continue;
+      const file = await existingModuleFile(this.modulesDir, path);
+      // an uncompressed module is not read whole: only its .modinfo (it runs at every boot)
+      const info = file.endsWith('.ko') ? await moduleInfoOfFile(file) : moduleInfo(await readModule(file));
+      const depends = info.find(([key]) => key === 'depends')?.[1] ?? '';
+      const deps = depends.split(',').filter(Boolean).map(normalizeModuleName);
+      this.table.set(name, { path, deps });
+      queue.push(...deps);
+    }
+  }
 }
 
 /** Resolves wanted (+ optional where present) into load order, with each module's file. */
@@ -148,28 +184,12 @@ export async function findGuestModules(
   wanted: readonly string[],
   optional: readonly string[] = [],
 ): Promise<GuestModule[]> {
-  const builtin = new Set(parseModuleList((await readOptional(join(modulesDir, 'modules.builtin'))) ?? '').map(moduleNameOf));
-  const depText = await readOptional(join(modulesDir, 'modules.dep'));
-  const table =
-    depText === undefined
-      ? await tableFromModinfo(modulesDir, [...wanted, ...optional], builtin)
-      : parseModulesDep(depText);
-  const order = resolveModuleOrder(wanted, optional, table, builtin, modulesDir);
-  const found: GuestModule[] = [];
-  for (const { name, path, deps } of order) {
-    found.push({ name, file: await existingModuleFile(modulesDir, path), deps });
-  }
-  return found;
+  return (await ModuleIndex.open(modulesDir)).find(wanted, optional);
 }
 
 /** The kernel has the module, built in or as a file (modules.dep, else modules.order). */
 export async function kernelHasModule(modulesDir: string, name: string): Promise<boolean> {
-  const wanted = normalizeModuleName(name);
-  for (const list of ['modules.builtin', 'modules.dep', 'modules.order']) {
-    const text = (await readOptional(join(modulesDir, list))) ?? '';
-    if (text.split('\n').some((line) => line.trim() !== '' && moduleNameOf(line.split(':')[0]?.trim() ?? '') === wanted)) return true;
-  }
-  return false;
+  return (await ModuleIndex.open(modulesDir)).has(name);
 }
 
 /**
