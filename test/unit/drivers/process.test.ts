@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { ExitInfo, RunningVm } from '../../../src/drivers/driver.js';
-import { findOnPath, isAlive, killHard, processCommandLine, spawnDetached, waitForExit } from '../../../src/drivers/process.js';
+import { findOnPath, isAlive, killHard, listProcesses, processCommandLine, spawnDetached, waitForExit } from '../../../src/drivers/process.js';
 import { UserError } from '../../../src/errors.js';
 
 let dir: string;
@@ -45,6 +45,25 @@ test('isAlive, processCommandLine, killHard and waitForExit on a real process', 
     killHard(vm.pid); // already gone: no error
   } finally {
     killHard(vm.pid);
+  }
+});
+
+// the shell runs a list, so it stays the process (a lone command may be exec'd in its place)
+test('listProcesses: every process with its whole command line, a long one (40 KiB) included', async () => {
+  const marker = `lb-list-test-${process.pid}`;
+  const long = 'x'.repeat(40 * 1024);
+  const short = await spawnDetached(['sh', '-c', 'sleep 30; :', marker, 'two words'], join(dir, 'short.log'));
+  const big = await spawnDetached(['sh', '-c', 'sleep 30; :', marker, long], join(dir, 'long.log'));
+  try {
+    const listed = await listProcesses();
+    assert.equal(listed.find((p) => p.pid === short.pid)?.commandLine, `sh -c sleep 30; : ${marker} two words`);
+    assert.equal(listed.find((p) => p.pid === big.pid)?.commandLine, `sh -c sleep 30; : ${marker} ${long}`);
+    assert.equal(await processCommandLine(big.pid), `sh -c sleep 30; : ${marker} ${long}`);
+    assert.ok(listed.some((p) => p.pid === process.pid));
+    assert.deepEqual(listed.map((p) => p.pid), [...listed.map((p) => p.pid)].sort((a, b) => a - b));
+  } finally {
+    killHard(short.pid);
+    killHard(big.pid);
   }
 });
 
