@@ -31,10 +31,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   }, { neededBytes: Buffer.byteLength(data) });
 }
 
-/**
- * A file's sha256, read in small chunks: a whole large file read into one buffer (a kernel, at
- * every boot) is a mapping glibc frees, after which it keeps far larger blocks in its heap.
- */
+/** A file's sha256, read in 64 KiB chunks: a kernel hashed at every boot is never held whole. */
 export async function fileSha256(path: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);

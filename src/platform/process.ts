@@ -57,7 +57,7 @@ async function readProcText(path: string, buffer: Buffer): Promise<string | unde
   } catch {
     return undefined;
   } finally {
-    await file.close();
+    await file.close().catch(() => undefined);
   }
 }
 

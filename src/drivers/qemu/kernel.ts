@@ -140,7 +140,6 @@ async function readHead(path: string, length: number): Promise<Buffer> {
   }
 }
 
-
 /** The arm64 boot header's magic, "ARM\x64" at offset 0x38 (Documentation/arch/arm64/booting.rst). */
 const arm64ImageMagic = 0x644d5241;
 
