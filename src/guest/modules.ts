@@ -187,11 +187,6 @@ export async function findGuestModules(
   return (await ModuleIndex.open(modulesDir)).find(wanted, optional);
 }
 
-/** The kernel has the module, built in or as a file (modules.dep, else modules.order). */
-export async function kernelHasModule(modulesDir: string, name: string): Promise<boolean> {
-  return (await ModuleIndex.open(modulesDir)).has(name);
-}
-
 /**
  * Modules (deps first) as levels loaded one after another: a module's level comes after the
  * levels of all its deps, so the modules of one level can load in parallel. Deps not in the

@@ -148,7 +148,7 @@ class GuestOwnLayer {
         clearTimeout(timer);
         resolve(lacking);
       });
-      this.child.stdin.write(`${paths.map((p) => p.slice(`${storeDir}/`.length)).join(' ')}\n`);
+      this.child.stdin.write(`${paths.map(storeName).join(' ')}\n`);
     });
   }
 
@@ -275,9 +275,10 @@ export class StoreSync {
     // Paths the guest holds need no check on the host either: nothing is registered, so one
     // the host is still writing (an output being copied back) cannot be registered half-written.
     const lacking = await this.guestLacks(pending);
-    const held = lacking ? pending.filter((p) => !lacking.has(p.slice(`${storeDir}/`.length))) : [];
+    const held: string[] = [];
+    const rest: string[] = [];
+    for (const path of pending) (lacking && !lacking.has(storeName(path)) ? held : rest).push(path);
     if (generation === this.generation) for (const path of held) this.registered.add(path);
-    const rest = lacking ? pending.filter((p) => lacking.has(p.slice(`${storeDir}/`.length))) : pending;
     const fresh = rest.length === 0 ? [] : await validOnHost(rest);
     for (const chunk of registrationChunks(fresh)) await this.register(chunk, generation);
     const known = held.length + fresh.length;
@@ -371,6 +372,11 @@ export function guestKnownCommand(): string {
   return `[ -s /nix/var/nix/db/db.sqlite ] && cd ${hostRootsDir} && ${guestPaths.busyboxDir}/ls -A`;
 }
 
+/** /nix/store/<name> → <name>. */
+function storeName(path: string): string {
+  return path.slice(`${storeDir}/`.length);
+}
+
 /** Store path names are [0-9a-z]{32}-[A-Za-z0-9+._?=-]+: `?` would glob in a shell. */
 function quote(path: string): string {
   return `'${path}'`;
@@ -391,7 +397,7 @@ function quote(path: string): string {
  * host paths were registered. The tools are busybox's: the userland's start slower.
  */
 export function guestRegisterCommand(paths: readonly string[]): string {
-  const names = paths.map((p) => quote(p.slice(`${storeDir}/`.length)));
+  const names = paths.map((p) => quote(storeName(p)));
   const bb = guestPaths.busyboxDir;
   return [
     `cd ${guestPaths.rwStore}/upper`,
