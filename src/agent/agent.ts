@@ -2,22 +2,21 @@
  * The on-demand agent: a loopback TCP listener that relays each connection to the guest's
  * sshd, booting the VM first when it is not running (every connection that arrives during a
  * boot waits on that one boot), and stopping it when no connection has been open for the idle
- * timeout. Boots and stops run one at a time; the VM is never stopped while a connection is open.
+ * timeout. The VM itself is owned by a session, a child process that lives as long as the VM
+ * does (vm-session.ts): the agent stays small between boots. Boots and stops run one at a
+ * time; the VM is never stopped while a connection is open.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { isAlive } from '../drivers/process.js';
 import { status } from '../instance/status.js';
-import { consoleTail } from '../instance/console.js';
-import { settleExitedVm } from '../instance/leftovers.js';
-import { storeSyncFor } from '../instance/ssh-access.js';
-import { silentReporter, type Reporter } from '../instance/reporter.js';
-import type { ExitInfo } from '../drivers/driver.js';
-import { describeExit } from '../instance/last-exit.js';
-import type { StoreSync, SyncResult } from '../nix/store-sync.js';
+import { silentReporter, type Phase, type Reporter } from '../instance/reporter.js';
 import type { InstancePaths } from '../instance/paths.js';
 import { agentStateWriter } from './agent-state.js';
 import type { EventSink } from './events.js';
+import type { SessionMessage, SessionRequest } from './vm-session.js';
 import { connectEndpoint, describeEndpoint, type SshEndpoint, type TcpEndpoint } from '../ssh/endpoint.js';
 
 export interface AgentOptions {
@@ -29,12 +28,7 @@ export interface AgentOptions {
   readonly shutdownGraceMs: number;
   readonly events: EventSink;
   readonly reporter?: Reporter;
-  /** How often the agent checks that its VM is still alive. */
-  readonly watchMs?: number;
 }
-
-/** How long an idle stop waits for a host store registration under way. */
-const syncDrainMs = 30_000;
 
 interface Vm {
   readonly pid: number;
@@ -42,27 +36,96 @@ interface Vm {
   readonly ssh: SshEndpoint;
 }
 
+/** The CLI, which runs a session as `vm-session` (from dist/ or, in a checkout, the source). */
+const cliPath = fileURLToPath(new URL('../../bin/linux-builder.js', import.meta.url));
+
+/** The agent's handle on its session child. */
+class Session {
+  /** Set once the session is ready, cleared when the agent asks it to stop or it ends. */
+  vm: Vm | undefined;
+  readonly ready: Promise<Vm>;
+  /** Resolves when the child has exited. */
+  readonly ended: Promise<void>;
+  private readonly child: ChildProcess;
+  private nextSync = 1;
+  private readonly syncs = new Map<number, () => void>();
+
+  constructor(name: string, reason: string, events: EventSink, reporter: Reporter) {
+    // Its own process group: a Ctrl-C at the agent's terminal reaches the agent, which stops the
+    // VM through the session, and not the session itself.
+    this.child = spawn(process.execPath, [cliPath, '--name', name, 'vm-session', '--reason', reason], { detached: true, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    let settle: { resolve: (vm: Vm) => void; reject: (error: Error) => void } | undefined;
+    this.ready = new Promise<Vm>((resolve, reject) => (settle = { resolve, reject }));
+    // A boot that fails is said by each connection that waited for it.
+    this.ready.catch(() => undefined);
+    this.child.on('message', (message: SessionMessage) => {
+      if (message.type === 'ready') {
+        this.vm = { pid: message.pid, ssh: message.ssh };
+        settle?.resolve(this.vm);
+      } else if (message.type === 'failed') settle?.reject(new Error(message.message));
+      else if (message.type === 'synced') this.settleSync(message.id);
+      else if (message.type === 'event') events.emit(message.event);
+      else if (message.kind === 'phase') reporter.phase(message.line as Phase);
+      else reporter[message.kind]?.(message.line);
+    });
+    this.ended = new Promise<void>((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.vm = undefined;
+        settle?.reject(new Error(`the VM session ended before the VM was ready (${signal ?? `exit ${code}`})`));
+        for (const id of [...this.syncs.keys()]) this.settleSync(id);
+        resolve();
+      });
+      this.child.once('error', (error) => {
+        settle?.reject(new Error(`cannot start the VM session: ${error.message}`));
+        resolve();
+      });
+    });
+  }
+
+  /** Resolves once a registration run that began after this call has finished (or the session ended). */
+  sync(): Promise<void> {
+    const id = this.nextSync++;
+    return new Promise<void>((resolve) => {
+      this.syncs.set(id, resolve);
+      if (!this.request({ type: 'sync', id })) this.settleSync(id);
+    });
+  }
+
+  /** Asks the session to stop its VM, and waits until it has exited. */
+  stop(requestedBy: string, label: string): Promise<void> {
+    this.vm = undefined;
+    this.request({ type: 'stop', requestedBy, label });
+    return this.ended;
+  }
+
+  private request(request: SessionRequest): boolean {
+    if (!this.child.connected) return false;
+    this.child.send(request);
+    return true;
+  }
+
+  private settleSync(id: number): void {
+    this.syncs.get(id)?.();
+    this.syncs.delete(id);
+  }
+}
+
 export class Agent {
   private server: Server | undefined;
   private readonly connections = new Map<number, Socket>();
   private nextId = 1;
-  private vm: Vm | undefined;
+  /** The session child of the VM that runs, boots or stops; undefined once it has exited. */
+  private session: Session | undefined;
   private booting: Promise<Vm> | undefined;
   /** Boots and stops, one at a time. */
   private operations: Promise<unknown> = Promise.resolve();
   private idleTimer: NodeJS.Timeout | undefined;
   private idleSince: Date | null = new Date();
-  private watchTimer: NodeJS.Timeout | undefined;
   private readonly state;
   private closing = false;
-  private readonly storeSync: StoreSync;
-  private syncTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.state = agentStateWriter(options.paths.agentState);
-    // One event per registration run, however many connections waited for it.
-    const onRegistered = (result: SyncResult) => options.events.emit({ event: 'store-sync', registered: result.registered, seconds: result.seconds, inGuest: result.inGuest });
-    this.storeSync = storeSyncFor(options.paths, onRegistered, true);
   }
 
   get listenAddress(): string {
@@ -72,10 +135,7 @@ export class Agent {
   /** Adopts a VM already running for this instance, then listens. */
   async listen(): Promise<void> {
     const current = await status(this.options.paths.name);
-    if (current.state === 'running' && current.pid !== null && current.ssh) {
-      this.adopt({ pid: current.pid, ssh: current.ssh });
-      this.options.events.emit({ event: 'vm-adopted', pid: current.pid });
-    }
+    if (current.state === 'running') await this.ensureVm('adopted at the agent\'s start').catch(() => undefined);
     // No Nagle on either side of the relay: the SSH handshake is a ping-pong of small packets,
     // and each one held back for an ACK costs a warm build tens of milliseconds.
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -121,11 +181,11 @@ export class Agent {
       this.publish();
       // The build's output was copied back to the host during the connection: registered now,
       // the next build (often right behind it) finds nothing left to register.
-      void this.syncStore();
+      void this.session?.sync();
     });
     this.ensureVm(`connection ${id}`)
       .then(async (vm) => {
-        await this.syncStore();
+        await this.session?.sync();
         this.relay(client, vm);
       })
       .catch((error: unknown) => {
@@ -156,83 +216,27 @@ export class Agent {
   /** The running VM; boots it when there is none. Concurrent callers share one boot. */
   private async ensureVm(reason: string): Promise<Vm> {
     // Checked per connection: a VM killed a moment ago must not get connections relayed to it.
-    const known = this.vm;
-    if (known && !(await isAlive(known.pid))) await this.noticeExit(known);
-    if (this.vm) return this.vm;
+    // Its session notices the exit within a second, records it and ends; a new one boots.
+    const known = this.session;
+    if (known?.vm && !(await isAlive(known.vm.pid))) {
+      known.vm = undefined;
+      await known.ended;
+    }
+    if (this.session?.vm) return this.session.vm;
     this.booting ??= this.serialize(async () => {
-      if (this.vm) return this.vm;
-      const current = await status(this.options.paths.name);
-      if (current.state === 'running' && current.pid !== null && current.ssh) {
-        const vm = { pid: current.pid, ssh: current.ssh };
-        this.adopt(vm);
-        return vm;
-      }
-      this.options.events.emit({ event: 'boot-start', reason });
-      const t0 = Date.now();
-      // Loaded at the first boot: an agent that never boots a VM stays small.
-      const { start } = await import('../instance/start.js');
-      const result = await start(this.options.paths.name, {}, this.options.reporter ?? silentReporter, { storeSync: this.storeSync });
-      const { pid, ssh } = result.status;
-      if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
-      this.options.events.emit({ event: 'boot-ready', seconds: (Date.now() - t0) / 1000, pid });
-      const vm = { pid, ssh };
-      this.adopt(vm);
-      // We launched it, so we hear how it ends (killed by which signal) at once.
-      void result.exited?.then((info) => this.noticeExit(vm, info));
-      return vm;
+      if (this.session?.vm) return this.session.vm;
+      // A session stopping its VM, or recording its exit, ends before the next boot.
+      await this.session?.ended;
+      const session = new Session(this.options.paths.name, reason, this.options.events, this.options.reporter ?? silentReporter);
+      this.session = session;
+      void session.ended.then(() => {
+        if (this.session === session) this.session = undefined;
+      });
+      return await session.ready;
     }).finally(() => {
       this.booting = undefined;
     });
     return this.booting;
-  }
-
-  private adopt(vm: Vm): void {
-    this.vm = vm;
-    clearInterval(this.watchTimer);
-    this.watchTimer = setInterval(() => void this.watch(vm), this.options.watchMs ?? 1000);
-    // Outputs copied back from the guest, and anything else the host gains, are registered
-    // between builds, so the next build rarely waits for a sync.
-    clearInterval(this.syncTimer);
-    this.syncTimer = setInterval(() => void this.syncStore(), 10_000);
-  }
-
-  /** Registers host paths the guest's Nix does not know yet, before a build can need them. */
-  private async syncStore(): Promise<void> {
-    if (!this.vm || process.env.LINUX_BUILDER_SKIP_STORE_SYNC === '1') return;
-    try {
-      if ((await this.storeSync.pending()).length === 0) return;
-      await this.storeSync.sync();
-    } catch (error) {
-      this.options.events.emit({ event: 'error', message: `store sync: ${(error as Error).message}` });
-    }
-  }
-
-  /** Notices a VM that died under us (killed, crashed, powered off from inside). */
-  private async watch(vm: Vm): Promise<void> {
-    if (this.vm === vm && !(await isAlive(vm.pid))) await this.noticeExit(vm);
-  }
-
-  /** info: how it ended, when this agent launched it; else only that it is gone. */
-  private async noticeExit(vm: Vm, info?: ExitInfo): Promise<void> {
-    if (this.vm !== vm) return;
-    this.vm = undefined;
-    clearInterval(this.watchTimer);
-    clearInterval(this.syncTimer);
-    this.storeSync.forget();
-    const at = new Date().toISOString();
-    const how = info ? describeExit(info) : 'the VM process was gone (killed, crashed, or powered off inside)';
-    const last = (await consoleTail(this.options.paths.consoleLog, 1))[0];
-    // Queued with boots: the record and the removal of its run files come before the next boot,
-    // and under the instance lock, so they never touch a VM started meanwhile.
-    await this.serialize(() => settleExitedVm(this.options.paths.name, { pid: vm.pid, at, reason: how }))
-      .then((recorded) => {
-        const reason = recorded.requested ? recorded.reason : `exited without a stop: ${how}${last ? `; console: ${last}` : ''}`;
-        this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason });
-      })
-      .catch((error: unknown) => {
-        this.options.events.emit({ event: 'vm-exited', pid: vm.pid, reason: `exited without a stop: ${how}` });
-        this.options.events.emit({ event: 'error', message: `after the VM exited: ${(error as Error).message}` });
-      });
   }
 
   private armIdle(): void {
@@ -249,27 +253,12 @@ export class Agent {
   }
 
   private async idleStop(): Promise<void> {
-    if (this.connections.size > 0 || !this.vm || this.closing) return;
+    const session = this.session;
+    if (this.connections.size > 0 || !session?.vm || this.closing) return;
     const idleSeconds = this.idleSince ? (Date.now() - this.idleSince.getTime()) / 1000 : 0;
-    this.vm = undefined;
-    clearInterval(this.watchTimer);
-    clearInterval(this.syncTimer);
-    this.storeSync.forget();
     this.options.events.emit({ event: 'idle-stop', idleSeconds });
     const requestedBy = `the agent after ${Math.round(idleSeconds)} s without a connection`;
-    await this.serialize(() => this.stopVm(requestedBy)).catch((error: unknown) => {
-      this.options.events.emit({ event: 'error', message: `idle stop: ${(error as Error).message}` });
-    });
-  }
-
-  /** Call with this.vm already cleared, so no new registration starts. */
-  private async stopVm(requestedBy: string): Promise<void> {
-    // A registration under way finishes first: powered off under it, it would fail, and the
-    // guest's database would be cut mid-write.
-    await Promise.race([this.storeSync.settled(), new Promise((resolve) => setTimeout(resolve, syncDrainMs).unref())]);
-    this.storeSync.close();
-    const { stop } = await import('../instance/stop.js');
-    await stop(this.options.paths.name, { force: false, requestedBy });
+    await this.serialize(() => session.stop(requestedBy, 'idle stop'));
   }
 
   /** Stops accepting, lets open connections finish up to the grace period, stops the VM. */
@@ -282,14 +271,9 @@ export class Agent {
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     for (const socket of this.connections.values()) socket.destroy();
     await this.booting?.catch(() => undefined);
-    clearInterval(this.watchTimer);
-    clearInterval(this.syncTimer);
-    if (this.vm) {
-      this.vm = undefined;
-      await this.serialize(() => this.stopVm(`the agent on ${signal}`)).catch((error: unknown) => {
-        this.options.events.emit({ event: 'error', message: `stop on ${signal}: ${(error as Error).message}` });
-      });
-    }
+    const session = this.session;
+    if (session?.vm) await this.serialize(() => session.stop(`the agent on ${signal}`, `stop on ${signal}`));
+    else await session?.ended;
     await this.state.flush();
     await rm(this.options.paths.agentState, { force: true });
     await this.options.events.close();

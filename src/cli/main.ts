@@ -88,6 +88,12 @@ function program(): Command {
     .option('--verbose', 'show boot phases')
     .action(async (options) => (await import('./serve.js')).serveCommand(name(), options));
 
+  // The agent's child that owns one VM from boot to stop (src/agent/vm-session.ts); not for users.
+  cli
+    .command('vm-session', { hidden: true })
+    .option('--reason <text>', 'why the VM boots', 'a connection')
+    .action(async (options: { reason: string }) => (await import('../agent/vm-session.js')).runVmSession(name(), options.reason));
+
   cli
     .command('service')
     .description('run the on-demand agent (serve) under systemd or launchd: install, uninstall or status')
