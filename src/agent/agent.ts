@@ -64,12 +64,17 @@ class Session {
         settle?.resolve(this.vm);
       } else if (message.type === 'failed') settle?.reject(new Error(message.message));
       else if (message.type === 'synced') this.settleSync(message.id);
-      else if (message.type === 'event') events.emit(message.event);
+      else if (message.type === 'event') {
+        if (message.event.event === 'vm-exited') this.vm = undefined;
+        events.emit(message.event);
+      }
       else if (message.kind === 'phase') reporter.phase(message.line as Phase);
       else reporter[message.kind]?.(message.line);
     });
     this.ended = new Promise<void>((resolve) => {
       this.child.once('exit', (code, signal) => {
+        // Ready, not asked to stop, no exit of its VM said: the next connection adopts the VM.
+        if (this.vm) events.emit({ event: 'error', message: `the VM session (pid ${this.child.pid}) ended on its own (${signal ?? `exit ${code}`}); its VM is adopted by the next connection` });
         this.vm = undefined;
         settle?.reject(new Error(`the VM session ended before the VM was ready (${signal ?? `exit ${code}`})`));
         for (const id of [...this.syncs.keys()]) this.settleSync(id);
@@ -271,6 +276,8 @@ export class Agent {
     while (this.connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     for (const socket of this.connections.values()) socket.destroy();
     await this.booting?.catch(() => undefined);
+    // A session that died (killed on its own) left its VM running: a new one adopts it to stop it.
+    if (!this.session?.vm && (await status(this.options.paths.name)).state === 'running') await this.ensureVm(`stop on ${signal}`).catch(() => undefined);
     const session = this.session;
     if (session?.vm) await this.serialize(() => session.stop(`the agent on ${signal}`, `stop on ${signal}`));
     else await session?.ended;

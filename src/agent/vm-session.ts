@@ -56,6 +56,8 @@ export class VmSession {
   /** The stop and the record of an exit, one at a time. */
   private operations: Promise<unknown> = Promise.resolve();
   private finishing: Promise<void> | undefined;
+  /** Set once the session is over: a boot that completes after it arms nothing. */
+  private over = false;
   private resolveFinished!: () => void;
   /** Resolves once the session has nothing left to do: its VM stopped or exited, or the agent left. */
   readonly finished = new Promise<void>((resolve) => (this.resolveFinished = resolve));
@@ -106,6 +108,7 @@ export class VmSession {
   }
 
   private async ready(vm: Vm): Promise<void> {
+    if (this.over) return;
     this.vm = vm;
     this.watchTimer = setInterval(() => void this.watch(vm), this.options.watchMs ?? 1000);
     // Outputs copied back from the guest, and anything else the host gains, are registered
@@ -133,6 +136,7 @@ export class VmSession {
 
   /** The agent went away (killed): the VM keeps running for the next agent to adopt. */
   abandon(): void {
+    this.over = true;
     this.vm = undefined;
     this.stopTimers();
     this.storeSync.close();
@@ -200,6 +204,7 @@ export class VmSession {
   /** Once: timers and the guest shell go, the operations under way end, then finished resolves. */
   private finish(): Promise<void> {
     this.finishing ??= (async () => {
+      this.over = true;
       this.stopTimers();
       this.storeSync.close();
       await this.operations;

@@ -33,6 +33,8 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
   const env = nixEnv(scope, box.env);
   const busybox = await arm64BusyboxStorePath();
   const vms = () => processesMatching(qmp);
+  /** The agent's VM session children (one per running VM). */
+  const sessions = () => processesMatching(`--name\u0000${name}\u0000vm-session\u0000`);
   const status = async () => JSON.parse((await box.run(['--name', name, 'status', '--json'])).stdout);
   const closeSharedConnection = () => new Promise((resolve) => spawn('ssh', ['-F', scope.sshConfig, '-O', 'exit', alias], { stdio: 'ignore' }).on('exit', resolve));
 
@@ -111,6 +113,22 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
     assert.ok(agentEvents(box, name).some((e) => e.event === 'vm-adopted' && e.pid === pid));
     assert.equal(await ssh(scope.sshConfig, alias, 'true'), 0);
     assert.deepEqual(vms(), [pid]);
+    // The killed agent's session went with it; the new agent's adopted the VM.
+    await waitFor('one session', () => (sessions().length === 1 ? true : undefined), 10_000);
+  });
+
+  await t.test('a VM session killed on its own: its VM keeps running and the next connection adopts it', async () => {
+    const [pid] = vms();
+    const [session] = sessions();
+    assert.ok(pid && session);
+    process.kill(session, 'SIGKILL');
+    await waitFor('the agent to hear it', () => agentEvents(box, name).find((e) => e.event === 'error' && String(e.message).includes(`VM session (pid ${session}) ended on its own`)), 10_000);
+    assert.deepEqual(vms(), [pid], 'the VM still runs');
+    const adoptedBefore = agentEvents(box, name).filter((e) => e.event === 'vm-adopted' && e.pid === pid).length;
+    assert.equal(await ssh(scope.sshConfig, alias, 'true'), 0);
+    assert.equal(agentEvents(box, name).filter((e) => e.event === 'vm-adopted' && e.pid === pid).length, adoptedBefore + 1);
+    assert.deepEqual(vms(), [pid], 'no second boot');
+    assert.equal(sessions().length, 1);
   });
 
   await t.test('20 connections at once against a stopped VM all succeed, with exactly one boot', async () => {
@@ -139,6 +157,7 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
     const idle = agentEvents(box, name).find((e) => e.event === 'idle-stop');
     assert.ok(Number(idle?.idleSeconds) >= 19.9);
     assert.deepEqual(vms(), []);
+    await waitFor('the session to end with its VM', () => (sessions().length === 0 ? true : undefined), 10_000);
   });
 
   await t.test('SIGTERM: the agent stops the VM it started and exits 0', async () => {
@@ -148,6 +167,7 @@ test('the agent boots the VM on demand, shares one boot, stops when idle, surviv
     agent.child.kill('SIGTERM');
     assert.equal(await agent.exited, 0);
     assert.deepEqual(vms(), []);
+    assert.deepEqual(sessions(), []);
     assert.equal((await status()).agent, null);
   });
 });
