@@ -3,18 +3,18 @@
  * `status` (an instance that exists, VM stopped), against the floor of Node itself starting and
  * exiting (`node -e 0`), in the same run; and the resident memory of an idle agent, against an
  * idle `node` that only waits: first an agent that never booted, then the same agent after it
- * booted the VM for a connection and stopped it on its idle timeout. Memory is read after the
- * agent sat idle long enough for V8's memory reducer to run (it shrinks the heap some 10–20 s
- * after the last activity).
+ * booted the VM for a connection and stopped it on its idle timeout, as many times as --boots
+ * says. Memory is read after the agent sat idle long enough for V8's memory reducer to run (it
+ * shrinks the heap some 10–20 s after the last activity). The VM session (the agent's child that
+ * owns the VM while it runs) is read too, 10 s after the first connection closed.
  *
- *   npm run bench:footprint [-- --runs 10] [-- --no-cycle]
+ *   npm run bench:footprint [-- --runs 10] [-- --boots 3] [-- --no-cycle]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { sandbox } from '../test/support/cli.js';
+import { cliPath, processesMatching, sandbox } from '../test/support/cli.js';
 import { agentEvents, freePort, startAgent, waitFor } from '../test/support/agent.js';
-import { cliPath } from '../test/support/cli.js';
 import { median, seconds, table } from './stats.js';
 
 const runs = (() => {
@@ -22,6 +22,10 @@ const runs = (() => {
   return at > 0 ? Number(process.argv[at + 1]) : 10;
 })();
 const cycle = !process.argv.includes('--no-cycle');
+const boots = (() => {
+  const at = process.argv.indexOf('--boots');
+  return at > 0 ? Number(process.argv[at + 1]) : 1;
+})();
 const settleMs = 40_000;
 const box = sandbox();
 const name = 'footprint';
@@ -70,16 +74,24 @@ try {
   memory.push(['floor: idle node', (rssMiB(idleNode.pid ?? 0)).toFixed(1)], ['agent, never booted', rssMiB(pid).toFixed(1)]);
   idleNode.kill();
   if (cycle) {
-    process.stderr.write('booting the VM through the agent for one connection (it stops 15 s after)…\n');
-    const socket = connect(port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('data', () => resolve());
-      socket.once('error', reject);
-    });
-    socket.destroy();
-    await waitFor('the idle stop', () => (agentEvents(box, name).some((e) => e.event === 'idle-stop') ? true : undefined), 10 * 60_000);
-    await sleep(settleMs);
-    memory.push(['agent, after one boot and idle stop', rssMiB(pid).toFixed(1)]);
+    for (let boot = 1; boot <= boots; boot++) {
+      process.stderr.write(`boot ${boot}/${boots}: booting the VM through the agent for one connection (it stops 15 s after)…\n`);
+      const stopsBefore = agentEvents(box, name).filter((e) => e.event === 'idle-stop').length;
+      const socket = connect(port, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => {
+        socket.once('data', () => resolve());
+        socket.once('error', reject);
+      });
+      socket.destroy();
+      if (boot === 1) {
+        await sleep(10_000);
+        const [session] = processesMatching(`--name\u0000${name}\u0000vm-session\u0000`);
+        if (session) memory.push(['VM session, VM running (10 s after the connection)', rssMiB(session).toFixed(1)]);
+      }
+      await waitFor('the idle stop', () => (agentEvents(box, name).filter((e) => e.event === 'idle-stop').length > stopsBefore ? true : undefined), 10 * 60_000);
+      await sleep(settleMs);
+      memory.push([`agent, after ${boot} boot${boot === 1 ? '' : 's'} and idle stop${boot === 1 ? '' : 's'}`, rssMiB(pid).toFixed(1)]);
+    }
   }
   process.stdout.write(`\nIdle resident memory (VmRSS, ${settleMs / 1000} s after the last activity)\n\n${table(['process', 'RSS (MiB)'], memory)}\n`);
 } finally {

@@ -92,7 +92,11 @@ function program(): Command {
   cli
     .command('vm-session', { hidden: true })
     .option('--reason <text>', 'why the VM boots', 'a connection')
-    .action(async (options: { reason: string }) => (await import('../agent/vm-session.js')).runVmSession(name(), options.reason));
+    .action(async (options: { reason: string }) => {
+      await (await import('../agent/vm-session.js')).runVmSession(name(), options.reason);
+      // The agent waits for this process to end before it boots again: nothing left open keeps it.
+      setTimeout(() => process.exit(), 5000).unref();
+    });
 
   cli
     .command('service')
