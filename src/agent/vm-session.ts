@@ -84,6 +84,9 @@ export class VmSession {
   /** Adopts the instance's running VM, or boots one; tells the agent ready or failed. */
   async begin(reason: string): Promise<void> {
     try {
+      // Loaded while status reads its files: a boot, the usual case, needs it next.
+      const loading = import('../instance/start.js');
+      loading.catch(() => undefined);
       const current = await status(this.paths.name);
       if (current.state === 'running' && current.pid !== null && current.ssh) {
         this.emit({ event: 'vm-adopted', pid: current.pid });
@@ -92,7 +95,7 @@ export class VmSession {
       }
       this.emit({ event: 'boot-start', reason });
       const t0 = Date.now();
-      const { start } = await import('../instance/start.js');
+      const { start } = await loading;
       const result = await start(this.paths.name, {}, this.reporter(), { storeSync: this.storeSync });
       const { pid, ssh } = result.status;
       if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
