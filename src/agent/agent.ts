@@ -53,23 +53,31 @@ class Session {
   constructor(name: string, reason: string, events: EventSink, reporter: Reporter) {
     // Its own process group: a Ctrl-C at the agent's terminal reaches the agent, which stops the
     // VM through the session, and not the session itself.
-    this.child = spawn(process.execPath, [cliPath, '--name', name, 'vm-session', '--reason', reason], { detached: true, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    this.child = spawn(process.execPath, [cliPath, '--name', name, 'vm-session', '--reason', reason, '--since', String(Date.now())], { detached: true, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     let settle: { resolve: (vm: Vm) => void; reject: (error: Error) => void } | undefined;
     this.ready = new Promise<Vm>((resolve, reject) => (settle = { resolve, reject }));
     // A boot that fails is said by each connection that waited for it.
     this.ready.catch(() => undefined);
     this.child.on('message', (message: SessionMessage) => {
-      if (message.type === 'ready') {
-        this.vm = { pid: message.pid, ssh: message.ssh };
-        settle?.resolve(this.vm);
-      } else if (message.type === 'failed') settle?.reject(new Error(message.message));
-      else if (message.type === 'synced') this.settleSync(message.id);
-      else if (message.type === 'event') {
-        if (message.event.event === 'vm-exited') this.vm = undefined;
-        events.emit(message.event);
+      switch (message.type) {
+        case 'ready':
+          this.vm = { pid: message.pid, ssh: message.ssh };
+          settle?.resolve(this.vm);
+          break;
+        case 'failed':
+          settle?.reject(new Error(message.message));
+          break;
+        case 'synced':
+          this.settleSync(message.id);
+          break;
+        case 'event':
+          if (message.event.event === 'vm-exited') this.vm = undefined;
+          events.emit(message.event);
+          break;
+        case 'report':
+          if (message.kind === 'phase') reporter.phase(message.line as Phase);
+          else reporter[message.kind]?.(message.line);
       }
-      else if (message.kind === 'phase') reporter.phase(message.line as Phase);
-      else reporter[message.kind]?.(message.line);
     });
     this.ended = new Promise<void>((resolve) => {
       this.child.once('exit', (code, signal) => {
@@ -140,7 +148,11 @@ export class Agent {
   /** Adopts a VM already running for this instance, then listens. */
   async listen(): Promise<void> {
     const current = await status(this.options.paths.name);
-    if (current.state === 'running') await this.ensureVm('adopted at the agent\'s start').catch(() => undefined);
+    if (current.state === 'running') {
+      await this.ensureVm('adopted at the agent\'s start').catch((error: unknown) => {
+        this.options.events.emit({ event: 'error', message: `adopting the running VM: ${(error as Error).message}` });
+      });
+    }
     // No Nagle on either side of the relay: the SSH handshake is a ping-pong of small packets,
     // and each one held back for an ACK costs a warm build tens of milliseconds.
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));

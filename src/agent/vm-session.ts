@@ -81,8 +81,11 @@ export class VmSession {
     return { phase: (phase: Phase) => report('phase')(phase), info: report('info'), detail: report('detail'), progress: report('progress') };
   }
 
-  /** Adopts the instance's running VM, or boots one; tells the agent ready or failed. */
-  async begin(reason: string): Promise<void> {
+  /**
+   * Adopts the instance's running VM, or boots one; tells the agent ready or failed. since: when
+   * the agent decided to boot, so boot-ready counts this process's own start-up too.
+   */
+  async begin(reason: string, since = Date.now()): Promise<void> {
     try {
       // Loaded while status reads its files: a boot, the usual case, needs it next.
       const loading = import('../instance/start.js');
@@ -94,12 +97,11 @@ export class VmSession {
         return;
       }
       this.emit({ event: 'boot-start', reason });
-      const t0 = Date.now();
       const { start } = await loading;
       const result = await start(this.paths.name, {}, this.reporter(), { storeSync: this.storeSync });
       const { pid, ssh } = result.status;
       if (pid === null || !ssh) throw new Error(`the builder is ${result.status.state} after start`);
-      this.emit({ event: 'boot-ready', seconds: (Date.now() - t0) / 1000, pid });
+      this.emit({ event: 'boot-ready', seconds: (Date.now() - since) / 1000, pid });
       const vm = { pid, ssh };
       // We launched it, so we hear how it ends (killed by which signal) at once.
       void result.exited?.then((info) => this.noticeExit(vm, info));
@@ -221,7 +223,7 @@ export class VmSession {
  * The child's side: talks to the agent over the IPC channel it was started with, and returns once
  * the session is over (the caller then exits).
  */
-export async function runVmSession(name: string, reason: string): Promise<void> {
+export async function runVmSession(name: string, reason: string, since: number): Promise<void> {
   if (!process.send) throw new Error('vm-session runs as the agent\'s child, with an IPC channel');
   const send: SessionChannel = (message) =>
     new Promise((resolve) => {
@@ -232,7 +234,7 @@ export async function runVmSession(name: string, reason: string): Promise<void> 
   const onMessage = (request: SessionRequest): void => void session.handle(request);
   process.on('message', onMessage);
   process.once('disconnect', () => session.abandon());
-  await session.begin(reason);
+  await session.begin(reason, Number.isFinite(since) ? since : Date.now());
   await session.finished;
   process.off('message', onMessage);
   if (process.connected) process.disconnect();

@@ -92,8 +92,9 @@ function program(): Command {
   cli
     .command('vm-session', { hidden: true })
     .option('--reason <text>', 'why the VM boots', 'a connection')
-    .action(async (options: { reason: string }) => {
-      await (await import('../agent/vm-session.js')).runVmSession(name(), options.reason);
+    .option('--since <ms>', 'when the agent decided to boot (ms since the epoch): boot-ready counts from there')
+    .action(async (options: { reason: string; since?: string }) => {
+      await (await import('../agent/vm-session.js')).runVmSession(name(), options.reason, Number(options.since ?? Date.now()));
       // The agent waits for this process to end before it boots again: nothing left open keeps it.
       setTimeout(() => process.exit(), 5000).unref();
     });
