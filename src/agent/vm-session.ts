@@ -5,6 +5,7 @@
  * itself only listens and relays, so what a boot allocates (the image, the registration of
  * thousands of store paths) leaves with this process instead of staying in the agent's heap.
  */
+import { failed } from '../errors.js';
 import { isAlive } from '../drivers/process.js';
 import { status } from '../instance/status.js';
 import { consoleTail } from '../instance/console.js';
@@ -224,7 +225,7 @@ export class VmSession {
  * the session is over (the caller then exits).
  */
 export async function runVmSession(name: string, reason: string, since: number): Promise<void> {
-  if (!process.send) throw new Error('vm-session runs as the agent\'s child, with an IPC channel');
+  if (!process.send) throw failed('vm-session runs only as the on-demand agent\'s child: it talks to the agent over an IPC channel', 'run `linux-builder serve`, which starts it at each boot');
   const send: SessionChannel = (message) =>
     new Promise((resolve) => {
       if (!process.connected) return resolve();

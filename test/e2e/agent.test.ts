@@ -180,3 +180,11 @@ test('serve refuses a non-loopback --listen and a bad --idle-timeout (exit 2)', 
     assert.match(result.stderr, /^linux-builder: /);
   }
 });
+
+test('vm-session run by hand refuses, saying it is the agent\'s child (exit 1), and --help does not list it', async () => {
+  const box = sandbox();
+  const result = await box.run(['--name', 'by-hand', 'vm-session']);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, /^linux-builder: vm-session runs only as the on-demand agent's child/);
+  assert.doesNotMatch((await box.run(['--help'])).stdout, /vm-session/);
+});
