@@ -3,7 +3,7 @@
  * userland, kernel and image, the launch, readiness over SSH, and the rollback when the guest
  * never becomes ready; then the host's store paths are registered in the guest.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { badInput, failed, UserError } from '../errors.js';
 import type { Settings, SettingsFlags } from '../config/settings.js';
@@ -291,6 +291,9 @@ async function boot(
   const t0 = Date.now();
   const { planFor, transport: wanted, control, ssh, arch, systems, accel, userlandSummary } = await prepare(paths, driver, { settings, toRemember: settings, dryRun: false }, decision, disk, reporter);
   reporter.phase('booting');
+  // The last VM's console still says it was ready (or failed): the hypervisor truncates the file
+  // only once it opens it, and a readiness poll before that would take the old marker for this boot.
+  await rm(paths.consoleLog, { force: true });
   const launchStarted = Date.now();
   const { vm, transport } = await launchSharing(driver, control, planFor, wanted, reporter);
   const plan = planFor(transport);
