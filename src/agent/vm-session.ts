@@ -142,11 +142,8 @@ export class VmSession {
 
   /** The agent went away (killed): the VM keeps running for the next agent to adopt. */
   abandon(): void {
-    this.over = true;
     this.vm = undefined;
-    this.stopTimers();
-    this.storeSync.close();
-    this.resolveFinished();
+    void this.finish();
   }
 
   private serialize<T>(operation: () => Promise<T>): Promise<T> {
